@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point of the `retrain` CLI. The project ships TypeScript sources and runs them through tsx's
+// ESM loader, so `npx retrain` works right after `npm ci` with no build step.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+await main(process.argv);

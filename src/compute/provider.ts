@@ -1,0 +1,40 @@
+import type { JobSpec } from '../jobspec/types.js';
+import type { Transport } from '../remote/transport.js';
+
+/** What is persisted in the job about a rented/reserved host, so a new worker can reattach. */
+export interface LeaseInfo {
+  driver: 'local' | 'ssh' | 'vast';
+  /** Provider-specific id (vast instance id, ssh host alias, `local`). */
+  id: string;
+  host: string;
+  port?: number;
+  user?: string;
+  /** Root under which this lease's work dirs live on the host. */
+  workRoot: string;
+  acquiredAt: string;
+  /** $/hour while held (0 for local/ssh). */
+  hourlyCostUsd: number;
+}
+
+export interface Lease {
+  info: LeaseInfo;
+  transport: Transport;
+}
+
+export interface AcquireContext {
+  signal: AbortSignal;
+  /** Called as soon as something billable exists, before waiting on it (crash safety). */
+  onLeaseCreated?: (info: LeaseInfo) => Promise<void>;
+}
+
+export interface ComputeProvider {
+  readonly driver: 'local' | 'ssh' | 'vast';
+  /** Rents or reserves a host; resolves when commands can run on it. */
+  acquire(spec: JobSpec, ctx: AcquireContext): Promise<Lease>;
+  /** Reconnects to a lease recorded earlier; null when it is gone. */
+  reattach(info: LeaseInfo): Promise<Lease | null>;
+  /** Idempotent. For vast: destroy and confirm it is gone. */
+  release(info: LeaseInfo): Promise<void>;
+  /** What this deployment holds now (for the reaper). */
+  list(): Promise<LeaseInfo[]>;
+}
