@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Reference recipe: logistic regression on FeatureBuilderV1 features. Python 3 standard library only.
+
+Inputs
+  --dataset  features CSV `ts,close,<features...>,fwd_ret_1` (src/data/FEATURES.md); every column
+             other than ts, close and fwd_ret_1 is a feature. Rows must be in time order.
+  --costs    costs.json: {"symbol", "taker_fee_bps", "maker_fee_bps", "median_spread_bps",
+             "slippage_bps_per_sigma"}
+
+Method
+  Time-ordered split, no shuffling across it: rows [0, n_train) train, [n_train, n) test, with
+  n_train = floor(n * (1 - test_fraction)). Features are standardised with the train split's mean and
+  std. Label y = 1 if fwd_ret_1 > 0 else 0. Mini-batch gradient descent on the log loss plus
+  L2 (weights only), batch order shuffled per epoch inside the train split by random.Random(seed):
+  the same inputs give byte-identical outputs.
+
+Outputs (in --out; every file written atomically: a temporary file, then os.replace)
+  features.json       before training: {"features": [...], "means": [...], "stds": [...]}
+  split_indices.json  before training: {"train": [0, n_train], "test": [n_train, n],
+                      "n_train", "n_test"}; ranges are half-open [start, end)
+  training_log.json   refreshed after every epoch: {"epochs": [{"epoch", "train_loss", "test_loss"}]}
+  model.bin           the model (format below)
+  config.json         hyperparameters, feature list, seed
+  metrics.json        directionalHitRate, maxDrawdown, sharpe, net_bps_after_costs, n_train, n_test
+  stdout gets `RETRAIN_PROGRESS step=<epoch> total=<epochs>` after each epoch.
+
+model.bin (little-endian)
+  offset 0  4 bytes   magic b"RTLR"
+  offset 4  uint16    format version (1)
+  offset 6  uint16    n, the number of features (in the order of config.json "features")
+  offset 8  float64   bias, then n float64 weights, n float64 means, n float64 stds
+  p(up) = sigmoid(bias + sum_j weights[j] * (x[j] - means[j]) / stds[j])
+
+Exit status 0 on success, 2 on bad input or arguments (message on stderr).
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import struct
+import sys
+
+MAGIC = b"RTLR"
+FORMAT_VERSION = 1
+MIN_TRAIN = 40
+MIN_TEST = 10
+COST_FIELDS = ("taker_fee_bps", "maker_fee_bps", "median_spread_bps", "slippage_bps_per_sigma")
+
+
+class BadInput(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- io
+
+
+def write_atomic(path, data):
+    """Writes bytes (or text) to a temporary file next to `path`, then renames it over `path`."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path, value):
+    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def read_dataset(path):
+    """Returns (feature_names, ts, X rows, fwd_ret_1, close)."""
+    try:
+        f = open(path, newline="")
+    except OSError as e:
+        raise BadInput("cannot read dataset %s: %s" % (path, e.strerror))
+    with f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise BadInput("dataset %s is empty" % path)
+        header = [h.strip() for h in header]
+        missing = [c for c in ("ts", "close", "fwd_ret_1") if c not in header]
+        if missing:
+            raise BadInput("dataset %s: missing column(s) %s" % (path, ", ".join(missing)))
+        if len(set(header)) != len(header):
+            raise BadInput("dataset %s: duplicate column names" % path)
+        features = [h for h in header if h not in ("ts", "close", "fwd_ret_1")]
+        if not features:
+            raise BadInput("dataset %s: no feature columns" % path)
+        i_ts, i_close, i_fwd = header.index("ts"), header.index("close"), header.index("fwd_ret_1")
+        i_feat = [header.index(name) for name in features]
+        ts, X, fwd, close = [], [], [], []
+        for line_no, row in enumerate(reader, start=2):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise BadInput("dataset line %d: %d fields, expected %d" % (line_no, len(row), len(header)))
+            try:
+                values = [float(v) for v in row]
+            except ValueError:
+                raise BadInput("dataset line %d: non-numeric value" % line_no)
+            if not all(math.isfinite(v) for v in values):
+                raise BadInput("dataset line %d: non-finite value" % line_no)
+            if ts and values[i_ts] <= ts[-1]:
+                raise BadInput("dataset line %d: ts is not after the previous row's (rows must be in time order)" % line_no)
+            ts.append(values[i_ts])
+            close.append(values[i_close])
+            fwd.append(values[i_fwd])
+            X.append([values[i] for i in i_feat])
+    return features, ts, X, fwd, close
+
+
+def read_costs(path):
+    try:
+        with open(path) as f:
+            costs = json.load(f)
+    except OSError as e:
+        raise BadInput("cannot read costs %s: %s" % (path, e.strerror))
+    except ValueError as e:
+        raise BadInput("costs %s: invalid JSON (%s)" % (path, e))
+    if not isinstance(costs, dict):
+        raise BadInput("costs %s: expected a JSON object" % path)
+    for field in COST_FIELDS:
+        v = costs.get(field)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise BadInput("costs %s: %s must be a non-negative number" % (path, field))
+    return costs
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def sigmoid(z):
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def log_loss(z, y):
+    """-[y log s(z) + (1-y) log(1 - s(z))], computed without overflow."""
+    return max(z, 0.0) - y * z + math.log1p(math.exp(-abs(z)))
+
+
+def logit(w, b, x):
+    return b + sum(wj * xj for wj, xj in zip(w, x))
+
+
+def mean_loss(w, b, X, y):
+    return sum(log_loss(logit(w, b, x), t) for x, t in zip(X, y)) / len(X)
+
+
+def standardise(X_train):
+    d = len(X_train[0])
+    n = len(X_train)
+    means = [sum(x[j] for x in X_train) / n for j in range(d)]
+    stds = []
+    for j in range(d):
+        var = sum((x[j] - means[j]) ** 2 for x in X_train) / n
+        stds.append(math.sqrt(var) if var > 0 else 1.0)
+    return means, stds
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2.0
+
+
+def positions_from_probabilities(probs, threshold):
+    """+1 (long) when p > 0.5 + threshold, -1 (short) when p < 0.5 - threshold, else 0 (flat)."""
+    return [(1 if p > 0.5 else -1) if abs(p - 0.5) > threshold else 0 for p in probs]
+
+
+def trading_metrics(positions, fwd_ret, bar_vol, median_vol, costs, bars_per_year):
+    """The metrics of metrics.json on the test split (DESIGN.md, "training contract").
+
+    Position pos[t] is held over bar t -> t+1, so its gross return is pos[t] * fwd_ret_1[t] (log return).
+    Each change of position (starting flat) pays, in basis points per unit of |pos[t] - pos[t-1]|:
+        taker_fee_bps + median_spread_bps / 2 + slippage_bps_per_sigma * (bar_vol[t] / median_vol)
+    where bar_vol is the bar's vol_24 and median_vol the median vol_24 of the train split (ratio 1 when
+    unavailable). The last position is not charged an exit. net[t] = gross[t] - cost[t] / 1e4.
+
+    directionalHitRate  traded bars (pos != 0) where sign(pos) == sign(fwd_ret_1), over traded bars;
+                        0 when nothing was traded.
+    maxDrawdown         largest peak-to-trough fall of equity[t] = exp(cumsum(net)), starting at 1,
+                        as a fraction of the peak (0 when none).
+    sharpe              mean(net) / std(net) * sqrt(bars_per_year) (population std; 0 when std is 0).
+    net_bps_after_costs mean(net) * 1e4 over all test bars.
+    """
+    fixed_bps = costs["taker_fee_bps"] + costs["median_spread_bps"] / 2.0
+    slip = costs["slippage_bps_per_sigma"]
+    net = []
+    hits = traded = 0
+    prev = 0
+    for pos, r, vol in zip(positions, fwd_ret, bar_vol):
+        change = abs(pos - prev)
+        ratio = vol / median_vol if (median_vol > 0 and vol is not None) else 1.0
+        cost_bps = (fixed_bps + slip * ratio) * change
+        net.append(pos * r - cost_bps / 1e4)
+        if pos != 0:
+            traded += 1
+            if pos * r > 0:
+                hits += 1
+        prev = pos
+
+    n = len(net)
+    mean = sum(net) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in net) / n)
+    log_equity = peak = 0.0
+    max_dd = 0.0
+    for x in net:
+        log_equity += x
+        peak = max(peak, log_equity)
+        max_dd = max(max_dd, 1.0 - math.exp(log_equity - peak))
+    return {
+        "directionalHitRate": hits / traded if traded else 0.0,
+        "maxDrawdown": max_dd,
+        "sharpe": mean / std * math.sqrt(bars_per_year) if std > 0 else 0.0,
+        "net_bps_after_costs": mean * 1e4,
+    }
+
+
+def bars_per_year(ts):
+    """From the median spacing of the timestamps: 8760 for hourly bars."""
+    gaps = [b - a for a, b in zip(ts, ts[1:])]
+    dt = median(gaps) if gaps else 3600.0
+    return 365.0 * 86400.0 / dt
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Reference recipe: logistic regression (stdlib only).")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--costs", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--learning-rate", type=float, default=0.05)
+    p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument("--threshold", type=float, default=0.02)
+    p.add_argument("--l2", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=1234)
+    a = p.parse_args(argv)
+    if a.epochs < 1 or a.epochs > 100000:
+        p.error("--epochs must be in 1..100000")
+    if not (a.learning_rate > 0 and math.isfinite(a.learning_rate)):
+        p.error("--learning-rate must be > 0")
+    if not 0 < a.test_fraction < 1:
+        p.error("--test-fraction must be in (0, 1)")
+    if not 0 <= a.threshold < 0.5:
+        p.error("--threshold must be in [0, 0.5)")
+    if not (a.l2 >= 0 and math.isfinite(a.l2)):
+        p.error("--l2 must be >= 0")
+    if a.batch_size < 1:
+        p.error("--batch-size must be >= 1")
+    return a
+
+
+def train(args):
+    features, ts, X, fwd, _close = read_dataset(args.dataset)
+    costs = read_costs(args.costs)
+    n = len(X)
+    n_train = int(math.floor(n * (1.0 - args.test_fraction)))
+    n_test = n - n_train
+    if n_train < MIN_TRAIN or n_test < MIN_TEST:
+        raise BadInput(
+            "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, MIN_TRAIN, MIN_TEST)
+        )
+    os.makedirs(args.out, exist_ok=True)
+    out = lambda name: os.path.join(args.out, name)  # noqa: E731
+    log("reference: %s, %d rows, %d features, train %d, test %d" % (args.symbol, n, len(features), n_train, n_test))
+
+    means, stds = standardise(X[:n_train])
+    Z = [[(x[j] - means[j]) / stds[j] for j in range(len(features))] for x in X]
+    y = [1.0 if r > 0 else 0.0 for r in fwd]
+    write_json(out("features.json"), {"features": features, "means": means, "stds": stds})
+    write_json(
+        out("split_indices.json"),
+        {"train": [0, n_train], "test": [n_train, n], "n_train": n_train, "n_test": n_test},
+    )
+
+    Z_train, y_train, Z_test, y_test = Z[:n_train], y[:n_train], Z[n_train:], y[n_train:]
+    d = len(features)
+    w = [0.0] * d
+    b = 0.0
+    rng = random.Random(args.seed)
+    order = list(range(n_train))
+    lr, l2, bs = args.learning_rate, args.l2, args.batch_size
+    history = []
+    for epoch in range(1, args.epochs + 1):
+        rng.shuffle(order)
+        for start in range(0, n_train, bs):
+            batch = order[start : start + bs]
+            gw = [0.0] * d
+            gb = 0.0
+            for i in batch:
+                x = Z_train[i]
+                err = sigmoid(logit(w, b, x)) - y_train[i]
+                gb += err
+                for j in range(d):
+                    gw[j] += err * x[j]
+            m = float(len(batch))
+            b -= lr * gb / m
+            w = [wj - lr * (gj / m + l2 * wj) for wj, gj in zip(w, gw)]
+        train_loss = mean_loss(w, b, Z_train, y_train)
+        test_loss = mean_loss(w, b, Z_test, y_test)
+        history.append({"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss})
+        write_json(out("training_log.json"), {"epochs": history})
+        log("epoch %d/%d train_loss=%.6f test_loss=%.6f" % (epoch, args.epochs, train_loss, test_loss))
+        log("RETRAIN_PROGRESS step=%d total=%d" % (epoch, args.epochs))
+
+    probs = [sigmoid(logit(w, b, z)) for z in Z_test]
+    positions = positions_from_probabilities(probs, args.threshold)
+    if "vol_24" in features:
+        j = features.index("vol_24")
+        vols = [x[j] for x in X]
+        median_vol = median(vols[:n_train])
+        test_vol = vols[n_train:]
+    else:
+        median_vol, test_vol = 0.0, [None] * n_test
+    per_year = bars_per_year(ts)
+    metrics = trading_metrics(positions, fwd[n_train:], test_vol, median_vol, costs, per_year)
+    metrics["n_train"] = n_train
+    metrics["n_test"] = n_test
+
+    blob = struct.pack("<4sHH", MAGIC, FORMAT_VERSION, d) + struct.pack("<%dd" % (1 + 3 * d), b, *w, *means, *stds)
+    write_atomic(out("model.bin"), blob)
+    write_json(
+        out("config.json"),
+        {
+            "recipe": "reference",
+            "model": "logistic_regression",
+            "model_format": "RTLR v%d (see train.py)" % FORMAT_VERSION,
+            "symbol": args.symbol,
+            "features": features,
+            "label": "fwd_ret_1 > 0",
+            "epochs": args.epochs,
+            "learning_rate": args.learning_rate,
+            "l2": l2,
+            "batch_size": bs,
+            "test_fraction": args.test_fraction,
+            "threshold": args.threshold,
+            "seed": args.seed,
+            "bars_per_year": per_year,
+            "costs": {k: costs[k] for k in COST_FIELDS},
+        },
+    )
+    write_json(out("metrics.json"), metrics)
+    log(
+        "done: hit_rate=%.4f sharpe=%.3f net_bps=%.3f max_dd=%.4f trades_on=%d/%d"
+        % (
+            metrics["directionalHitRate"],
+            metrics["sharpe"],
+            metrics["net_bps_after_costs"],
+            metrics["maxDrawdown"],
+            sum(1 for p in positions if p != 0),
+            n_test,
+        )
+    )
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        train(args)
+    except BadInput as e:
+        print("train.py: error: %s" % e, file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

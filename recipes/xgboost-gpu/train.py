@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""xgboost-gpu recipe: gradient-boosted trees (XGBoost, device cuda or cpu) on FeatureBuilderV1 features.
+
+Same contract as recipes/reference/train.py (inputs, split, metrics, output files); the small shared
+functions (CSV/costs reading, atomic writes, metrics) are copied from it so that each recipe is one
+standalone file. Differences:
+  - the model is an XGBoost booster (binary:logistic, tree_method hist) trained for --num-rounds
+    rounds on the raw features (trees need no standardisation; features.json still records the
+    train-split means and stds);
+  - model.bin is the booster saved in UBJSON (xgboost.Booster.save_raw("ubj")); load it with
+    booster = xgboost.Booster(); booster.load_model(bytearray(open("model.bin", "rb").read()));
+  - training_log.json holds per-round train/test log loss, refreshed every --log-every rounds;
+  - `RETRAIN_PROGRESS step=<round> total=<rounds>` is printed after every round.
+Requires xgboost >= 2.1 (the recipe's setup step installs it) and numpy (an xgboost dependency).
+Exit status 0 on success, 2 on bad input or arguments, 3 when xgboost is missing or fails.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+MIN_TRAIN = 40
+MIN_TEST = 10
+COST_FIELDS = ("taker_fee_bps", "maker_fee_bps", "median_spread_bps", "slippage_bps_per_sigma")
+
+
+class BadInput(Exception):
+    pass
+
+
+class TrainerFailed(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- io (as in reference)
+
+
+def write_atomic(path, data):
+    """Writes bytes (or text) to a temporary file next to `path`, then renames it over `path`."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path, value):
+    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def read_dataset(path):
+    """Returns (feature_names, ts, X rows, fwd_ret_1, close)."""
+    try:
+        f = open(path, newline="")
+    except OSError as e:
+        raise BadInput("cannot read dataset %s: %s" % (path, e.strerror))
+    with f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise BadInput("dataset %s is empty" % path)
+        header = [h.strip() for h in header]
+        missing = [c for c in ("ts", "close", "fwd_ret_1") if c not in header]
+        if missing:
+            raise BadInput("dataset %s: missing column(s) %s" % (path, ", ".join(missing)))
+        if len(set(header)) != len(header):
+            raise BadInput("dataset %s: duplicate column names" % path)
+        features = [h for h in header if h not in ("ts", "close", "fwd_ret_1")]
+        if not features:
+            raise BadInput("dataset %s: no feature columns" % path)
+        i_ts, i_close, i_fwd = header.index("ts"), header.index("close"), header.index("fwd_ret_1")
+        i_feat = [header.index(name) for name in features]
+        ts, X, fwd, close = [], [], [], []
+        for line_no, row in enumerate(reader, start=2):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise BadInput("dataset line %d: %d fields, expected %d" % (line_no, len(row), len(header)))
+            try:
+                values = [float(v) for v in row]
+            except ValueError:
+                raise BadInput("dataset line %d: non-numeric value" % line_no)
+            if not all(math.isfinite(v) for v in values):
+                raise BadInput("dataset line %d: non-finite value" % line_no)
+            if ts and values[i_ts] <= ts[-1]:
+                raise BadInput("dataset line %d: ts is not after the previous row's (rows must be in time order)" % line_no)
+            ts.append(values[i_ts])
+            close.append(values[i_close])
+            fwd.append(values[i_fwd])
+            X.append([values[i] for i in i_feat])
+    return features, ts, X, fwd, close
+
+
+def read_costs(path):
+    try:
+        with open(path) as f:
+            costs = json.load(f)
+    except OSError as e:
+        raise BadInput("cannot read costs %s: %s" % (path, e.strerror))
+    except ValueError as e:
+        raise BadInput("costs %s: invalid JSON (%s)" % (path, e))
+    if not isinstance(costs, dict):
+        raise BadInput("costs %s: expected a JSON object" % path)
+    for field in COST_FIELDS:
+        v = costs.get(field)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise BadInput("costs %s: %s must be a non-negative number" % (path, field))
+    return costs
+
+
+# ----------------------------------------------------------------------------- metrics (as in reference)
+
+
+def median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2.0
+
+
+def positions_from_probabilities(probs, threshold):
+    """+1 (long) when p > 0.5 + threshold, -1 (short) when p < 0.5 - threshold, else 0 (flat)."""
+    return [(1 if p > 0.5 else -1) if abs(p - 0.5) > threshold else 0 for p in probs]
+
+
+def trading_metrics(positions, fwd_ret, bar_vol, median_vol, costs, bars_per_year):
+    """The metrics of metrics.json on the test split (DESIGN.md, "training contract").
+
+    Position pos[t] is held over bar t -> t+1, so its gross return is pos[t] * fwd_ret_1[t] (log return).
+    Each change of position (starting flat) pays, in basis points per unit of |pos[t] - pos[t-1]|:
+        taker_fee_bps + median_spread_bps / 2 + slippage_bps_per_sigma * (bar_vol[t] / median_vol)
+    where bar_vol is the bar's vol_24 and median_vol the median vol_24 of the train split (ratio 1 when
+    unavailable). The last position is not charged an exit. net[t] = gross[t] - cost[t] / 1e4.
+
+    directionalHitRate  traded bars (pos != 0) where sign(pos) == sign(fwd_ret_1), over traded bars;
+                        0 when nothing was traded.
+    maxDrawdown         largest peak-to-trough fall of equity[t] = exp(cumsum(net)), starting at 1,
+                        as a fraction of the peak (0 when none).
+    sharpe              mean(net) / std(net) * sqrt(bars_per_year) (population std; 0 when std is 0).
+    net_bps_after_costs mean(net) * 1e4 over all test bars.
+    """
+    fixed_bps = costs["taker_fee_bps"] + costs["median_spread_bps"] / 2.0
+    slip = costs["slippage_bps_per_sigma"]
+    net = []
+    hits = traded = 0
+    prev = 0
+    for pos, r, vol in zip(positions, fwd_ret, bar_vol):
+        change = abs(pos - prev)
+        ratio = vol / median_vol if (median_vol > 0 and vol is not None) else 1.0
+        cost_bps = (fixed_bps + slip * ratio) * change
+        net.append(pos * r - cost_bps / 1e4)
+        if pos != 0:
+            traded += 1
+            if pos * r > 0:
+                hits += 1
+        prev = pos
+
+    n = len(net)
+    mean = sum(net) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in net) / n)
+    log_equity = peak = 0.0
+    max_dd = 0.0
+    for x in net:
+        log_equity += x
+        peak = max(peak, log_equity)
+        max_dd = max(max_dd, 1.0 - math.exp(log_equity - peak))
+    return {
+        "directionalHitRate": hits / traded if traded else 0.0,
+        "maxDrawdown": max_dd,
+        "sharpe": mean / std * math.sqrt(bars_per_year) if std > 0 else 0.0,
+        "net_bps_after_costs": mean * 1e4,
+    }
+
+
+def bars_per_year(ts):
+    """From the median spacing of the timestamps: 8760 for hourly bars."""
+    gaps = [b - a for a, b in zip(ts, ts[1:])]
+    dt = median(gaps) if gaps else 3600.0
+    return 365.0 * 86400.0 / dt
+
+
+def column_stats(X_train):
+    n = len(X_train)
+    means = [sum(x[j] for x in X_train) / n for j in range(len(X_train[0]))]
+    stds = [math.sqrt(sum((x[j] - means[j]) ** 2 for x in X_train) / n) for j in range(len(X_train[0]))]
+    return means, stds
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="xgboost-gpu recipe: gradient-boosted trees.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--costs", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--num-rounds", type=int, default=400)
+    p.add_argument("--max-depth", type=int, default=4)
+    p.add_argument("--learning-rate", type=float, default=0.05)
+    p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument("--threshold", type=float, default=0.02)
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    p.add_argument("--subsample", type=float, default=0.8)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--seed", type=int, default=1234)
+    a = p.parse_args(argv)
+    if not 1 <= a.num_rounds <= 100000:
+        p.error("--num-rounds must be in 1..100000")
+    if not 1 <= a.max_depth <= 16:
+        p.error("--max-depth must be in 1..16")
+    if not (a.learning_rate > 0 and math.isfinite(a.learning_rate)):
+        p.error("--learning-rate must be > 0")
+    if not 0 < a.test_fraction < 1:
+        p.error("--test-fraction must be in (0, 1)")
+    if not 0 <= a.threshold < 0.5:
+        p.error("--threshold must be in [0, 0.5)")
+    if not 0 < a.subsample <= 1:
+        p.error("--subsample must be in (0, 1]")
+    if a.log_every < 1:
+        p.error("--log-every must be >= 1")
+    return a
+
+
+def train(args):
+    features, ts, X, fwd, _close = read_dataset(args.dataset)
+    costs = read_costs(args.costs)
+    n = len(X)
+    n_train = int(math.floor(n * (1.0 - args.test_fraction)))
+    n_test = n - n_train
+    if n_train < MIN_TRAIN or n_test < MIN_TEST:
+        raise BadInput(
+            "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, MIN_TRAIN, MIN_TEST)
+        )
+    try:
+        import numpy as np
+        import xgboost as xgb
+    except ImportError as e:
+        raise TrainerFailed("%s (the recipe's setup step installs xgboost>=2.1)" % e)
+
+    os.makedirs(args.out, exist_ok=True)
+    out = lambda name: os.path.join(args.out, name)  # noqa: E731
+    log(
+        "xgboost-gpu: %s, %d rows, %d features, train %d, test %d, xgboost %s, device %s"
+        % (args.symbol, n, len(features), n_train, n_test, xgb.__version__, args.device)
+    )
+    means, stds = column_stats(X[:n_train])
+    write_json(out("features.json"), {"features": features, "means": means, "stds": stds})
+    write_json(
+        out("split_indices.json"),
+        {"train": [0, n_train], "test": [n_train, n], "n_train": n_train, "n_test": n_test},
+    )
+
+    y = [1.0 if r > 0 else 0.0 for r in fwd]
+    dtrain = xgb.DMatrix(np.asarray(X[:n_train], dtype=np.float64), label=np.asarray(y[:n_train]), feature_names=features)
+    dtest = xgb.DMatrix(np.asarray(X[n_train:], dtype=np.float64), label=np.asarray(y[n_train:]), feature_names=features)
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "logloss",
+        "tree_method": "hist",
+        "device": args.device,
+        "max_depth": args.max_depth,
+        "eta": args.learning_rate,
+        "subsample": args.subsample,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 5.0,
+        "lambda": 1.0,
+        "seed": args.seed,
+    }
+    history = []
+    total = args.num_rounds
+
+    class Progress(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            step = epoch + 1
+            train_loss = float(evals_log["train"]["logloss"][-1])
+            test_loss = float(evals_log["test"]["logloss"][-1])
+            history.append({"epoch": step, "train_loss": train_loss, "test_loss": test_loss})
+            if step % args.log_every == 0 or step == total:
+                write_json(out("training_log.json"), {"epochs": history})
+                log("round %d/%d train_loss=%.6f test_loss=%.6f" % (step, total, train_loss, test_loss))
+            log("RETRAIN_PROGRESS step=%d total=%d" % (step, total))
+            return False
+
+    try:
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=total,
+            evals=[(dtrain, "train"), (dtest, "test")],
+            verbose_eval=False,
+            callbacks=[Progress()],
+        )
+        probs = [float(p) for p in booster.predict(dtest)]
+        model_bytes = bytes(booster.save_raw(raw_format="ubj"))
+    except xgb.core.XGBoostError as e:
+        hint = " (no usable GPU? try the var device=cpu)" if args.device == "cuda" else ""
+        raise TrainerFailed("xgboost failed: %s%s" % (str(e).splitlines()[0] if str(e) else e, hint))
+
+    positions = positions_from_probabilities(probs, args.threshold)
+    if "vol_24" in features:
+        j = features.index("vol_24")
+        vols = [x[j] for x in X]
+        median_vol = median(vols[:n_train])
+        test_vol = vols[n_train:]
+    else:
+        median_vol, test_vol = 0.0, [None] * n_test
+    per_year = bars_per_year(ts)
+    metrics = trading_metrics(positions, fwd[n_train:], test_vol, median_vol, costs, per_year)
+    metrics["n_train"] = n_train
+    metrics["n_test"] = n_test
+
+    write_atomic(out("model.bin"), model_bytes)
+    write_json(
+        out("config.json"),
+        {
+            "recipe": "xgboost-gpu",
+            "model": "xgboost_booster",
+            "model_format": "xgboost UBJSON (Booster.save_raw('ubj'))",
+            "xgboost_version": xgb.__version__,
+            "symbol": args.symbol,
+            "features": features,
+            "label": "fwd_ret_1 > 0",
+            "params": params,
+            "num_rounds": total,
+            "test_fraction": args.test_fraction,
+            "threshold": args.threshold,
+            "seed": args.seed,
+            "bars_per_year": per_year,
+            "costs": {k: costs[k] for k in COST_FIELDS},
+        },
+    )
+    write_json(out("metrics.json"), metrics)
+    log(
+        "done: hit_rate=%.4f sharpe=%.3f net_bps=%.3f max_dd=%.4f trades_on=%d/%d"
+        % (
+            metrics["directionalHitRate"],
+            metrics["sharpe"],
+            metrics["net_bps_after_costs"],
+            metrics["maxDrawdown"],
+            sum(1 for p in positions if p != 0),
+            n_test,
+        )
+    )
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        train(args)
+    except BadInput as e:
+        print("train.py: error: %s" % e, file=sys.stderr, flush=True)
+        return 2
+    except TrainerFailed as e:
+        print("train.py: error: %s" % e, file=sys.stderr, flush=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
