@@ -1,0 +1,119 @@
+import { keys } from '../storage/layout.js';
+import type { ArtifactStore } from '../storage/store.js';
+import type { LedgerEntry } from './types.js';
+
+/** A consistent read of one date's ledger: the entries and the version they belong to. */
+export interface LedgerSnapshot {
+  version: number;
+  entries: Record<string, LedgerEntry>;
+}
+
+/** The JSON written to `runs/<date>Z/status.json`. */
+export interface LedgerMirrorDoc {
+  date: string;
+  updatedAt: string;
+  version: number;
+  symbols: Record<string, LedgerEntry>;
+}
+
+export interface LedgerMirrorOptions {
+  store: ArtifactStore;
+  /** Reads a consistent snapshot of the date (entries and version together). */
+  snapshot: (date: string) => Promise<LedgerSnapshot>;
+  /** Reads only the date's current version. */
+  version: (date: string) => Promise<number>;
+  now: () => Date;
+  onError?: (err: unknown, date: string) => void;
+}
+
+interface DateState {
+  tail: Promise<void>;
+  written: number;
+}
+
+/** How many times one write re-reads when the ledger moved on while it was writing. */
+const MAX_ROUNDS = 5;
+
+/**
+ * Mirrors a date's ledger (Redis) into the store as `runs/<date>Z/status.json`.
+ *
+ * Guarantees:
+ * - within a process, writes for a date are serialised (one promise chain per date) and a write only
+ *   happens when the snapshot read is newer than the last one this process wrote, so the mirror
+ *   never goes back to an older version because of this process;
+ * - after each write the version is read again, and if the ledger moved on meanwhile the write is
+ *   redone from a fresh snapshot, so when updaters in several processes race, the last write to
+ *   land reflects the latest version (eventual convergence);
+ * - `notify` never throws and never rejects: failures go to `onError`;
+ * - `flush` forces a fresh full write and rejects if it fails.
+ */
+export class LedgerMirror {
+  private readonly states = new Map<string, DateState>();
+
+  constructor(private readonly opts: LedgerMirrorOptions) {}
+
+  /** A change produced `version` for `date`: schedule a mirror write unless one already covers it. */
+  notify(date: string, version: number): void {
+    const st = this.state(date);
+    st.tail = st.tail
+      .then(() => (version > st.written ? this.write(date, st, false) : undefined))
+      .catch((err: unknown) => this.report(err, date));
+  }
+
+  /** Writes the date's full current ledger now (after any queued write) and waits for it. */
+  flush(date: string): Promise<void> {
+    const st = this.state(date);
+    const run = st.tail.then(() => this.write(date, st, true));
+    st.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves when the writes queued so far for `date` are done (never rejects). */
+  idle(date: string): Promise<void> {
+    return this.state(date).tail;
+  }
+
+  /** The last version this process wrote for `date` (0 if none). */
+  lastWritten(date: string): number {
+    return this.states.get(date)?.written ?? 0;
+  }
+
+  private state(date: string): DateState {
+    let st = this.states.get(date);
+    if (!st) {
+      st = { tail: Promise.resolve(), written: 0 };
+      this.states.set(date, st);
+    }
+    return st;
+  }
+
+  private async write(date: string, st: DateState, force: boolean): Promise<void> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const snap = await this.opts.snapshot(date);
+      if (!force && snap.version <= st.written) return;
+      await this.opts.store.putJson(keys.runStatus(date), this.doc(date, snap));
+      st.written = Math.max(st.written, snap.version);
+      force = false;
+      if ((await this.opts.version(date)) <= st.written) return;
+    }
+  }
+
+  private doc(date: string, snap: LedgerSnapshot): LedgerMirrorDoc {
+    const symbols: Record<string, LedgerEntry> = {};
+    let updatedAt = '';
+    for (const sym of Object.keys(snap.entries).sort()) {
+      const e = snap.entries[sym]!;
+      symbols[sym] = e;
+      if (e.updatedAt > updatedAt) updatedAt = e.updatedAt;
+    }
+    return { date, updatedAt: updatedAt || this.opts.now().toISOString(), version: snap.version, symbols };
+  }
+
+  private report(err: unknown, date: string): void {
+    try {
+      this.opts.onError?.(err, date);
+    } catch {
+      /* a failing error callback must not break the chain */
+    }
+  }
+}

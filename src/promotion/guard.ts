@@ -1,0 +1,236 @@
+import { InputError } from '../errors.js';
+import type { PromoteMode } from '../jobspec/types.js';
+import { keys } from '../storage/layout.js';
+import type { ArtifactStore } from '../storage/store.js';
+import { parseMetricsText, type CandidateMetrics } from './metrics.js';
+import { publishProduction, readManifest } from './publish.js';
+import { decide, RULES_VERSION } from './rules.js';
+
+export type { PromoteMode } from '../jobspec/types.js';
+
+export interface PromoteOptions {
+  store: ArtifactStore;
+  symbol: string;
+  /** YYYYMMDD */
+  date: string;
+  jobId: string;
+  mode: PromoteMode;
+  /** Canary/live runs never write production: `auto` becomes `dry`. */
+  canary: boolean;
+  maxDrawdownTolerance: number;
+  now?: () => Date;
+}
+
+/**
+ * What the guard decided; also the content of the candidate's decision.json. `rule` is a rules-v1
+ * rule (see rules.ts) or one of the guard's own: promotion_off, missing_candidate,
+ * invalid_candidate_metrics, invalid_production_metrics, already_production.
+ */
+export interface PromotionResult {
+  symbol: string;
+  date: string;
+  jobId: string;
+  /** The effective mode (canary applied). */
+  mode: PromoteMode;
+  requestedMode: PromoteMode;
+  canary: boolean;
+  decision: 'promote' | 'reject' | 'skipped';
+  rule: string;
+  reason: string;
+  /** true only when this call (or, for a retry, an earlier call for the same job) published it. */
+  promoted: boolean;
+  candidate?: CandidateMetrics;
+  production?: CandidateMetrics | null;
+  /** Where the replaced production went (auto + promote, when there was one). */
+  historyStamp?: string;
+  rulesVersion: string;
+  maxDrawdownTolerance: number;
+  decidedAt: string;
+  /** Set in decision.json when publishing failed (the error is also thrown). */
+  error?: string;
+}
+
+/** `auto` under canary is `dry`; everything else is what was asked. */
+export function effectiveMode(mode: PromoteMode, canary: boolean): PromoteMode {
+  return canary && mode === 'auto' ? 'dry' : mode;
+}
+
+/**
+ * The promotion guard: decides whether a symbol's candidate replaces production, records the
+ * decision, and in effective `auto` publishes it.
+ *
+ * Guarantees:
+ * - `off` evaluates nothing and writes nothing;
+ * - otherwise `models/candidates/<SYM>/<date>/decision.json` is always written (the result);
+ * - a candidate without model.bin, or with missing/invalid metrics, is rejected, never promoted;
+ * - a production model whose metrics cannot be read (missing metrics.json next to a model or
+ *   manifest, or metrics that fail validation) is never replaced automatically: the candidate is
+ *   rejected with rule `invalid_production_metrics`, and an operator must fix or remove production;
+ * - production is written only in effective `auto` with decision `promote` (see publishProduction
+ *   for the write order and history);
+ * - idempotent on retry: when production's manifest already names this jobId and date, the result is
+ *   `promote` / `already_production` without writing production again.
+ */
+export async function promoteCandidate(opts: PromoteOptions): Promise<PromotionResult> {
+  const { store, symbol, date, jobId } = opts;
+  checkInputs(symbol, date, jobId, opts.mode);
+  const decidedAt = (opts.now ?? (() => new Date()))();
+  const mode = effectiveMode(opts.mode, opts.canary);
+  const base = {
+    symbol,
+    date,
+    jobId,
+    mode,
+    requestedMode: opts.mode,
+    canary: opts.canary,
+    rulesVersion: RULES_VERSION,
+    maxDrawdownTolerance: opts.maxDrawdownTolerance,
+    decidedAt: decidedAt.toISOString(),
+  };
+  if (mode === 'off') {
+    return { ...base, decision: 'skipped', rule: 'promotion_off', reason: 'promotion off', promoted: false };
+  }
+
+  const ev = await evaluate(store, symbol, date, jobId, opts.maxDrawdownTolerance);
+  let result: PromotionResult = {
+    ...base,
+    decision: ev.decision,
+    rule: ev.rule,
+    reason: ev.reason,
+    promoted: ev.rule === 'already_production' && mode === 'auto',
+    ...(ev.candidate ? { candidate: ev.candidate } : {}),
+    ...(ev.production !== undefined ? { production: ev.production } : {}),
+  };
+
+  if (mode === 'auto' && ev.decision === 'promote' && ev.rule !== 'already_production') {
+    try {
+      const out = await publishProduction({
+        store,
+        symbol,
+        date,
+        jobId,
+        rule: ev.rule,
+        decidedAt,
+        metrics: ev.candidate!,
+        metricsBytes: ev.candidateBytes!,
+      });
+      result = { ...result, promoted: true, ...(out.historyStamp ? { historyStamp: out.historyStamp } : {}) };
+    } catch (err) {
+      const failed = {
+        ...result,
+        error: `publishing to production failed: ${(err as Error)?.message ?? err}`,
+      };
+      await store.putJson(keys.candidate(symbol, date, 'decision.json'), failed).catch(() => undefined);
+      throw err;
+    }
+  }
+  await store.putJson(keys.candidate(symbol, date, 'decision.json'), result);
+  return result;
+}
+
+interface Evaluation {
+  decision: 'promote' | 'reject';
+  rule: string;
+  reason: string;
+  candidate?: CandidateMetrics;
+  candidateBytes?: Buffer;
+  production?: CandidateMetrics | null;
+}
+
+/** Reads the candidate and production, and applies rules v1. Writes nothing. */
+async function evaluate(
+  store: ArtifactStore,
+  symbol: string,
+  date: string,
+  jobId: string,
+  maxDrawdownTolerance: number,
+): Promise<Evaluation> {
+  const modelKey = keys.candidate(symbol, date, 'model.bin');
+  const metricsKey = keys.candidate(symbol, date, 'metrics.json');
+  if (!(await store.exists(modelKey))) {
+    return {
+      decision: 'reject',
+      rule: 'missing_candidate',
+      reason: `candidate model.bin is missing: ${modelKey}`,
+    };
+  }
+  if (!(await store.exists(metricsKey))) {
+    return {
+      decision: 'reject',
+      rule: 'invalid_candidate_metrics',
+      reason: `candidate metrics.json is missing: ${metricsKey}`,
+    };
+  }
+  const candidateBytes = await store.getBytes(metricsKey);
+  const cand = parseMetricsText(candidateBytes.toString('utf8'));
+  if (!cand.ok) {
+    return { decision: 'reject', rule: 'invalid_candidate_metrics', reason: `candidate ${cand.reason}` };
+  }
+  const candidate = cand.metrics;
+
+  const prodMetricsKey = keys.production(symbol, 'metrics.json');
+  const manifestKey = keys.production(symbol, 'manifest.json');
+  const [hasMetrics, hasModel, hasManifest] = await Promise.all([
+    store.exists(prodMetricsKey),
+    store.exists(keys.production(symbol, 'model.bin')),
+    store.exists(manifestKey),
+  ]);
+  if (!hasMetrics) {
+    if (hasModel || hasManifest) {
+      return {
+        decision: 'reject',
+        rule: 'invalid_production_metrics',
+        reason: `production has ${hasModel ? 'model.bin' : 'manifest.json'} but no metrics.json (${prodMetricsKey}); refusing to replace a production model that cannot be compared`,
+        candidate,
+      };
+    }
+    return {
+      ...decide(candidate, null, { maxDrawdownTolerance }),
+      candidate,
+      candidateBytes,
+      production: null,
+    };
+  }
+
+  if (hasManifest) {
+    const manifest = await readManifest(store, manifestKey);
+    if (manifest && manifest.jobId === jobId && manifest.date === date) {
+      return {
+        decision: 'promote',
+        rule: 'already_production',
+        reason: `production already holds this candidate (manifest names ${jobId})`,
+        candidate,
+        production: candidate,
+      };
+    }
+  }
+
+  const prod = parseMetricsText((await store.getBytes(prodMetricsKey)).toString('utf8'));
+  if (!prod.ok) {
+    return {
+      decision: 'reject',
+      rule: 'invalid_production_metrics',
+      reason: `production ${prod.reason} (${prodMetricsKey}); refusing to replace a production model that cannot be compared`,
+      candidate,
+    };
+  }
+  return {
+    ...decide(candidate, prod.metrics, { maxDrawdownTolerance }),
+    candidate,
+    candidateBytes,
+    production: prod.metrics,
+  };
+}
+
+function checkInputs(symbol: string, date: string, jobId: string, mode: PromoteMode): void {
+  if (typeof symbol !== 'string' || !/^[A-Za-z0-9._-]+$/.test(symbol)) {
+    throw new InputError(`invalid symbol ${JSON.stringify(symbol)} for promotion`);
+  }
+  if (typeof date !== 'string' || !/^\d{8}$/.test(date)) {
+    throw new InputError(`invalid date ${JSON.stringify(date)} for promotion: expected YYYYMMDD`);
+  }
+  if (typeof jobId !== 'string' || jobId === '') throw new InputError('promotion needs a jobId');
+  if (!['off', 'dry', 'auto'].includes(mode)) {
+    throw new InputError(`invalid promotion mode ${JSON.stringify(mode)}: expected off|dry|auto`);
+  }
+}

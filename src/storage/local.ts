@@ -1,0 +1,298 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ChecksumError, RetrainError, StoreError } from '../errors.js';
+import { sha256File, sha256Hex } from '../util/hash.js';
+import { TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
+import type { ArtifactStore, PutResult } from './store.js';
+
+/**
+ * An ArtifactStore on a local folder: key `a/b/c` is the file `<root>/a/b/c`.
+ *
+ * Guarantees:
+ * - every key and prefix is validated (see storage/keys.ts) before the filesystem is touched;
+ * - writes are atomic: data goes to a temp file in the destination folder, is fsynced, verified, and
+ *   only then renamed over the key, so a reader sees the old object or the whole new one, never a
+ *   partial or unverified one;
+ * - `putFile`, `copy` and `getFile` stream (memory stays flat) and hash the bytes both while reading
+ *   the source and again from the written file; on a mismatch (with each other or with
+ *   `expectedSha256`) the temp file is removed, nothing is renamed into place, and ChecksumError
+ *   names the key. An object previously stored under the key is left as it was;
+ * - `list` never returns temp files of in-flight writes.
+ *
+ * A key cannot be both an object and a prefix of other keys here (a file cannot be a folder); such a
+ * put fails with StoreError.
+ */
+export class LocalStore implements ArtifactStore {
+  readonly kind = 'local' as const;
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  /** The absolute filesystem path of a key. */
+  locate(key: string): string {
+    return join(this.root, ...validateKey(key).split('/'));
+  }
+
+  async putFile(key: string, localPath: string, expectedSha256?: string): Promise<PutResult> {
+    const dest = this.locate(key);
+    const missing = () => new StoreError(`source file not found: ${localPath}`, { retryable: false });
+    return this.writeAtomic(key, dest, (tmp) => streamCopy(localPath, tmp, missing, key), expectedSha256);
+  }
+
+  async putBytes(key: string, data: Buffer | string): Promise<PutResult> {
+    const dest = this.locate(key);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const sha256 = sha256Hex(buf);
+    return this.writeAtomic(key, dest, async (tmp) => {
+      const fh = await open(tmp, 'wx');
+      try {
+        await fh.writeFile(buf);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      return { sha256, bytes: buf.length };
+    });
+  }
+
+  /** Pretty-printed JSON (2 spaces, trailing newline). Throws StoreError for non-serialisable values. */
+  async putJson(key: string, value: unknown): Promise<PutResult> {
+    const text = JSON.stringify(value, null, 2);
+    if (text === undefined) {
+      throw new StoreError(`cannot store ${typeof value} as JSON at ${key}`, { retryable: false });
+    }
+    return this.putBytes(key, text + '\n');
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const path = this.locate(key);
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw fsError(err, key, 'read');
+    }
+  }
+
+  /** Throws StoreError (not retryable) naming the key when the object is not valid JSON. */
+  async getJson<T = unknown>(key: string): Promise<T> {
+    const buf = await this.getBytes(key);
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch (err) {
+      throw new StoreError(`invalid JSON at ${key}: ${(err as Error).message}`, {
+        retryable: false,
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Streams the object to `localPath` atomically (temp file + rename in the target folder, parents
+   * created). With `expectedSha256`, a mismatch removes the temp file, leaves `localPath` untouched
+   * and throws ChecksumError naming the key.
+   */
+  async getFile(key: string, localPath: string, expectedSha256?: string): Promise<void> {
+    const src = this.locate(key);
+    const dest = resolve(localPath);
+    const tmp = tempPathFor(dest);
+    try {
+      await mkdir(dirname(dest), { recursive: true });
+      const { sha256 } = await streamCopy(src, tmp, () => notFound(key), key);
+      const written = await sha256File(tmp);
+      if (written.sha256 !== sha256) {
+        throw new ChecksumError(
+          `checksum mismatch downloading ${key}: read ${sha256}, wrote ${written.sha256}`,
+        );
+      }
+      if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
+        throw new ChecksumError(`checksum mismatch for ${key}: expected ${expectedSha256}, got ${sha256}`);
+      }
+      await rename(tmp, dest);
+    } catch (err) {
+      throw err instanceof RetrainError ? err : fsError(err, key, `download to ${dest}`);
+    } finally {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    const path = this.locate(key);
+    try {
+      return (await stat(path)).isFile();
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return false;
+      throw fsError(err, key, 'stat');
+    }
+  }
+
+  /**
+   * Keys starting with `prefix` (plain string prefix, as in S3: `models/prod` matches
+   * `models/production/...`), recursively, sorted by code unit. A missing folder gives [].
+   */
+  async list(prefix: string): Promise<string[]> {
+    validatePrefix(prefix);
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const out: string[] = [];
+    await this.walk(dirKey, out);
+    return out.filter((k) => k.startsWith(prefix)).sort(compareKeys);
+  }
+
+  /** Verified copy: the written object must hash like the source, otherwise ChecksumError. */
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    const src = this.locate(fromKey);
+    const dest = this.locate(toKey);
+    await this.writeAtomic(toKey, dest, (tmp) => streamCopy(src, tmp, () => notFound(fromKey), toKey));
+  }
+
+  /** Idempotent: deleting a missing key is not an error. Empty folders are left in place. */
+  async delete(key: string): Promise<void> {
+    const path = this.locate(key);
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) return;
+      await rm(path, { force: true });
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return;
+      throw fsError(err, key, 'delete');
+    }
+  }
+
+  /**
+   * Creates the parent folder, lets `fill` write the temp file (returning the hash of the bytes it
+   * wrote), re-hashes the temp file from disk, compares with `expectedSha256`, then renames. The
+   * temp file is removed on every path that does not end in the rename.
+   */
+  private async writeAtomic(
+    key: string,
+    dest: string,
+    fill: (tmp: string) => Promise<{ sha256: string; bytes: number }>,
+    expectedSha256?: string,
+  ): Promise<PutResult> {
+    const tmp = tempPathFor(dest);
+    try {
+      try {
+        await mkdir(dirname(dest), { recursive: true });
+      } catch (err) {
+        throw fsError(err, key, 'create the folder of');
+      }
+      const source = await fill(tmp);
+      const written = await sha256File(tmp);
+      if (written.sha256 !== source.sha256 || written.bytes !== source.bytes) {
+        throw new ChecksumError(
+          `checksum mismatch writing ${key}: source ${source.sha256} (${source.bytes} B), stored ${written.sha256} (${written.bytes} B)`,
+        );
+      }
+      if (expectedSha256 !== undefined && written.sha256 !== expectedSha256.toLowerCase()) {
+        throw new ChecksumError(
+          `checksum mismatch for ${key}: expected ${expectedSha256}, got ${written.sha256}`,
+        );
+      }
+      try {
+        await rename(tmp, dest);
+      } catch (err) {
+        throw fsError(err, key, 'write');
+      }
+      return { key, sha256: written.sha256, bytes: written.bytes };
+    } catch (err) {
+      if (err instanceof RetrainError) throw err;
+      throw fsError(err, key, 'write');
+    } finally {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  private async walk(dirKey: string, out: string[]): Promise<void> {
+    const dirPath = dirKey === '' ? this.root : join(this.root, ...dirKey.split('/'));
+    let entries;
+    try {
+      entries = await readdir(dirPath, { withFileTypes: true });
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return;
+      throw fsError(err, dirKey, 'list');
+    }
+    for (const e of entries) {
+      if (e.name.startsWith(TEMP_MARKER)) continue;
+      const childKey = dirKey === '' ? e.name : `${dirKey}/${e.name}`;
+      if (e.isDirectory()) await this.walk(childKey, out);
+      else if (e.isFile()) out.push(childKey);
+    }
+  }
+}
+
+/** S3 orders keys by UTF-8 bytes; for the ASCII keys of our layout this equals code-unit order. */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function tempPathFor(dest: string): string {
+  return join(dirname(dest), `${TEMP_MARKER}${randomBytes(6).toString('hex')}-${basename(dest)}`);
+}
+
+/**
+ * Streams `src` into the new file `tmp` (exclusive create), hashing the bytes on the way, and fsyncs
+ * it. A missing source becomes `missing()`. The caller removes `tmp` on failure.
+ */
+async function streamCopy(
+  src: string,
+  tmp: string,
+  missing: () => Error,
+  key: string,
+): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(createReadStream(src), tap, createWriteStream(tmp, { flags: 'wx' }));
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if (isCode(err, 'ENOENT') || isCode(err, 'EISDIR') || isCode(err, 'ENOTDIR')) throw missing();
+    throw fsError(err, key, 'write');
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+function notFound(key: string): StoreError {
+  return new StoreError(`not found: ${key}`, { retryable: false });
+}
+
+/** Maps a filesystem error to StoreError: missing → not found (not retryable); else retryable. */
+function fsError(err: unknown, key: string, what: string): RetrainError {
+  if (err instanceof RetrainError) return err;
+  if (isCode(err, 'ENOENT') || isCode(err, 'EISDIR') || isCode(err, 'ENOTDIR')) {
+    if (what === 'read') return notFound(key);
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const retryable = !(
+    code === 'EACCES' ||
+    code === 'EPERM' ||
+    code === 'EISDIR' ||
+    code === 'ENOTDIR' ||
+    code === 'EEXIST'
+  );
+  return new StoreError(`cannot ${what} ${key}: ${(err as Error)?.message ?? String(err)}`, {
+    retryable,
+    cause: err,
+  });
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
