@@ -6,3 +6,6 @@ import { register } from 'tsx/esm/api';
 register();
 const { main } = await import('../src/cli/main.ts');
 await main(process.argv);
+// Every command closes what it opened; exiting here also guards against a stray handle keeping a
+// finished command alive.
+process.exit(process.exitCode ?? 0);

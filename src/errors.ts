@@ -132,5 +132,8 @@ export function asRetrainError(err: unknown): RetrainError {
 /** A short stack (first frames only) for the ledger. */
 export function shortStack(err: unknown, frames = 6): string | undefined {
   if (!(err instanceof Error) || !err.stack) return undefined;
-  return err.stack.split('\n').slice(0, frames + 1).join('\n');
+  return err.stack
+    .split('\n')
+    .slice(0, frames + 1)
+    .join('\n');
 }

@@ -1,0 +1,132 @@
+import { DelayedError, Queue, UnrecoverableError, type Job } from 'bullmq';
+import type { Config } from '../src/config/schema.js';
+import type { ComputeProvider } from '../src/compute/provider.js';
+import { asRetrainError, CancelledError, shortStack } from '../src/errors.js';
+import { promoteJobId } from '../src/jobspec/build.js';
+import type { Ledger } from '../src/ledger/ledger.js';
+import type { ArtifactStore } from '../src/storage/store.js';
+import { EVENTS } from '../src/telemetry/events.js';
+import type { LogHub } from '../src/telemetry/logger.js';
+import { trainSymbol } from '../src/train/trainSymbol.js';
+import type { JobHandle, TrainJobData, TrainResult } from '../src/train/types.js';
+import { promoteJobOptions } from '../queues/options.js';
+
+export interface TrainProcessorDeps {
+  config: Config;
+  store: ArtifactStore;
+  ledger: Ledger;
+  provider: ComputeProvider;
+  logs: LogHub;
+  promoteQueue: Queue;
+  /** Aborted when the worker shuts down gracefully. */
+  shutdown: AbortSignal;
+}
+
+function handleFor(job: Job<TrainJobData>): JobHandle {
+  return {
+    get data() {
+      return job.data;
+    },
+    attempt: job.attemptsMade + 1,
+    maxAttempts: job.opts.attempts ?? 1,
+    save: async (patch) => {
+      await job.updateData({ ...job.data, ...patch });
+    },
+    progress: async (p) => {
+      await job.updateProgress(p);
+    },
+    log: async (line) => {
+      await job.log(line);
+    },
+  };
+}
+
+/**
+ * The `train` processor: thin. It adapts the BullMQ job, runs the state machine, records the
+ * outcome in the ledger, hands successes to the promotion queue, and maps errors: non-retryable →
+ * UnrecoverableError; shutdown → hand the job back (delayed, no stall, remote training untouched).
+ */
+export function createTrainProcessor(deps: TrainProcessorDeps) {
+  return async (job: Job<TrainJobData>, token?: string): Promise<TrainResult> => {
+    const spec = job.data.spec;
+    const logger = deps.logs.forDate(spec.date);
+    const handle = handleFor(job);
+    const log = logger.child({ runId: job.data.runId, symbol: spec.symbol, jobId: spec.jobId });
+    try {
+      const result = await trainSymbol(handle, { ...deps, logger, signal: deps.shutdown });
+      const promote = spec.promote !== 'off';
+      await deps.ledger.update(
+        spec.date,
+        spec.symbol,
+        {
+          status: 'success',
+          endedAt: new Date().toISOString(),
+          trainMinutes: result.trainMinutes,
+          metricsKey: result.metricsKey,
+          net_bps_after_costs: Number(result.metrics.net_bps_after_costs),
+          decision: promote ? 'pending' : 'off',
+          reason: undefined,
+          error: undefined,
+        },
+        { patchLastHistory: { endedAt: new Date().toISOString(), outcome: 'success' } },
+      );
+      log.info(
+        { event: EVENTS.coinSucceeded, trainMinutes: result.trainMinutes, metrics: result.metrics },
+        `${spec.symbol} succeeded`,
+      );
+      if (promote) {
+        const id = promoteJobId(spec.symbol, spec.date);
+        const old = await deps.promoteQueue.getJob(id);
+        if (old && ['completed', 'failed'].includes(await old.getState())) await old.remove();
+        await deps.promoteQueue.add(
+          'promote',
+          {
+            symbol: spec.symbol,
+            date: spec.date,
+            jobId: spec.jobId,
+            mode: spec.promote,
+            canary: spec.canary,
+            runId: job.data.runId,
+          },
+          promoteJobOptions(deps.config, id),
+        );
+      }
+      return result;
+    } catch (raw) {
+      if (raw instanceof CancelledError || deps.shutdown.aborted) {
+        // Graceful hand-over: another worker picks the job up and reattaches.
+        log.warn({ event: 'training.handed_back' }, `${spec.symbol} handed back on shutdown`);
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
+      }
+      const err = asRetrainError(raw);
+      const attempt = job.attemptsMade + 1;
+      const final = !err.retryable || attempt >= (job.opts.attempts ?? 1);
+      const endedAt = new Date().toISOString();
+      await deps.ledger.update(
+        spec.date,
+        spec.symbol,
+        {
+          status: final ? 'failed' : 'pending',
+          reason: err.code,
+          error: { type: err.name, message: err.message, stack: shortStack(err) },
+          ...(final ? { endedAt } : {}),
+        },
+        { patchLastHistory: { endedAt, outcome: final ? 'failed' : 'retrying', reason: err.code } },
+      );
+      if (final) {
+        log.error(
+          { event: EVENTS.coinFailed, reason: err.code, err: err.message, attempt },
+          `${spec.symbol} failed: ${err.message}`,
+        );
+      } else {
+        log.warn(
+          { event: EVENTS.coinRetrying, reason: err.code, err: err.message, attempt },
+          `${spec.symbol} attempt ${attempt} failed, will retry: ${err.message}`,
+        );
+      }
+      if (!err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
+      throw err;
+    }
+  };
+}

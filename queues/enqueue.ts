@@ -1,0 +1,125 @@
+import { FlowProducer, Queue, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../src/config/schema.js';
+import type { Ledger } from '../src/ledger/ledger.js';
+import type { Plan } from '../src/plan/planRun.js';
+import { finalizeJobId, QUEUES } from './names.js';
+import { finalizeJobOptions, trainJobOptions } from './options.js';
+
+export interface FinalizeJobData {
+  runId: string;
+  date: string;
+  /** Every symbol requested, trained or not (the summary covers them all). */
+  symbols: string[];
+  trained: string[];
+  mode: string;
+  cap: number;
+  driver: string;
+  promote: string;
+  plannedAt: string;
+}
+
+export interface EnqueueResult {
+  runId: string;
+  finalizeJobId: string;
+  date: string;
+  cap: number;
+  enqueued: string[];
+  skipped: { symbol: string; reason: string; message: string }[];
+  /** Symbols whose job is still queued or running from an earlier enqueue (left alone). */
+  inFlight: string[];
+}
+
+const LIVE_STATES = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children']);
+
+/**
+ * Adds the run: ledger entries first (so a fast worker never races the plan), then one flow — a
+ * `finalize-run` parent over one `train` child per symbol — and sets the global cap on `train`.
+ * A symbol whose job is still live is left alone; a finished job with the same id is removed first
+ * (its history stays in the ledger), so re-running a date works with deterministic ids.
+ */
+export async function enqueueRun(opts: {
+  config: Config;
+  redis: Redis;
+  ledger: Ledger;
+  plan: Plan;
+  symbols: string[];
+  mode: string;
+  cap: number;
+  force: boolean;
+  now?: () => Date;
+}): Promise<EnqueueResult> {
+  const { config, redis, ledger, plan } = opts;
+  const now = opts.now ?? (() => new Date());
+  const connection = redis;
+  const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
+  const flow = new FlowProducer({ connection, prefix: config.queuePrefix });
+  try {
+    const seq = await redis.incr(`${config.queuePrefix}:runseq:${plan.date}`);
+    const runId = `${plan.date}-${seq}`;
+    const fid = finalizeJobId(plan.date, seq);
+
+    const inFlight: string[] = [];
+    const toAdd = [];
+    for (const spec of plan.specs) {
+      const old: Job | undefined = await trainQueue.getJob(spec.jobId);
+      if (old) {
+        const state = await old.getState();
+        if (LIVE_STATES.has(state)) {
+          inFlight.push(spec.symbol);
+          continue;
+        }
+        await old.remove({ removeChildren: false });
+      }
+      toAdd.push(spec);
+    }
+
+    await ledger.init(
+      plan.date,
+      [
+        ...toAdd.map((s) => ({ symbol: s.symbol, status: 'pending' as const, jobId: s.jobId, runId })),
+        ...plan.skipped
+          .filter((s) => s.reason === 'no_data')
+          .map((s) => ({ symbol: s.symbol, status: 'skipped' as const, reason: s.reason, runId })),
+      ],
+      opts.force,
+    );
+
+    await trainQueue.setGlobalConcurrency(opts.cap);
+    const data: FinalizeJobData = {
+      runId,
+      date: plan.date,
+      symbols: opts.symbols,
+      trained: toAdd.map((s) => s.symbol),
+      mode: opts.mode,
+      cap: opts.cap,
+      driver: plan.specs[0]?.driver ?? config.train.driver,
+      promote: plan.specs[0]?.promote ?? config.promotion.mode,
+      plannedAt: now().toISOString(),
+    };
+    await flow.add({
+      name: 'finalize-run',
+      queueName: QUEUES.finalize,
+      data,
+      opts: finalizeJobOptions(config, fid),
+      children: toAdd.map((spec) => ({
+        name: 'train',
+        queueName: QUEUES.train,
+        data: { spec, runId, state: 'PENDING' },
+        opts: trainJobOptions(config, spec),
+      })),
+    });
+    return {
+      runId,
+      finalizeJobId: fid,
+      date: plan.date,
+      cap: opts.cap,
+      enqueued: toAdd.map((s) => s.symbol),
+      skipped: plan.skipped,
+      inFlight,
+    };
+  } finally {
+    await flow.close();
+    await trainQueue.close();
+  }
+}

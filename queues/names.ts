@@ -1,0 +1,12 @@
+/** Queue names. One Redis prefix per deployment (Config.queuePrefix) keeps deployments apart. */
+export const QUEUES = {
+  train: 'train',
+  promote: 'promote',
+  finalize: 'finalize-run',
+} as const;
+
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export function finalizeJobId(date: string, seq: number): string {
+  return `finalize__${date}__${seq}`;
+}

@@ -1,0 +1,155 @@
+import type { Redis } from 'ioredis';
+import { join } from 'node:path';
+import { producerConnection, redisAnswers } from '../../queues/connection.js';
+import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
+import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
+import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
+import { Ledger } from '../ledger/ledger.js';
+import { concurrencyCap } from '../plan/concurrency.js';
+import { planRun } from '../plan/planRun.js';
+import { createStore } from '../storage/index.js';
+import { keys } from '../storage/layout.js';
+import { EVENTS } from '../telemetry/events.js';
+import { LogHub } from '../telemetry/logger.js';
+import { serializeJobSpec } from '../jobspec/build.js';
+import { RetrainError } from '../errors.js';
+import { createProgressView } from './progress.js';
+import { renderRunTable, renderSummaryLine } from './table.js';
+import type { RunRequest } from './runOptions.js';
+
+export class RedisUnreachableError extends RetrainError {
+  constructor(url: string) {
+    super(
+      'bad_config',
+      `Redis is not reachable at ${url}: start one (e.g. \`redis-server --daemonize yes\`) or set REDIS_URL`,
+    );
+  }
+}
+
+export async function connectRedis(url: string): Promise<Redis> {
+  if (!(await redisAnswers(url))) throw new RedisUnreachableError(url);
+  const redis = producerConnection(url);
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+export interface ExecuteOptions {
+  /** Run the workers in this process (`retrain run`, the demo). */
+  inProcessWorkers: boolean;
+  out?: NodeJS.WriteStream;
+}
+
+/** Plans, enqueues and (with wait) follows one run. Returns the process exit code. */
+export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise<number> {
+  const out = opts.out ?? process.stdout;
+  const { config } = req;
+  const store = createStore(config.store);
+
+  if (req.dryRun) {
+    const plan = await planRun(req.plan, { config, store });
+    out.write('[\n' + plan.specs.map((s) => '  ' + serializeJobSpec(s)).join(',\n') + '\n]\n');
+    for (const s of plan.skipped) process.stderr.write(`skip ${s.symbol}: ${s.message}\n`);
+    return 0;
+  }
+
+  const wait = req.wait || opts.inProcessWorkers;
+  const logs = new LogHub({ home: config.home, level: config.log.level, stdout: !wait });
+  const redis = await connectRedis(config.redisUrl);
+  const ledger = new Ledger({ redis, prefix: config.queuePrefix, store });
+  let workers: RunningWorkers | undefined;
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    process.stderr.write(
+      '\ninterrupted: handing running trainings back (they resume on the next worker)...\n',
+    );
+    abort.abort();
+  };
+  const abort = new AbortController();
+  try {
+    const plan = await planRun(req.plan, { config, store, ledger });
+    const cap = concurrencyCap({
+      mode: req.mode,
+      symbols: plan.specs.length,
+      maxInstances: config.train.maxInstances,
+      maxConcurrent: config.train.maxConcurrent,
+      gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+    });
+    const result: EnqueueResult = await enqueueRun({
+      config,
+      redis,
+      ledger,
+      plan,
+      symbols: req.plan.symbols,
+      mode: req.mode,
+      cap,
+      force: req.plan.force,
+    });
+    logs.forDate(result.date).info(
+      {
+        event: EVENTS.jobStarted,
+        runId: result.runId,
+        symbols: req.plan.symbols.length,
+        enqueued: result.enqueued.length,
+        skipped: result.skipped.length,
+        mode: req.mode,
+        cap,
+        driver: config.train.driver,
+      },
+      `run ${result.runId} started`,
+    );
+    out.write(
+      `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
+        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}\n`,
+    );
+    for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
+    for (const s of result.inFlight)
+      out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);
+    if (!wait) return 0;
+
+    if (opts.inProcessWorkers) workers = startWorkers(config, logs);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const view = createProgressView(req.plan.symbols, out);
+    let outcome: RunOutcome;
+    try {
+      outcome = await waitForRun({
+        config,
+        redis,
+        ledger,
+        finalizeJobId: result.finalizeJobId,
+        date: result.date,
+        signal: abort.signal,
+        onTick: (l) => view.update(l),
+      });
+    } finally {
+      view.stop();
+    }
+    const metrics: Record<string, Record<string, unknown> | undefined> = {};
+    for (const s of req.plan.symbols) {
+      const key = outcome.ledger[s]?.metricsKey;
+      if (key && outcome.ledger[s]?.status === 'success') {
+        metrics[s] = await store.getJson<Record<string, unknown>>(key).catch(() => undefined);
+      }
+    }
+    out.write('\n' + renderRunTable(req.plan.symbols, outcome.ledger, metrics) + '\n');
+    if (outcome.summary) out.write(renderSummaryLine(outcome.summary) + '\n');
+    out.write(`status:  ${store.locate(keys.runStatus(result.date))}\n`);
+    out.write(`summary: ${store.locate(keys.summary(result.date))}\n`);
+    out.write(`logs:    ${join(config.home, 'logs', `${result.date}Z`)}\n`);
+    if (outcome.state === 'failed') {
+      process.stderr.write(`run ${result.runId} could not be finalized: ${outcome.error}\n`);
+      return 1;
+    }
+    return outcome.summary && outcome.summary.failed === 0 ? 0 : 1;
+  } catch (err) {
+    if (interrupted) return 130;
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (workers) await workers.close();
+    await redis.quit().catch(() => redis.disconnect());
+    logs.close();
+  }
+}

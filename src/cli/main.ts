@@ -1,0 +1,131 @@
+import { Command, CommanderError, Option } from 'commander';
+import { RetrainError } from '../errors.js';
+import { executeRun } from './executeRun.js';
+import { parseRunOptions, type RawRunOptions } from './runOptions.js';
+import { statusCommand } from './status.js';
+import { promoteCommand } from './promote.js';
+import { workerCommand } from './worker.js';
+import { demoCommand } from './demo.js';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'config file (default: $RETRAIN_CONFIG or ./retrain.config.yaml)')
+    .option('--symbols <spec>', 'topN from the shipped universe, a CSV file, or a comma list (default top20)')
+    .option('--date <YYYYMMDD>', 'trading date to train for (default: yesterday, UTC)')
+    .addOption(new Option('--mode <mode>', 'sequential | parallel | hybrid (default hybrid)'))
+    .option('--max-concurrent <n>', 'hybrid cap on symbols training at once, across all workers')
+    .option('--timeout-minutes <n>', 'per-symbol attempt time limit (default 45; decimals allowed)')
+    .option('--retries <n>', 'retries after a failed attempt (default 2)')
+    .option('--force', 'retrain symbols that already succeeded for the date')
+    .option('--dry-run', 'print the JobSpecs as JSON; enqueue and rent nothing')
+    .option('--driver <driver>', 'local | ssh | vast (default local)')
+    .option('--recipe <name|path>', 'shipped recipe name or a recipe file/dir (default reference)')
+    .option('--var <name=value>', 'set a recipe variable (repeatable)', collect)
+    .option('--promote <mode>', 'off | dry | auto (default from config: off)')
+    .option('--canary [bool]', 'canary run: auto promotion is downgraded to dry')
+    .option('--live', 'live run: like --canary, never publishes to production')
+    .option(
+      '--ensure-features',
+      'build missing features (synthetic market data when none) instead of skipping',
+    )
+    .option('--featureset <name>', 'feature set (default v1)');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('retrain')
+    .description('Retrain one model per trading symbol every day, with a promotion guard.')
+    .version('0.1.0')
+    .showHelpAfterError(false)
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/\n+$/, '') + '\n') })
+    .exitOverride();
+
+  addRunOptions(program.command('enqueue').description('plan a run and add one train job per symbol'))
+    .option('--wait', 'block with progress until the run ends; exit 0 when nothing failed, 1 otherwise')
+    .action(async (opts: RawRunOptions) => {
+      process.exitCode = await executeRun(parseRunOptions(opts), { inProcessWorkers: false });
+    });
+
+  addRunOptions(
+    program.command('run').description('enqueue, train in this process, and wait (for a crontab)'),
+  ).action(async (opts: RawRunOptions) => {
+    process.exitCode = await executeRun(parseRunOptions(opts), { inProcessWorkers: true });
+  });
+
+  program
+    .command('worker')
+    .description('run the train, promote and finalize-run workers until SIGINT/SIGTERM')
+    .option('--config <file>', 'config file')
+    .option('--driver <driver>', 'local | ssh | vast')
+    .action(async (opts: { config?: string; driver?: string }) => {
+      process.exitCode = await workerCommand(opts);
+    });
+
+  program
+    .command('status')
+    .description('show the ledger of a date')
+    .option('--config <file>', 'config file')
+    .option('--date <YYYYMMDD>', 'date (default: the most recent in the ledger)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; date?: string; json?: boolean }) => {
+      process.exitCode = await statusCommand(opts);
+    });
+
+  program
+    .command('promote')
+    .description('run the promotion guard for one candidate')
+    .option('--config <file>', 'config file')
+    .requiredOption('--symbol <symbol>', 'symbol')
+    .requiredOption('--date <YYYYMMDD>', 'date of the candidate')
+    .requiredOption('--mode <mode>', 'dry | auto')
+    .option('--canary [bool]', 'downgrade auto to dry')
+    .action(
+      async (opts: {
+        config?: string;
+        symbol: string;
+        date: string;
+        mode: string;
+        canary?: string | boolean;
+      }) => {
+        process.exitCode = await promoteCommand(opts);
+      },
+    );
+
+  program
+    .command('demo')
+    .description(
+      'the daily job for the top 20 symbols on the embedded defaults (starts a private Redis if needed)',
+    )
+    .option('--symbols <spec>', 'symbols (default top20)')
+    .option('--date <YYYYMMDD>', 'date (default: yesterday, UTC)')
+    .option('--force', 'retrain symbols that already succeeded for the date')
+    .action(async (opts: { symbols?: string; date?: string; force?: boolean }) => {
+      process.exitCode = await demoCommand(opts);
+    });
+
+  return program;
+}
+
+/** CLI entry: one line on stderr for any error we expect; exit 2 for bad input, 1 otherwise. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof RetrainError) {
+      process.stderr.write(`retrain: ${err.message.split('\n')[0]}\n`);
+      process.exitCode =
+        err.code === 'bad_input' || err.code === 'bad_config' || err.code === 'bad_recipe' ? 2 : 1;
+      return;
+    }
+    process.stderr.write(`retrain: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

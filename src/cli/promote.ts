@@ -1,0 +1,36 @@
+import { loadConfig } from '../config/load.js';
+import { InputError } from '../errors.js';
+import { promoteCandidate } from '../promotion/guard.js';
+import { createStore } from '../storage/index.js';
+import { parseRunDate } from '../symbols/date.js';
+import { validateSymbol } from '../symbols/symbols.js';
+import { trainJobId } from '../jobspec/build.js';
+
+/** `retrain promote`: runs the guard for one candidate, by hand. */
+export async function promoteCommand(opts: {
+  config?: string;
+  symbol: string;
+  date: string;
+  mode: string;
+  canary?: string | boolean;
+}): Promise<number> {
+  const symbol = validateSymbol(opts.symbol);
+  const date = parseRunDate(opts.date);
+  if (opts.mode !== 'dry' && opts.mode !== 'auto') {
+    throw new InputError(`--mode must be dry or auto, got ${JSON.stringify(opts.mode)}`);
+  }
+  const canary =
+    opts.canary === true || (typeof opts.canary === 'string' && /^(true|1|yes)$/i.test(opts.canary));
+  const config = loadConfig({ file: opts.config });
+  const result = await promoteCandidate({
+    store: createStore(config.store),
+    symbol,
+    date,
+    jobId: trainJobId(symbol, date),
+    mode: opts.mode,
+    canary: canary || config.promotion.canary,
+    maxDrawdownTolerance: config.promotion.maxDrawdownTolerance,
+  });
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  return 0;
+}

@@ -1,0 +1,154 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { ConfigSchema, type Config } from './schema.js';
+
+/** Embedded defaults: the local driver, the local store, the reference recipe, promotion off. */
+export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
+  return {
+    home,
+    redisUrl: 'redis://127.0.0.1:6379',
+    queuePrefix: 'retrain',
+    deployment: 'default',
+    store: { kind: 'local', root: join(home, 'store') },
+    symbols: 'top20',
+    featureset: 'v1',
+    recipe: 'reference',
+    train: {
+      driver: 'local',
+      mode: 'hybrid',
+      maxInstances: 32,
+      timeoutMinutes: 45,
+      retries: 2,
+      backoffMs: 30_000,
+      workerConcurrency: 32,
+      pollMs: 1000,
+    },
+    promotion: { mode: 'off', canary: false, maxDrawdownTolerance: 1.1 },
+    worker: {
+      lockDurationMs: 30_000,
+      stalledIntervalMs: 30_000,
+      maxStalledCount: 5,
+      shutdownGraceMs: 20_000,
+    },
+    retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
+    log: { level: 'info' },
+  };
+}
+
+type Env = Record<string, string | undefined>;
+type Loose = Record<string, unknown>;
+
+function isObject(v: unknown): v is Loose {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Loose, over: Loose): Loose {
+  const out: Loose = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Loose, v) : v;
+  }
+  return out;
+}
+
+function num(env: Env, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n))
+    throw new ConfigError(`environment ${name}=${JSON.stringify(raw)} is not a number`);
+  return n;
+}
+
+/** Environment overrides (names documented in the README). */
+function fromEnv(env: Env): Loose {
+  const o: Loose = {};
+  const set = (path: string[], v: unknown) => {
+    if (v === undefined || v === '') return;
+    let cur = o;
+    for (const p of path.slice(0, -1)) cur = (cur[p] as Loose) ??= {};
+    cur[path[path.length - 1]!] = v;
+  };
+  set(['redisUrl'], env.REDIS_URL);
+  set(['queuePrefix'], env.RETRAIN_QUEUE_PREFIX);
+  set(['deployment'], env.RETRAIN_DEPLOYMENT);
+  set(['store', 'root'], env.RETRAIN_STORE_ROOT);
+  set(['recipe'], env.RETRAIN_RECIPE);
+  set(['costsFile'], env.RETRAIN_COSTS_FILE);
+  set(['train', 'driver'], env.RETRAIN_DRIVER);
+  set(['train', 'backoffMs'], num(env, 'RETRAIN_BACKOFF_MS'));
+  set(['train', 'pollMs'], num(env, 'RETRAIN_POLL_MS'));
+  set(['promotion', 'mode'], env.RETRAIN_PROMOTE);
+  if (env.RUN_MODE === 'canary') set(['promotion', 'canary'], true);
+  set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
+  set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
+  set(['log', 'level'], env.LOG_LEVEL);
+  return o;
+}
+
+function readConfigFile(path: string): Loose {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `config file ${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
+    throw new ConfigError(`config file ${path}: ${msg}`);
+  }
+  if (parsed == null) return {};
+  if (!isObject(parsed)) throw new ConfigError(`config file ${path}: must be a mapping`);
+  return parsed;
+}
+
+export function formatZodIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const where = path ? ` at ${path}` : '';
+    return `unknown field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}${where}`;
+  }
+  return `${path || '(root)'}: ${issue.message}`;
+}
+
+export interface LoadConfigOptions {
+  env?: Env;
+  cwd?: string;
+  /** Explicit config file (--config); otherwise RETRAIN_CONFIG, then ./retrain.config.yaml if present. */
+  file?: string;
+  /** Highest precedence (CLI flags), already in Config's shape. */
+  overrides?: Loose;
+}
+
+/** file < env < flags, validated once. Throws ConfigError with one line naming the bad field. */
+export function loadConfig(opts: LoadConfigOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const home = resolve(cwd, env.RETRAIN_HOME || './var');
+  let merged = defaultConfig(home) as Loose;
+  const file =
+    opts.file ??
+    env.RETRAIN_CONFIG ??
+    (existsSync(join(cwd, 'retrain.config.yaml')) ? join(cwd, 'retrain.config.yaml') : undefined);
+  let fileLabel = '';
+  if (file) {
+    const path = resolve(cwd, file);
+    merged = deepMerge(merged, readConfigFile(path));
+    fileLabel = ` (config file ${path})`;
+  }
+  merged = deepMerge(merged, fromEnv(env));
+  if (opts.overrides) merged = deepMerge(merged, opts.overrides);
+  const result = ConfigSchema.safeParse(merged);
+  if (!result.success) {
+    throw new ConfigError(`invalid configuration${fileLabel}: ${formatZodIssue(result.error.issues[0]!)}`);
+  }
+  return Object.freeze(result.data);
+}

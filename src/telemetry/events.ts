@@ -1,0 +1,22 @@
+/** Event names (DESIGN.md "Ledger and events"): the `event` field of every structured log line. */
+export const EVENTS = {
+  jobStarted: 'job_started',
+  coinStarted: 'coin_started',
+  coinPartialSaved: 'coin_partial_saved',
+  coinSucceeded: 'coin_succeeded',
+  coinFailed: 'coin_failed',
+  coinSkipped: 'coin_skipped',
+  coinRetrying: 'coin_retrying',
+  uploadSucceeded: 'upload_succeeded',
+  uploadFailed: 'upload_failed',
+  jobCompleted: 'job_completed',
+  instanceRented: 'instance_rented',
+  instanceDestroyed: 'instance_destroyed',
+  promotionDecided: 'promotion_decided',
+} as const;
+
+export type EventName = (typeof EVENTS)[keyof typeof EVENTS] | `training.remote.${string}`;
+
+export function stateEvent(state: string): EventName {
+  return `training.remote.${state.toLowerCase()}`;
+}

@@ -1,0 +1,93 @@
+import type { LedgerEntry } from '../ledger/ledger.js';
+
+export interface SymbolSummary {
+  status: string;
+  attempts: number;
+  reason: string | null;
+  metrics_path: string | null;
+  net_bps_after_costs: number | null;
+  decision: string | null;
+  train_minutes: number | null;
+  cost_usd: number;
+}
+
+export interface EngineSummary {
+  date: string;
+  run_id: string;
+  total_symbols: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  avg_train_minutes: number | null;
+  median_train_minutes: number | null;
+  total_wall_minutes: number;
+  total_cost_usd: number;
+  promoted: string[];
+  by_symbol: Record<string, SymbolSummary>;
+}
+
+function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * The run summary (`summary/<date>Z/engine_summary.json`), from the ledger entries of the run's
+ * symbols. A symbol with no entry (never planned) counts as skipped.
+ */
+export function buildSummary(opts: {
+  date: string;
+  runId: string;
+  symbols: string[];
+  ledger: Record<string, LedgerEntry>;
+  startedAt: Date;
+  endedAt: Date;
+  /** Symbols the promotion guard actually published to production. */
+  promoted?: string[];
+}): EngineSummary {
+  const by: Record<string, SymbolSummary> = {};
+  const minutes: number[] = [];
+  let succeeded = 0;
+  let failed = 0;
+  let skipped = 0;
+  let cost = 0;
+  for (const symbol of opts.symbols) {
+    const e = opts.ledger[symbol];
+    const status = e?.status ?? 'skipped';
+    if (status === 'success') succeeded++;
+    else if (status === 'failed') failed++;
+    else if (status === 'skipped') skipped++;
+    if (status === 'success' && typeof e?.trainMinutes === 'number') minutes.push(e.trainMinutes);
+    cost += e?.costUsd ?? 0;
+    by[symbol] = {
+      status,
+      attempts: e?.attempts ?? 0,
+      reason: e?.reason ?? null,
+      metrics_path: status === 'success' ? (e?.metricsKey ?? null) : null,
+      net_bps_after_costs: typeof e?.net_bps_after_costs === 'number' ? e.net_bps_after_costs : null,
+      decision: e?.decision ?? null,
+      train_minutes: typeof e?.trainMinutes === 'number' ? round(e.trainMinutes) : null,
+      cost_usd: round(e?.costUsd ?? 0),
+    };
+  }
+  const avg = minutes.length ? minutes.reduce((a, b) => a + b, 0) / minutes.length : null;
+  const med = median(minutes);
+  return {
+    date: opts.date,
+    run_id: opts.runId,
+    total_symbols: opts.symbols.length,
+    succeeded,
+    failed,
+    skipped,
+    avg_train_minutes: avg === null ? null : round(avg),
+    median_train_minutes: med === null ? null : round(med),
+    total_wall_minutes: round((opts.endedAt.getTime() - opts.startedAt.getTime()) / 60_000),
+    total_cost_usd: round(cost),
+    promoted: opts.promoted ?? [],
+    by_symbol: by,
+  };
+}

@@ -1,0 +1,390 @@
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { ComputeProvider, Lease } from '../compute/provider.js';
+import { workdirFor } from '../compute/local.js';
+import type { Config } from '../config/schema.js';
+import {
+  CancelledError,
+  OutputContractError,
+  RecipeError,
+  TimeoutError,
+  TrainingFailedError,
+  asRetrainError,
+} from '../errors.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { parseMetricsText } from '../promotion/metrics.js';
+import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
+import { buildRunScript } from '../remote/runScript.js';
+import { collectOutputs, followRun, killRun, stageRun, startDetached } from '../remote/runner.js';
+import { keys } from '../storage/layout.js';
+import type { ArtifactStore } from '../storage/store.js';
+import { EVENTS, stateEvent } from '../telemetry/events.js';
+import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
+import { stableStringify } from '../util/stableJson.js';
+import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
+
+export interface TrainDeps {
+  config: Config;
+  store: ArtifactStore;
+  ledger: Ledger;
+  provider: ComputeProvider;
+  logger: Logger;
+  /** Aborted on shutdown: stops our waiting, never the remote training. */
+  signal: AbortSignal;
+  /** Secret values for the recipe's `secrets:` names (from the orchestrator's env). */
+  secretEnv?: Record<string, string>;
+  now?: () => Date;
+}
+
+const ORDER: TrainState[] = [
+  'PENDING',
+  'PROVISIONING',
+  'TRANSFERRING',
+  'EXECUTING',
+  'FETCHING',
+  'RELEASING',
+  'SUCCEEDED',
+];
+
+function reached(current: TrainState | undefined, target: TrainState): boolean {
+  return ORDER.indexOf(current ?? 'PENDING') >= ORDER.indexOf(target);
+}
+
+/**
+ * Runs (or resumes) one attempt of one symbol's training. Every step is an "ensure": state and
+ * the facts a later step needs are persisted before that step, so a worker that picks up a stalled
+ * job reattaches to the same host and the same remote process instead of starting again.
+ *
+ * Throws a RetrainError on failure; the lease is released on every path except cancellation
+ * (a deploy hands the job back without touching the remote training).
+ */
+export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<TrainResult> {
+  const { config, store, ledger, provider, signal } = deps;
+  const now = deps.now ?? (() => new Date());
+  const spec = job.data.spec;
+  const log = deps.logger.child({
+    runId: job.data.runId,
+    symbol: spec.symbol,
+    jobId: spec.jobId,
+    attempt: job.attempt,
+  });
+  const home = config.home;
+  const stagingDir = join(home, 'staging', spec.jobId, `attempt-${job.attempt}`);
+  const trainingLog = join(home, 'logs', `${spec.date}Z`, spec.symbol, 'training.log');
+
+  // A new attempt starts from PENDING with fresh facts; a resumed one keeps them.
+  const fresh = job.data.attempt !== job.attempt;
+  let state: TrainState = fresh ? 'PENDING' : (job.data.state ?? 'PENDING');
+  let facts: TrainFacts = fresh ? {} : { ...(job.data.facts ?? {}) };
+
+  const enter = async (next: TrainState, patch: Partial<TrainFacts> = {}) => {
+    state = next;
+    facts = { ...facts, ...patch };
+    await job.save({ state, attempt: job.attempt, facts });
+    await ledger.update(spec.date, spec.symbol, { state: next });
+    await job.progress({ state: next });
+    await job.log(`${now().toISOString()} ${next}`);
+    log.info({ event: stateEvent(next), state: next }, `${spec.symbol} ${next}`);
+  };
+  const saveFacts = async (patch: Partial<TrainFacts>) => {
+    facts = { ...facts, ...patch };
+    await job.save({ state, attempt: job.attempt, facts });
+  };
+
+  if (fresh) {
+    const startedAt = now().toISOString();
+    await ledger.update(
+      spec.date,
+      spec.symbol,
+      {
+        status: 'running',
+        attempts: job.attempt,
+        jobId: spec.jobId,
+        runId: job.data.runId,
+        startedAt,
+        reason: undefined,
+        error: undefined,
+      },
+      { appendHistory: { attempt: job.attempt, startedAt } },
+    );
+    log.info(
+      { event: EVENTS.coinStarted, driver: spec.driver },
+      `${spec.symbol} started (attempt ${job.attempt}/${job.maxAttempts})`,
+    );
+    await enter('PENDING', {
+      attemptStartedAt: startedAt,
+      deadline: Date.now() + spec.timeoutMinutes * 60_000,
+    });
+  } else {
+    log.info({ event: 'training.resumed', state }, `${spec.symbol} resuming at ${state}`);
+  }
+  const deadline = facts.deadline ?? Date.now() + spec.timeoutMinutes * 60_000;
+  const checkDeadline = () => {
+    if (Date.now() > deadline)
+      throw new TimeoutError(`${spec.symbol}: attempt exceeded its time limit of ${spec.timeoutMinutes} min`);
+  };
+
+  const recipe = await loadRecipe(spec.recipe.ref, {
+    recipesDir: shippedRecipesDir(),
+    overrides: spec.recipe.vars,
+  });
+  if (recipe.sha256 !== spec.recipe.sha256) {
+    throw new RecipeError(
+      `recipe ${recipe.file} changed since the run was planned (sha256 differs); re-plan the run`,
+    );
+  }
+
+  let lease: Lease | null = null;
+  let cancelled = false;
+  try {
+    // PROVISIONING — rent or reserve a host; its identity is saved before we wait on it.
+    if (facts.lease) lease = await provider.reattach(facts.lease);
+    if (!lease) {
+      await enter('PROVISIONING');
+      lease = await provider.acquire(spec, {
+        signal,
+        onLeaseCreated: async (info) => saveFacts({ lease: info }),
+      });
+      await saveFacts({ lease: lease.info, workdir: undefined, pid: undefined, logOffset: 0 });
+    }
+    const t = lease.transport;
+    checkDeadline();
+
+    // TRANSFERRING — dataset, costs, job spec and recipe, hash-verified on the host.
+    if (!reached(state, 'EXECUTING') || !facts.workdir) {
+      const workdir = facts.workdir ?? (await workdirFor(t, lease.info.workRoot, spec.symbol, now()));
+      await enter('TRANSFERRING', { workdir });
+      await mkdir(stagingDir, { recursive: true });
+      const datasetPath = join(stagingDir, 'features.csv');
+      await store.getFile(spec.dataset.key, datasetPath, spec.dataset.sha256);
+      const costsPath = join(stagingDir, 'costs.json');
+      await writeFile(costsPath, JSON.stringify(spec.costs, null, 2) + '\n');
+      const jobPath = join(stagingDir, 'job.json');
+      await writeFile(jobPath, stableStringify(spec, 2) + '\n');
+      const files = [
+        { localPath: datasetPath, remoteRel: 'inputs/features.csv', sha256: spec.dataset.sha256 },
+        {
+          localPath: costsPath,
+          remoteRel: 'inputs/costs.json',
+          sha256: (await sha256File(costsPath)).sha256,
+        },
+        { localPath: jobPath, remoteRel: 'inputs/job.json', sha256: (await sha256File(jobPath)).sha256 },
+        {
+          localPath: recipe.file,
+          remoteRel: `recipe/${recipe.file.split('/').pop()}`,
+          sha256: (await sha256File(recipe.file)).sha256,
+        },
+        ...recipe.files.map((f) => ({ localPath: f.path, remoteRel: `recipe/${f.name}`, sha256: f.sha256 })),
+      ];
+      const script = buildRunScript(recipe, {
+        workdir,
+        outdir: `${workdir}/out`,
+        recipeDir: `${workdir}/recipe`,
+        dataset: `${workdir}/inputs/features.csv`,
+        costs: `${workdir}/inputs/costs.json`,
+        symbol: spec.symbol,
+        date: spec.date,
+        featureset: spec.featureset,
+        jobId: spec.jobId,
+      });
+      await stageRun(t, { workdir, files, script });
+      checkDeadline();
+    }
+    const workdir = facts.workdir!;
+
+    // EXECUTING — detached from this process; a reattach finds the same pid.
+    if (!reached(state, 'FETCHING')) {
+      if (state !== 'EXECUTING') await enter('EXECUTING', { executingSince: now().toISOString() });
+      const env: Record<string, string> = {};
+      for (const name of recipe.def.secrets ?? []) {
+        const v = deps.secretEnv?.[name] ?? process.env[name];
+        if (v === undefined)
+          throw new RecipeError(
+            `recipe ${recipe.name} needs secret ${name}, which is not set in the worker's environment`,
+          );
+        env[name] = v;
+      }
+      const pid = await startDetached(t, workdir, { env });
+      if (facts.pid !== pid) await saveFacts({ pid });
+      await mkdir(join(home, 'logs', `${spec.date}Z`, spec.symbol), { recursive: true });
+      const partialSaved = new Set(facts.partialSaved ?? []);
+      let lastSave = Date.now();
+      const { exitCode, logOffset } = await followRun(t, workdir, {
+        pid,
+        deadline,
+        signal,
+        pollMs: config.train.pollMs,
+        logOffset: facts.logOffset ?? 0,
+        onLog: async (text, newOffset) => {
+          await appendFile(trainingLog, text);
+          for (const line of text.split('\n').slice(0, 50))
+            if (line.trim()) await job.log(line.slice(0, 2000));
+          if (Date.now() - lastSave > 5000) {
+            lastSave = Date.now();
+            await saveFacts({ logOffset: newOffset });
+          }
+          facts.logOffset = newOffset;
+        },
+        onProgress: (p) => void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined),
+        partial: (recipe.def.partial ?? []).filter((n) => !partialSaved.has(n)),
+        onPartial: async (name) => {
+          const local = join(stagingDir, 'partial', name);
+          await mkdir(join(stagingDir, 'partial'), { recursive: true });
+          await t.getFile(`${workdir}/out/${name}`, local);
+          await store.putFile(keys.artifact(spec.jobId, name), local);
+          partialSaved.add(name);
+          await saveFacts({ partialSaved: [...partialSaved] });
+          log.info(
+            { event: EVENTS.coinPartialSaved, file: name },
+            `${spec.symbol} partial output saved: ${name}`,
+          );
+        },
+      });
+      await saveFacts({ logOffset });
+      if (exitCode === 124) throw new TimeoutError(`${spec.symbol}: a recipe step exceeded its timeoutSec`);
+      if (exitCode !== 0)
+        throw new TrainingFailedError(
+          exitCode,
+          `${spec.symbol}: recipe exited with code ${exitCode} (see training.log)`,
+        );
+    }
+
+    // FETCHING — outputs verified against the host's sha256.txt, then uploaded and verified again.
+    if (!reached(state, 'RELEASING')) {
+      await enter('FETCHING');
+      const outDir = join(stagingDir, 'out');
+      await rm(outDir, { recursive: true, force: true });
+      await mkdir(outDir, { recursive: true });
+      const outputs = await collectOutputs(t, workdir, outDir, recipe);
+      const metricsFile = outputs.find((o) => o.name === 'metrics.json');
+      if (!metricsFile)
+        throw new OutputContractError(`${spec.symbol}: the recipe did not produce metrics.json`);
+      const parsed = parseMetricsText(await readFile(join(outDir, 'metrics.json'), 'utf8'));
+      if (!parsed.ok)
+        throw new OutputContractError(`${spec.symbol}: metrics.json is invalid: ${parsed.reason}`);
+
+      // The orchestrator's own files.
+      const endedAt = now();
+      const startedAt = facts.executingSince ? new Date(facts.executingSince) : endedAt;
+      const trainMinutes = (endedAt.getTime() - startedAt.getTime()) / 60_000;
+      await t.getFile(`${workdir}/train.log`, join(outDir, 'train.log'));
+      await writeFile(join(outDir, 'job.json'), stableStringify(spec, 2) + '\n');
+      await writeFile(join(outDir, 'costs.json'), JSON.stringify(spec.costs, null, 2) + '\n');
+      await writeFile(
+        join(outDir, 'runtime.json'),
+        JSON.stringify(
+          {
+            jobId: spec.jobId,
+            runId: job.data.runId,
+            attempt: job.attempt,
+            driver: spec.driver,
+            host: lease.info.host,
+            workdir,
+            attemptStartedAt: facts.attemptStartedAt,
+            executingSince: facts.executingSince,
+            fetchedAt: endedAt.toISOString(),
+            trainMinutes,
+            hourlyCostUsd: lease.info.hourlyCostUsd,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
+      const names = [
+        ...new Set([...outputs.map((o) => o.name), 'train.log', 'job.json', 'costs.json', 'runtime.json']),
+      ].sort();
+      const hashes: Record<string, string> = {};
+      const artifacts: TrainResult['artifacts'] = [];
+      for (const name of names) {
+        const { sha256, bytes } = await sha256File(join(outDir, name));
+        const expected = outputs.find((o) => o.name === name)?.sha256;
+        if (expected && expected !== sha256) {
+          throw new OutputContractError(`${spec.symbol}: ${name} changed after verification`);
+        }
+        hashes[name] = sha256;
+        artifacts.push({ name, sha256, bytes });
+      }
+      await writeFile(join(outDir, 'sha256.txt'), formatSha256Txt(hashes));
+      try {
+        for (const a of artifacts)
+          await store.putFile(keys.artifact(spec.jobId, a.name), join(outDir, a.name), a.sha256);
+        await store.putFile(keys.artifact(spec.jobId, 'sha256.txt'), join(outDir, 'sha256.txt'));
+        // The candidate: what the promotion guard compares with production.
+        await store.putFile(
+          keys.candidate(spec.symbol, spec.date, 'model.bin'),
+          join(outDir, 'model.bin'),
+          hashes['model.bin'],
+        );
+        await store.putFile(
+          keys.candidate(spec.symbol, spec.date, 'metrics.json'),
+          join(outDir, 'metrics.json'),
+          hashes['metrics.json'],
+        );
+      } catch (err) {
+        log.error(
+          { event: EVENTS.uploadFailed, err: asRetrainError(err).message },
+          `${spec.symbol} upload failed`,
+        );
+        throw err;
+      }
+      log.info(
+        { event: EVENTS.uploadSucceeded, files: artifacts.length, prefix: keys.artifactsPrefix(spec.jobId) },
+        `${spec.symbol} artifacts uploaded`,
+      );
+
+      await enter('RELEASING');
+      await provider.release(lease.info);
+      lease = null;
+      await rm(stagingDir, { recursive: true, force: true });
+      await enter('SUCCEEDED');
+      return {
+        symbol: spec.symbol,
+        date: spec.date,
+        jobId: spec.jobId,
+        metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+        metrics: parsed.metrics as unknown as Record<string, unknown>,
+        trainMinutes,
+        artifacts,
+      };
+    }
+    // Resumed after the artifacts were uploaded: finish releasing and report what is in the store.
+    await enter('RELEASING');
+    await provider.release(lease.info);
+    lease = null;
+    const metricsText = (await store.getBytes(keys.artifact(spec.jobId, 'metrics.json'))).toString('utf8');
+    const parsed = parseMetricsText(metricsText);
+    if (!parsed.ok)
+      throw new OutputContractError(`${spec.symbol}: stored metrics.json is invalid: ${parsed.reason}`);
+    const sums = parseSha256Txt(
+      (await store.getBytes(keys.artifact(spec.jobId, 'sha256.txt'))).toString('utf8'),
+    );
+    await enter('SUCCEEDED');
+    const startedAt = facts.executingSince ? new Date(facts.executingSince).getTime() : Date.now();
+    return {
+      symbol: spec.symbol,
+      date: spec.date,
+      jobId: spec.jobId,
+      metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+      metrics: parsed.metrics as unknown as Record<string, unknown>,
+      trainMinutes: (Date.now() - startedAt) / 60_000,
+      artifacts: Object.entries(sums).map(([name, sha256]) => ({ name, sha256, bytes: -1 })),
+    };
+  } catch (err) {
+    cancelled = err instanceof CancelledError || signal.aborted;
+    if (!cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
+      // A failed attempt must leave no training behind (a timeout has already killed it).
+      await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
+    }
+    throw cancelled && !(err instanceof CancelledError)
+      ? new CancelledError('worker shutting down', { cause: err })
+      : err;
+  } finally {
+    if (lease && !cancelled) {
+      await provider
+        .release(lease.info)
+        .catch((e) => log.error({ err: asRetrainError(e).message }, 'release failed'));
+    }
+    if (lease) await lease.transport.close().catch(() => undefined);
+  }
+}

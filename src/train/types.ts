@@ -1,0 +1,65 @@
+import type { LeaseInfo } from '../compute/provider.js';
+import type { JobSpec } from '../jobspec/types.js';
+
+/** The persisted state machine of one symbol's training (DESIGN.md "Data flow", step 2). */
+export type TrainState =
+  | 'PENDING'
+  | 'PROVISIONING'
+  | 'TRANSFERRING'
+  | 'EXECUTING'
+  | 'FETCHING'
+  | 'RELEASING'
+  | 'SUCCEEDED'
+  | 'FAILED'
+  | 'SKIPPED';
+
+/** Facts needed to resume an attempt, written before the step that depends on them. */
+export interface TrainFacts {
+  attemptStartedAt?: string;
+  /** Epoch ms after which the attempt is killed (kept across a reattach). */
+  deadline?: number;
+  lease?: LeaseInfo;
+  workdir?: string;
+  pid?: number;
+  executingSince?: string;
+  logOffset?: number;
+  partialSaved?: string[];
+}
+
+export interface TrainJobData {
+  spec: JobSpec;
+  runId: string;
+  state?: TrainState;
+  /** The attempt these facts belong to; a new attempt starts from PENDING. */
+  attempt?: number;
+  facts?: TrainFacts;
+}
+
+export interface TrainProgress {
+  state: TrainState;
+  step?: number;
+  total?: number;
+  percent?: number;
+}
+
+/** What the state machine needs from the queue job (a BullMQ Job in production, a fake in tests). */
+export interface JobHandle {
+  readonly data: TrainJobData;
+  /** 1-based number of the attempt being run. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Persists a patch of the data (merged, then written whole). */
+  save(patch: Partial<TrainJobData>): Promise<void>;
+  progress(p: TrainProgress): Promise<void>;
+  log(line: string): Promise<void>;
+}
+
+export interface TrainResult {
+  symbol: string;
+  date: string;
+  jobId: string;
+  metricsKey: string;
+  metrics: Record<string, unknown>;
+  trainMinutes: number;
+  artifacts: { name: string; sha256: string; bytes: number }[];
+}
