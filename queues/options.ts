@@ -11,6 +11,7 @@ export function trainJobOptions(config: Config, spec: JobSpec): JobsOptions {
     backoff: { type: JITTERED, delay: config.train.backoffMs },
     // A symbol that finally fails must not block the run's summary.
     ignoreDependencyOnFailure: true,
+    keepLogs: config.retention.keepLogs,
     removeOnComplete: { age: config.retention.completedAgeSec, count: config.retention.completedCount },
     removeOnFail: { age: config.retention.failedAgeSec },
   };
