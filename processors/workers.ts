@@ -6,7 +6,7 @@ import type { Config } from '../src/config/schema.js';
 import { InputError } from '../src/errors.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { createStore } from '../src/storage/index.js';
-import type { LogHub } from '../src/telemetry/logger.js';
+import { SECRET_ENV_NAMES, type LogHub } from '../src/telemetry/logger.js';
 import { join } from 'node:path';
 import { workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
@@ -21,10 +21,18 @@ export interface RunningWorkers {
   workers: Worker[];
 }
 
+function trainingBaseEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of [...SECRET_ENV_NAMES, 'REDIS_URL']) delete env[name];
+  return env;
+}
+
 export function providerFor(config: Config): ComputeProvider {
   switch (config.train.driver) {
     case 'local':
-      return new LocalProvider({ root: join(config.home, 'models') });
+      // Trainings get the worker's environment minus the orchestrator's own secrets; a recipe's
+      // declared secrets are added per run.
+      return new LocalProvider({ root: join(config.home, 'models'), baseEnv: trainingBaseEnv() });
     default:
       throw new InputError(
         `driver ${config.train.driver} is not available in this version (use --driver local)`,

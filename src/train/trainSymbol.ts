@@ -15,6 +15,7 @@ import {
 import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
+import { secretEnv } from '../recipes/secrets.js';
 import { buildRunScript } from '../remote/runScript.js';
 import { collectOutputs, followRun, killRun, stageRun, startDetached } from '../remote/runner.js';
 import { keys } from '../storage/layout.js';
@@ -33,7 +34,7 @@ export interface TrainDeps {
   /** Aborted on shutdown: stops our waiting, never the remote training. */
   signal: AbortSignal;
   /** Secret values for the recipe's `secrets:` names (from the orchestrator's env). */
-  secretEnv?: Record<string, string>;
+  secretEnv?: NodeJS.ProcessEnv;
   now?: () => Date;
 }
 
@@ -196,15 +197,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     // EXECUTING — detached from this process; a reattach finds the same pid.
     if (!reached(state, 'FETCHING')) {
       if (state !== 'EXECUTING') await enter('EXECUTING', { executingSince: now().toISOString() });
-      const env: Record<string, string> = {};
-      for (const name of recipe.def.secrets ?? []) {
-        const v = deps.secretEnv?.[name] ?? process.env[name];
-        if (v === undefined)
-          throw new RecipeError(
-            `recipe ${recipe.name} needs secret ${name}, which is not set in the worker's environment`,
-          );
-        env[name] = v;
-      }
+      const env = secretEnv(recipe, deps.secretEnv ?? process.env);
       const pid = await startDetached(t, workdir, { env });
       if (facts.pid !== pid) await saveFacts({ pid });
       await mkdir(join(home, 'logs', `${spec.date}Z`, spec.symbol), { recursive: true });

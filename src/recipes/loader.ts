@@ -1,0 +1,191 @@
+/**
+ * Loads a recipe (shipped name, directory or file), validates it completely, merges variable
+ * overrides and hashes it. Every failure is a RecipeError whose message is ONE line:
+ * `recipe <file>: <what is wrong>`.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import { RecipeError } from '../errors.js';
+import { sha256File } from '../util/hash.js';
+import { describeIssues, RECIPE_NAME_RE, RecipeSchema, type RecipeDef } from './schema.js';
+import { isBuiltinPlaceholder, validateVarValue } from './template.js';
+
+export interface LoadedFile {
+  /** Plain name, as listed in the recipe's `files`. */
+  name: string;
+  /** Absolute local path. */
+  path: string;
+  sha256: string;
+}
+
+export interface LoadedRecipe {
+  def: RecipeDef;
+  name: string;
+  version: number;
+  /** Absolute path of the recipe file. */
+  file: string;
+  /** Absolute directory holding the recipe file and its shipped files. */
+  dir: string;
+  /** Recipe defaults merged with the overrides (all validated). */
+  vars: Record<string, string>;
+  /** Shipped files, sorted by name. */
+  files: LoadedFile[];
+  /** SHA-256 over the recipe file bytes and each shipped file's name + SHA-256 (deterministic). */
+  sha256: string;
+}
+
+export interface LoadRecipeOptions {
+  /** Root of the shipped recipes (`<repo>/recipes`): a bare name resolves to `<dir>/<name>/`. */
+  recipesDir: string;
+  /** Variable overrides given at enqueue time; each must name a declared variable. */
+  overrides?: Record<string, string>;
+}
+
+const RECIPE_FILE_NAMES = ['recipe.yaml', 'recipe.yml', 'recipe.json'];
+
+/** `<repo>/recipes`, found from this module's location. */
+export function shippedRecipesDir(): string {
+  return fileURLToPath(new URL('../../recipes/', import.meta.url)).replace(/[\\/]$/, '');
+}
+
+/**
+ * Resolves and loads a recipe. `ref` is a shipped recipe name (matching the recipe name pattern),
+ * a directory containing recipe.yaml|recipe.yml|recipe.json, or a recipe file path. Guarantees on
+ * success: the definition is schema-valid, every shipped file exists as a regular file inside the
+ * recipe directory, every override names a declared variable and holds only allowed characters.
+ */
+export async function loadRecipe(ref: string, opts: LoadRecipeOptions): Promise<LoadedRecipe> {
+  const shippedName = RECIPE_NAME_RE.test(ref) ? ref : undefined;
+  const file = await resolveRecipeFile(ref, opts.recipesDir, shippedName);
+  const fail = (what: string): never => {
+    throw new RecipeError(`recipe ${file}: ${oneLine(what)}`);
+  };
+
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  const raw = parseRecipeText(bytes.toString('utf8'), fail);
+  const parsed = RecipeSchema.safeParse(raw);
+  if (!parsed.success) return fail(describeIssues(parsed.error.issues));
+  const def = parsed.data;
+
+  if (shippedName !== undefined && def.name !== shippedName) {
+    fail(`name "${def.name}" does not match the shipped recipe directory "${shippedName}"`);
+  }
+  const dir = dirname(file);
+  if (def.files.includes(basename(file))) fail(`files: "${basename(file)}" is the recipe file itself`);
+
+  const vars = mergeOverrides(def, opts.overrides ?? {}, fail);
+  const files = await hashShippedFiles(def.files, dir, fail);
+  return {
+    def,
+    name: def.name,
+    version: def.version,
+    file,
+    dir,
+    vars,
+    files,
+    sha256: recipeHash(bytes, files),
+  };
+}
+
+async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: string): Promise<string> {
+  const target = shippedName !== undefined ? join(resolve(recipesDir), shippedName) : resolve(ref);
+  const st = await stat(target).catch(() => null);
+  if (!st) {
+    const what = shippedName !== undefined ? `no shipped recipe named "${shippedName}"` : 'not found';
+    throw new RecipeError(`recipe ${target}: ${what}`);
+  }
+  if (!st.isDirectory()) return target;
+  for (const name of RECIPE_FILE_NAMES) {
+    const candidate = join(target, name);
+    const cst = await stat(candidate).catch(() => null);
+    if (cst?.isFile()) return candidate;
+  }
+  throw new RecipeError(`recipe ${target}: directory holds no ${RECIPE_FILE_NAMES.join(', ')}`);
+}
+
+/** YAML (a superset of JSON) with unique keys; syntax errors carry line and column. */
+function parseRecipeText(text: string, fail: (what: string) => never): unknown {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const first = doc.errors[0];
+  if (first) {
+    const pos = first.linePos?.[0];
+    const msg = (first.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+    return fail(`syntax error${where}: ${msg}`);
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return fail(`invalid YAML: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (value === null || value === undefined) return fail('is empty');
+  if (typeof value !== 'object' || Array.isArray(value)) return fail('top level must be a mapping of fields');
+  return value;
+}
+
+function mergeOverrides(
+  def: RecipeDef,
+  overrides: Record<string, string>,
+  fail: (what: string) => never,
+): Record<string, string> {
+  const vars: Record<string, string> = { ...def.vars };
+  for (const [name, value] of Object.entries(overrides)) {
+    if (isBuiltinPlaceholder(name)) fail(`override "${name}" is a built-in placeholder and cannot be set`);
+    if (!Object.hasOwn(def.vars, name)) {
+      const declared = Object.keys(def.vars).sort().join(', ') || 'none';
+      fail(`override names unknown variable "${name}" (declared: ${declared})`);
+    }
+    if (typeof value !== 'string') fail(`override "${name}" must be a string`);
+    try {
+      validateVarValue(name, value);
+    } catch (err) {
+      fail(`override: ${(err as Error).message}`);
+    }
+    vars[name] = value;
+  }
+  return vars;
+}
+
+async function hashShippedFiles(
+  names: string[],
+  dir: string,
+  fail: (what: string) => never,
+): Promise<LoadedFile[]> {
+  const realDir = await realpath(dir);
+  const out: LoadedFile[] = [];
+  for (const name of [...names].sort()) {
+    const path = join(dir, name);
+    const st = await stat(path).catch(() => null);
+    if (!st) fail(`files: "${name}" does not exist beside the recipe`);
+    if (!st!.isFile()) fail(`files: "${name}" is not a regular file`);
+    const real = await realpath(path);
+    const rel = relative(realDir, real);
+    if (rel.startsWith('..') || isAbsolute(rel) || rel.includes(sep)) {
+      fail(`files: "${name}" points outside the recipe directory`);
+    }
+    out.push({ name, path, sha256: (await sha256File(path)).sha256 });
+  }
+  return out;
+}
+
+/** sha256(recipe bytes, then for each file sorted by name: NUL name NUL sha256). */
+export function recipeHash(recipeBytes: Buffer, files: readonly { name: string; sha256: string }[]): string {
+  const h = createHash('sha256').update(recipeBytes);
+  for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    h.update(`\0${f.name}\0${f.sha256}`);
+  }
+  return h.digest('hex');
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').trim();
+}

@@ -1,0 +1,150 @@
+/**
+ * The recipe file format (YAML or JSON), as a strict zod schema: unknown fields anywhere are an
+ * error, variable values are checked for shell-safe characters, and every placeholder used in a
+ * step must be a built-in or a declared variable.
+ */
+import { z } from 'zod';
+import { RecipeError } from '../errors.js';
+import {
+  BUILTIN_PLACEHOLDERS,
+  checkPlaceholderContext,
+  isBuiltinPlaceholder,
+  listPlaceholders,
+  validateVarValue,
+  VAR_NAME_RE,
+} from './template.js';
+
+export const RECIPE_NAME_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
+/** Shipped files and outputs are plain names: no directories, no `..`, no leading dot. */
+export const PLAIN_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const IMAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,255}$/;
+/** Names the orchestrator itself writes next to the outputs; a recipe may not claim them. */
+export const RESERVED_OUTPUT_NAMES = ['sha256.txt', 'job.json', 'runtime.json', 'costs.json', 'train.log'];
+
+const plainName = z.string().regex(PLAIN_NAME_RE, 'must be a plain file name (letters, digits, . _ -)');
+
+const scalarValue = z
+  .union([z.string(), z.number().refine(Number.isFinite, 'must be a finite number')], {
+    error: 'must be a string or a number',
+  })
+  .transform((v) => String(v));
+
+const StepObject = z.strictObject(
+  {
+    run: z.string().min(1, 'must not be empty'),
+    timeoutSec: z.number().int().positive().optional(),
+  },
+  { error: 'must be a command string or {run, timeoutSec}' },
+);
+
+/** A step is a command string or `{run, timeoutSec?}`; both normalise to the object form. */
+const Step = z.preprocess((v) => (typeof v === 'string' ? { run: v } : v), StepObject);
+export type RecipeStep = z.output<typeof StepObject>;
+
+export const RecipeSchema = z
+  .strictObject({
+    name: z.string().regex(RECIPE_NAME_RE, `must match ${RECIPE_NAME_RE.source}`),
+    version: z.number().int().min(1),
+    description: z.string().max(2000).optional(),
+    image: z.string().regex(IMAGE_RE, 'must be a container image reference').optional(),
+    gpu: z.boolean().default(false),
+    files: z.array(plainName).default([]),
+    vars: z.record(z.string(), scalarValue).default({}),
+    env: z.record(z.string(), scalarValue).default({}),
+    secrets: z.array(z.string().regex(ENV_NAME_RE, `must match ${ENV_NAME_RE.source}`)).default([]),
+    setup: z.array(Step).default([]),
+    train: z.array(Step).min(1, 'needs at least one step'),
+    outputs: z.strictObject({
+      required: z.array(plainName).min(1, 'needs at least one file'),
+      optional: z.array(plainName).default([]),
+    }),
+    partial: z.array(plainName).default([]),
+  })
+  .superRefine((r, ctx) => {
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message });
+
+    for (const [name, value] of Object.entries(r.vars)) {
+      if (!VAR_NAME_RE.test(name)) issue(['vars', name], `variable name must match ${VAR_NAME_RE.source}`);
+      else if (isBuiltinPlaceholder(name)) {
+        issue(['vars', name], `"${name}" is a built-in placeholder (${BUILTIN_PLACEHOLDERS.join(', ')})`);
+      } else tryCheck(['vars', name], () => validateVarValue(name, value), issue);
+    }
+    for (const [name, value] of Object.entries(r.env)) {
+      if (!ENV_NAME_RE.test(name)) issue(['env', name], `env name must match ${ENV_NAME_RE.source}`);
+      else if (r.secrets.includes(name)) issue(['env', name], `"${name}" is also listed in secrets`);
+      else tryCheck(['env', name], () => validateVarValue(name, value), issue);
+    }
+    dupes(r.secrets).forEach((n) => issue(['secrets'], `"${n}" is listed twice`));
+    dupes(r.files).forEach((n) => issue(['files'], `"${n}" is listed twice`));
+
+    const outputs = [...r.outputs.required, ...r.outputs.optional];
+    dupes(outputs).forEach((n) => issue(['outputs'], `"${n}" is listed twice`));
+    outputs
+      .filter((n) => RESERVED_OUTPUT_NAMES.includes(n))
+      .forEach((n) => issue(['outputs'], `"${n}" is written by the orchestrator and cannot be an output`));
+    r.partial
+      .filter((n) => !outputs.includes(n))
+      .forEach((n) => issue(['partial'], `"${n}" is not listed in outputs`));
+
+    const known = new Set<string>([...BUILTIN_PLACEHOLDERS, ...Object.keys(r.vars)]);
+    for (const section of ['setup', 'train'] as const) {
+      r[section].forEach((step, i) => {
+        const path = [section, i, 'run'];
+        tryCheck(path, () => checkPlaceholderContext(step.run), issue);
+        for (const name of listPlaceholders(step.run)) {
+          if (!known.has(name)) {
+            issue(path, `unknown placeholder {{${name}}} (not a built-in and not in vars)`);
+          }
+        }
+      });
+    }
+  });
+
+export type RecipeDef = z.output<typeof RecipeSchema>;
+
+function tryCheck(
+  path: (string | number)[],
+  check: () => void,
+  issue: (path: (string | number)[], message: string) => void,
+): void {
+  try {
+    check();
+  } catch (err) {
+    if (!(err instanceof RecipeError)) throw err;
+    issue(path, err.message);
+  }
+}
+
+function dupes(list: string[]): string[] {
+  return [...new Set(list.filter((v, i) => list.indexOf(v) !== i))];
+}
+
+/** `['train', 0, 'run']` → `train[0].run`. */
+export function formatIssuePath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else {
+      const s = String(seg);
+      out += /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? (out ? `.${s}` : s) : `[${JSON.stringify(s)}]`;
+    }
+  }
+  return out;
+}
+
+/** One line describing the first few schema problems, e.g. `unknown field "foo" at train[0]`. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], max = 3): string {
+  const parts = issues.slice(0, max).map((issue) => {
+    const where = formatIssuePath(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => JSON.stringify(k)).join(', ');
+      const noun = issue.keys.length === 1 ? 'field' : 'fields';
+      return `unknown ${noun} ${keys} at ${where || 'top level'}`;
+    }
+    return `${where || 'recipe'}: ${issue.message}`;
+  });
+  if (issues.length > max) parts.push(`(${issues.length - max} more)`);
+  return parts.join('; ').replace(/[\r\n]+/g, ' ');
+}

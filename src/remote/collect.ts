@@ -1,0 +1,72 @@
+/**
+ * Bringing a run's outputs back, verified against the sha256.txt the run wrote.
+ */
+import { join, posix } from 'node:path';
+import { ChecksumError, OutputContractError, RetrainError } from '../errors.js';
+import type { LoadedRecipe } from '../recipes/loader.js';
+import { parseSha256Txt, sha256File } from '../util/hash.js';
+import { checkName, SAFE_SEGMENT_RE } from './execUtil.js';
+import type { Transport } from './transport.js';
+
+/** sha256.txt larger than this is refused as malformed. */
+const MAX_SHA256_TXT_BYTES = 1024 * 1024;
+
+export interface CollectedOutput {
+  name: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * Downloads the run's outputs into `localDir` and verifies them: out/sha256.txt must exist and
+ * parse (OutputContractError), must list every required output (OutputContractError naming it);
+ * required, listed optional and listed partial outputs are fetched and each local copy must match
+ * its listed SHA-256 (ChecksumError naming it). Returns them sorted by name.
+ */
+export async function collectOutputs(
+  t: Transport,
+  workdir: string,
+  localDir: string,
+  recipe: LoadedRecipe,
+): Promise<CollectedOutput[]> {
+  const outDir = posix.join(workdir, 'out');
+  const shaPath = posix.join(outDir, 'sha256.txt');
+  const st = await t.stat(shaPath);
+  if (!st || st.isDirectory) {
+    throw new OutputContractError('out/sha256.txt is missing: the recipe did not finish successfully');
+  }
+  if (st.size > MAX_SHA256_TXT_BYTES) throw new OutputContractError('out/sha256.txt is too large');
+  let listed: Record<string, string>;
+  try {
+    listed = parseSha256Txt((await t.readRange(shaPath, 0, MAX_SHA256_TXT_BYTES)).toString('utf8'));
+  } catch (err) {
+    if (err instanceof RetrainError) throw err;
+    throw new OutputContractError(`out/sha256.txt is malformed: ${(err as Error).message}`);
+  }
+  for (const name of Object.keys(listed)) {
+    if (!SAFE_SEGMENT_RE.test(name)) {
+      throw new OutputContractError(`out/sha256.txt lists an unsafe name ${JSON.stringify(name)}`);
+    }
+  }
+
+  const { required, optional } = recipe.def.outputs;
+  for (const name of required) {
+    if (listed[name] === undefined) throw new OutputContractError(`required output ${name} is missing`);
+  }
+  const wanted = [...new Set([...required, ...optional, ...recipe.def.partial])]
+    .filter((n) => listed[n] !== undefined)
+    .sort();
+
+  const out: CollectedOutput[] = [];
+  for (const name of wanted) {
+    checkName(name);
+    const local = join(localDir, name);
+    await t.getFile(posix.join(outDir, name), local);
+    const { sha256, bytes } = await sha256File(local);
+    if (sha256 !== listed[name]) {
+      throw new ChecksumError(`output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`);
+    }
+    out.push({ name, sha256, bytes });
+  }
+  return out;
+}

@@ -1,0 +1,31 @@
+/** Small helpers shared by the runner modules. */
+import { OutputContractError, TransportError } from '../errors.js';
+import type { Transport } from './transport.js';
+
+/** A plain file name: one segment, no `..`, no leading dot. */
+export const SAFE_SEGMENT_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/** Runs `cmd`; TransportError (with the last stderr lines) unless it exits 0. */
+export async function mustExec(
+  t: Transport,
+  cmd: string,
+  what: string,
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+) {
+  const r = await t.exec(cmd, {
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
+  if (r.code !== 0) {
+    const detail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+    throw new TransportError(`could not ${what} (exit ${r.code})${detail ? `: ${detail}` : ''}`);
+  }
+  return r;
+}
+
+/** A plain output name: no directory part, no `..`, not absolute. OutputContractError otherwise. */
+export function checkName(name: string): void {
+  if (!SAFE_SEGMENT_RE.test(name)) {
+    throw new OutputContractError(`output name ${JSON.stringify(name)} is not a plain file name`);
+  }
+}

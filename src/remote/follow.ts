@@ -1,0 +1,132 @@
+/**
+ * Following a detached run: bounded log tailing, progress, partial outputs, deadline.
+ */
+import { posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CancelledError, TimeoutError, TransportError } from '../errors.js';
+import { killRun, probeRun } from './lifecycle.js';
+import { LogScanner, utf8CompleteLength, type Progress } from './logScan.js';
+import type { Transport } from './transport.js';
+
+/** Largest single readRange while tailing train.log. */
+export const LOG_CHUNK_BYTES = 256 * 1024;
+
+export interface FollowOptions {
+  pid: number;
+  /** Epoch ms; past it the run is killed and TimeoutError thrown. */
+  deadline: number;
+  /** For the timeout message only: the limit the deadline stands for. */
+  timeLimitMs?: number;
+  signal?: AbortSignal;
+  /** Default 1000. */
+  pollMs?: number;
+  /** Byte offset in train.log already seen (resume after a reattach). */
+  logOffset?: number;
+  onLog?: (text: string, newOffset: number) => Promise<void> | void;
+  onProgress?: (p: Progress) => void;
+  /** Output names to report as soon as they exist with a size stable across two polls. */
+  partial?: string[];
+  /** Called once per partial file; an error it throws ends the follow. */
+  onPartial?: (name: string) => Promise<void>;
+}
+
+export interface FollowResult {
+  exitCode: number;
+  /** Byte offset in train.log up to which everything was read. */
+  logOffset: number;
+  /** Most characters the line scanner held at once (bounded by MAX_LINE_CHARS). */
+  peakLineBufferChars: number;
+}
+
+/**
+ * Polls the run until `exit_code` exists, then reads the rest of train.log and resolves (any exit
+ * code, 124 for a step timeout included). The log is read in chunks of at most LOG_CHUNK_BYTES and
+ * scanned with a bounded line buffer, so memory stays flat for any log size or line length.
+ * Throws CancelledError when `signal` aborts (the run is left alone for a later reattach),
+ * TransportError (retryable) when the process vanished without an exit code, and TimeoutError
+ * after killing the run's whole process tree when the deadline passes.
+ */
+export async function followRun(t: Transport, workdir: string, opts: FollowOptions): Promise<FollowResult> {
+  const pollMs = opts.pollMs ?? 1000;
+  const logPath = posix.join(workdir, 'train.log');
+  const scanner = new LogScanner();
+  const partialSeen = new Map<string, number>();
+  const partialDone = new Set<string>();
+  let offset = opts.logOffset ?? 0;
+
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new CancelledError('stopped following the training run');
+  };
+  const emit = async (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    offset += chunk.length;
+    for (const p of scanner.push(text)) opts.onProgress?.(p);
+    await opts.onLog?.(text, offset);
+  };
+  /** Reads up to `upTo` (or to the end of the file when finishing). */
+  const readLog = async (upTo: number | undefined) => {
+    for (;;) {
+      checkAbort();
+      const want = upTo === undefined ? LOG_CHUNK_BYTES : Math.min(LOG_CHUNK_BYTES, upTo - offset);
+      if (want <= 0) return;
+      const buf = await t.readRange(logPath, offset, want);
+      if (buf.length === 0) return;
+      let n = utf8CompleteLength(buf);
+      if (n === 0) {
+        if (upTo !== undefined) return; // half a character at the end: wait for the rest
+        n = buf.length;
+      }
+      await emit(buf.subarray(0, n));
+    }
+  };
+
+  for (;;) {
+    checkAbort();
+    const probe = await probeRun(t, workdir, opts.pid, opts.partial ?? []);
+    if (probe.logSize !== undefined) await readLog(probe.logSize);
+
+    for (const [name, size] of probe.partialSizes) {
+      if (partialDone.has(name)) continue;
+      if (partialSeen.get(name) === size) {
+        partialDone.add(name);
+        await opts.onPartial?.(name);
+      } else partialSeen.set(name, size);
+    }
+
+    if (probe.exitCode !== undefined) {
+      if (probe.logSize !== undefined || (await t.stat(logPath))) await readLog(undefined);
+      for (const p of scanner.flush()) opts.onProgress?.(p);
+      return { exitCode: probe.exitCode, logOffset: offset, peakLineBufferChars: scanner.peakBufferedChars };
+    }
+    if (!probe.alive) {
+      throw new TransportError(`training process ${opts.pid} vanished without an exit code`);
+    }
+    if (Date.now() > opts.deadline) {
+      let cause: unknown;
+      try {
+        await killRun(t, workdir, opts.pid);
+      } catch (err) {
+        cause = err;
+      }
+      const limit =
+        opts.timeLimitMs !== undefined
+          ? `of ${formatDuration(opts.timeLimitMs)}`
+          : `(deadline ${new Date(opts.deadline).toISOString()})`;
+      throw new TimeoutError(`training exceeded its time limit ${limit}; process group ${opts.pid} killed`, {
+        cause,
+      });
+    }
+    try {
+      await sleep(pollMs, undefined, { signal: opts.signal });
+    } catch {
+      checkAbort();
+    }
+  }
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  return m < 120 ? `${m} min` : `${(m / 60).toFixed(1)} h`;
+}

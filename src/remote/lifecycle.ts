@@ -1,0 +1,157 @@
+/**
+ * The life of a detached run on the host: start (or reattach), inspect, kill. Each is one exec.
+ */
+import { TransportError } from '../errors.js';
+import { shellQuote as q } from '../recipes/template.js';
+import { mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
+import { COMMON_SH } from './shellLib.js';
+import type { Transport } from './transport.js';
+
+/**
+ * Starts run.sh detached (`setsid`, own session and process group) and returns its pid. Never
+ * starts a second copy: when `pid` names a live run, that pid is returned (reattach); when
+ * `exit_code` exists, the old pid is returned (0 if unknown) without starting. Leftovers of a run
+ * that died without an exit code are killed before the fresh start. `env` (secrets) reaches the
+ * run only through the exec's environment. Concurrent callers are serialised with flock where
+ * the host has it.
+ */
+export async function startDetached(
+  t: Transport,
+  workdir: string,
+  opts: { env?: Record<string, string> } = {},
+): Promise<number> {
+  const cmd = [
+    'set -u',
+    `cd -- ${q(workdir)} 2>/dev/null || { echo 'error nodir'; exit 0; }`,
+    COMMON_SH,
+    `if command -v flock >/dev/null 2>&1; then exec 9>>start.lock; flock -w 20 9 || { echo 'error lock'; exit 0; }; fi`,
+    `pid=''; [ -f pid ] && IFS= read -r pid < pid`,
+    `if [ -f exit_code ]; then echo "done \${pid:-0}"; exit 0; fi`,
+    `if [ -n "$pid" ] && retrain_alive "$pid"; then echo "running $pid"; exit 0; fi`,
+    `if [ -n "$pid" ]; then retrain_kill_session "$pid" 20 >/dev/null; fi`,
+    `[ -f run.sh ] || { echo 'error norun'; exit 0; }`,
+    'rm -f -- pid pid.tmp heartbeat',
+    'setsid bash run.sh 9>&- </dev/null >/dev/null 2>&1 &',
+    'i=0',
+    'while [ "$i" -lt 100 ]; do',
+    '  if [ -s pid ]; then IFS= read -r pid < pid; echo "started $pid"; exit 0; fi',
+    '  sleep 0.1; i=$((i + 1))',
+    'done',
+    "echo 'error nopid'",
+  ].join('\n');
+  const r = await mustExec(t, cmd, 'start the run', { env: opts.env, timeoutMs: 60_000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  const m = /^(done|running|started) (\d+)$/.exec(line);
+  if (m) return Number(m[2]);
+  const why: Record<string, string> = {
+    'error nodir': `work dir ${workdir} does not exist on the host`,
+    'error lock': `another start holds ${workdir}/start.lock`,
+    'error norun': `${workdir}/run.sh is missing (stage the run first)`,
+    'error nopid': `run.sh in ${workdir} did not write its pid within 10 s`,
+  };
+  throw new TransportError(why[line] ?? `unexpected answer while starting the run: ${JSON.stringify(line)}`);
+}
+
+export interface RunState {
+  /** From the `pid` file. */
+  pid?: number;
+  /** The run.sh process (session leader working in this work dir) is alive. */
+  alive: boolean;
+  exitCode?: number;
+  /** Age of the last heartbeat, by the host's clock. */
+  heartbeatAgeSec?: number;
+}
+
+export interface Probe extends RunState {
+  logSize?: number;
+  partialSizes: Map<string, number>;
+}
+
+/** Everything about a run in one exec. `pid` overrides the pid file for the liveness check. */
+export async function probeRun(
+  t: Transport,
+  workdir: string,
+  pid?: number,
+  partial: string[] = [],
+): Promise<Probe> {
+  partial.forEach(checkPartialName);
+  const cmd = [
+    `cd -- ${q(workdir)} 2>/dev/null || { echo nodir=1; exit 0; }`,
+    COMMON_SH,
+    `fp=''; [ -f pid ] && IFS= read -r fp < pid; echo "pid=$fp"`,
+    `p=${pid === undefined ? '"$fp"' : q(String(pid))}`,
+    'if retrain_alive "$p"; then echo alive=1; else echo alive=0; fi',
+    '[ -f exit_code ] && { IFS= read -r ec < exit_code; echo "exit=$ec"; }',
+    '[ -f heartbeat ] && { IFS= read -r hb < heartbeat; echo "hb=$hb"; }',
+    "printf 'now=%(%s)T\\n' -1",
+    '[ -f train.log ] && echo "log=$(stat -c %s train.log 2>/dev/null || wc -c < train.log)"',
+    ...partial.map(
+      (n) =>
+        `f=out/${n}; [ -f "$f" ] && [ ! -L "$f" ] && echo "partial=$(stat -c %s -- "$f" 2>/dev/null || wc -c < "$f") ${n}"`,
+    ),
+    'true',
+  ].join('\n');
+  const r = await mustExec(t, cmd, 'inspect the run');
+  const out: Probe = { alive: false, partialSizes: new Map() };
+  let hb: number | undefined;
+  let now: number | undefined;
+  for (const line of r.stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    const key = line.slice(0, eq);
+    const val = line.slice(eq + 1).trim();
+    const num = /^\d+$/.test(val) ? Number(val) : undefined;
+    if (key === 'nodir') throw new TransportError(`work dir ${workdir} does not exist on the host`);
+    else if (key === 'pid' && num !== undefined) out.pid = num;
+    else if (key === 'alive') out.alive = val === '1';
+    else if (key === 'exit' && num !== undefined) out.exitCode = num;
+    else if (key === 'hb') hb = num;
+    else if (key === 'now') now = num;
+    else if (key === 'log') out.logSize = num;
+    else if (key === 'partial') {
+      const m = /^(\d+) (.+)$/.exec(val);
+      if (m) out.partialSizes.set(m[2]!, Number(m[1]));
+    }
+  }
+  if (hb !== undefined && now !== undefined) out.heartbeatAgeSec = Math.max(0, now - hb);
+  return out;
+}
+
+/** The run's state from its work dir, in one exec. */
+export async function inspectRun(t: Transport, workdir: string): Promise<RunState> {
+  const { pid, alive, exitCode, heartbeatAgeSec } = await probeRun(t, workdir);
+  const out: RunState = { alive };
+  if (pid !== undefined) out.pid = pid;
+  if (exitCode !== undefined) out.exitCode = exitCode;
+  if (heartbeatAgeSec !== undefined) out.heartbeatAgeSec = heartbeatAgeSec;
+  return out;
+}
+
+/**
+ * SIGTERMs the run's process group and every process of its session, waits up to `graceMs`,
+ * SIGKILLs what is left and confirms nothing of the run remains (TransportError otherwise). Safe
+ * to call on a run that already ended; does nothing when the pid now belongs to another program.
+ */
+export async function killRun(t: Transport, workdir: string, pid: number, graceMs = 5000): Promise<void> {
+  if (!Number.isSafeInteger(pid) || pid <= 1) {
+    throw new TransportError(`refusing to kill process group ${pid}`, { retryable: false });
+  }
+  const tenths = Math.max(0, Math.ceil(graceMs / 100));
+  const cmd = [
+    `cd -- ${q(workdir)} 2>/dev/null || cd /`,
+    COMMON_SH,
+    `left=$(retrain_kill_session ${pid} ${tenths})`,
+    'echo "left=$left"',
+  ].join('\n');
+  const r = await mustExec(t, cmd, 'kill the run', { timeoutMs: graceMs + 20_000 });
+  const left = /left=(.*)/.exec(r.stdout)?.[1]?.trim();
+  if (left) throw new TransportError(`processes of run ${pid} survived SIGKILL: ${left}`);
+}
+
+function checkPartialName(name: string): void {
+  if (!SAFE_SEGMENT_RE.test(name)) {
+    throw new TransportError(`partial output name ${JSON.stringify(name)} is not a plain file name`, {
+      retryable: false,
+    });
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The local driver's Transport: commands run as `bash -c` child processes, files move with
+ * node:fs. Each exec runs in a process group of its own, so a timeout or an abort kills the whole
+ * command tree; a run started inside it with `setsid ... &` is in another session and survives
+ * both the exec and the Node process.
+ */
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { dirname } from 'node:path';
+import { CancelledError, TransportError } from '../errors.js';
+import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
+
+const DEFAULT_MAX_OUTPUT = 1024 * 1024;
+
+export interface LocalTransportOptions {
+  /**
+   * Environment every command starts from (ExecOptions.env is added on top). Default:
+   * process.env. Pass a filtered copy to keep orchestrator-only secrets away from recipes.
+   */
+  baseEnv?: NodeJS.ProcessEnv;
+}
+
+export class LocalTransport implements Transport {
+  readonly kind = 'local' as const;
+  private readonly baseEnv: NodeJS.ProcessEnv | undefined;
+
+  constructor(opts: LocalTransportOptions = {}) {
+    this.baseEnv = opts.baseEnv;
+  }
+
+  /**
+   * Runs `bash -c command`. Resolves with the exit code (128+n for a signal) and at most
+   * maxOutputBytes of stdout and of stderr. Rejects with TransportError when bash cannot start or
+   * the timeout passes, CancelledError when the signal aborts (the command tree is killed then).
+   */
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (opts.signal?.aborted) return Promise.reject(new CancelledError('command cancelled before start'));
+    const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    return new Promise<ExecResult>((resolve, reject) => {
+      const child = spawn('bash', ['-c', command], {
+        env: { ...(this.baseEnv ?? process.env), ...opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const stdout = new Capped(max);
+      const stderr = new Capped(max);
+      child.stdout.on('data', (b: Buffer) => stdout.add(b));
+      child.stderr.on('data', (b: Buffer) => stderr.add(b));
+
+      let failure: Error | undefined;
+      const killTree = (err: Error) => {
+        if (failure) return;
+        failure = err;
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      const timer =
+        opts.timeoutMs !== undefined
+          ? setTimeout(
+              () => killTree(new TransportError(`local command timed out after ${opts.timeoutMs} ms`)),
+              opts.timeoutMs,
+            )
+          : undefined;
+      const onAbort = () => killTree(new CancelledError('command cancelled'));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+
+      child.on('error', (err) => {
+        done();
+        reject(new TransportError(`cannot start bash: ${err.message}`, { cause: err }));
+      });
+      child.on('close', (code, signal) => {
+        done();
+        if (failure) return reject(failure);
+        const exit = code ?? 128 + signalNumber(signal);
+        resolve({ code: exit, stdout: stdout.text(), stderr: stderr.text() });
+      });
+    });
+  }
+
+  /** Copies atomically (temp file + rename); the remote parent dir must exist. */
+  async putFile(localPath: string, remotePath: string): Promise<void> {
+    await atomicCopy(localPath, remotePath, 'put');
+  }
+
+  /** Copies atomically (temp file + rename), creating the local parent dir. */
+  async getFile(remotePath: string, localPath: string): Promise<void> {
+    await mkdir(dirname(localPath), { recursive: true });
+    await atomicCopy(remotePath, localPath, 'get');
+  }
+
+  /** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
+  async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
+    let fh;
+    try {
+      fh = await open(remotePath, 'r');
+    } catch (err) {
+      throw ioError('read', remotePath, err);
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const want = Math.max(0, Math.min(maxBytes, size - offset));
+      if (want === 0) return Buffer.alloc(0);
+      const buf = Buffer.alloc(want);
+      const { bytesRead } = await fh.read(buf, 0, want, offset);
+      return buf.subarray(0, bytesRead);
+    } catch (err) {
+      throw ioError('read', remotePath, err);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** null when the path does not exist. */
+  async stat(remotePath: string): Promise<RemoteStat | null> {
+    try {
+      const st = await stat(remotePath);
+      return { size: st.size, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw ioError('stat', remotePath, err);
+    }
+  }
+
+  async mkdirp(remotePath: string): Promise<void> {
+    try {
+      await mkdir(remotePath, { recursive: true });
+    } catch (err) {
+      throw ioError('mkdir', remotePath, err);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function atomicCopy(from: string, to: string, what: string): Promise<void> {
+  const tmp = `${to}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  try {
+    await copyFile(from, tmp);
+    await rename(tmp, to);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw ioError(what, `${from} -> ${to}`, err);
+  }
+}
+
+function ioError(op: string, path: string, err: unknown): TransportError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+  return new TransportError(`local ${op} failed for ${path}: ${code}`, { cause: err });
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  return signal ? (constants.signals[signal] ?? 0) : 0;
+}
+
+/** Keeps the first `max` bytes of a stream. */
+class Capped {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {}
+  add(b: Buffer): void {
+    const room = this.max - this.size;
+    if (room <= 0) return;
+    const part = b.length > room ? b.subarray(0, room) : b;
+    this.parts.push(part);
+    this.size += part.length;
+  }
+  text(): string {
+    return Buffer.concat(this.parts).toString('utf8');
+  }
+}

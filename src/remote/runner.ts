@@ -1,0 +1,16 @@
+/**
+ * The recipe runner: stages a work dir, starts run.sh detached, follows it (log, progress,
+ * partial outputs, deadline), kills it, and collects its outputs. It only talks to a Transport, so
+ * the local, ssh and vast drivers share it. Every shell command it builds quotes its data.
+ * The work is split over stage.ts, lifecycle.ts, follow.ts and collect.ts; this is the facade.
+ */
+export { collectOutputs, type CollectedOutput } from './collect.js';
+export { followRun, LOG_CHUNK_BYTES, type FollowOptions, type FollowResult } from './follow.js';
+export { inspectRun, killRun, startDetached, type RunState } from './lifecycle.js';
+export { recipeStageFiles, stageRun, type StageFile } from './stage.js';
+
+/** `YYYYMMDD_HHMMSSZ` in UTC. */
+export function workdirName(now: Date): string {
+  const iso = now.toISOString(); // 2024-05-01T12:34:56.789Z
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+}

@@ -1,0 +1,93 @@
+# Bash functions shared by run.sh and the runner's probe/start/kill commands (src/remote/shellLib.ts).
+# They take no data but numeric ids (checked before use) and need no procps: processes are found
+# through /proc (every Linux host), with a `kill -0` fallback where /proc is missing.
+#
+# A run is started as `setsid bash run.sh`, so its pid is also its session id and process group
+# id. `timeout` moves each step into a process group of its own, but never out of the session, so
+# "every process of the run" means "every process whose session id is the run's pid".
+
+# retrain_scan SID: sets the array RETRAIN_PIDS to the live (non-zombie) processes of session SID,
+# leaving out the calling shell. Runs in the calling shell (no subshell), so it lists no helper.
+retrain_scan() {
+  local sid=$1 f line rest p
+  local -a a
+  RETRAIN_PIDS=()
+  for f in /proc/[0-9]*/stat; do
+    IFS= read -r line 2>/dev/null <"$f" || continue
+    rest=${line##*) }
+    read -r -a a <<<"$rest"
+    [ "${a[3]:-}" = "$sid" ] || continue
+    [ "${a[0]:-}" = Z ] && continue
+    p=${f#/proc/}
+    p=${p%/stat}
+    [ "$p" = "$BASHPID" ] && continue
+    RETRAIN_PIDS+=("$p")
+  done
+}
+
+# retrain_alive PID: true when PID is a live session leader whose cwd is the current directory
+# (the work dir): our run.sh, not a process that reused its pid.
+retrain_alive() {
+  local p=$1 line rest
+  local -a a
+  case $p in '' | *[!0-9]*) return 1 ;; esac
+  [ "$p" -gt 1 ] || return 1
+  if [ -d /proc/self ]; then
+    IFS= read -r line 2>/dev/null <"/proc/$p/stat" || return 1
+    rest=${line##*) }
+    read -r -a a <<<"$rest"
+    [ "${a[0]:-}" != Z ] && [ "${a[3]:-}" = "$p" ] || return 1
+    if [ -e "/proc/$p/cwd" ]; then [ "/proc/$p/cwd" -ef . ] || return 1; fi
+    return 0
+  fi
+  kill -0 "$p" 2>/dev/null
+}
+
+# retrain_kill_session SID GRACE_TENTHS: SIGTERM the process group and every process of session
+# SID, wait up to GRACE_TENTHS/10 s, SIGKILL what is left, wait up to 5 s more; prints the pids
+# still alive after that (nothing when the run is gone). Does nothing when SID now belongs to a
+# session leader working in another directory (the id was reused). Call it from the work dir.
+retrain_kill_session() {
+  local sid=$1 grace=$2 i line rest
+  local -a a
+  case $sid in '' | *[!0-9]*) return 1 ;; esac
+  [ "$sid" -gt 1 ] || return 1
+  if [ ! -d /proc/self ]; then
+    kill -TERM -- "-$sid" 2>/dev/null || return 0
+    i=0
+    while kill -0 -- "-$sid" 2>/dev/null && [ "$i" -lt "$grace" ]; do
+      sleep 0.1
+      i=$((i + 1))
+    done
+    kill -KILL -- "-$sid" 2>/dev/null
+    return 0
+  fi
+  if IFS= read -r line 2>/dev/null <"/proc/$sid/stat"; then
+    rest=${line##*) }
+    read -r -a a <<<"$rest"
+    if [ "${a[3]:-}" = "$sid" ] && [ -e "/proc/$sid/cwd" ] && ! [ "/proc/$sid/cwd" -ef . ]; then
+      return 0
+    fi
+  fi
+  kill -TERM -- "-$sid" 2>/dev/null
+  retrain_scan "$sid"
+  [ "${#RETRAIN_PIDS[@]}" -gt 0 ] && kill -TERM "${RETRAIN_PIDS[@]}" 2>/dev/null
+  i=0
+  while [ "${#RETRAIN_PIDS[@]}" -gt 0 ] && [ "$i" -lt "$grace" ]; do
+    sleep 0.1
+    i=$((i + 1))
+    retrain_scan "$sid"
+  done
+  if [ "${#RETRAIN_PIDS[@]}" -gt 0 ]; then
+    kill -KILL -- "-$sid" 2>/dev/null
+    kill -KILL "${RETRAIN_PIDS[@]}" 2>/dev/null
+  fi
+  i=0
+  while [ "${#RETRAIN_PIDS[@]}" -gt 0 ] && [ "$i" -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+    retrain_scan "$sid"
+  done
+  [ "${#RETRAIN_PIDS[@]}" -eq 0 ] || printf '%s ' "${RETRAIN_PIDS[@]}"
+  return 0
+}

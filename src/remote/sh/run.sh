@@ -1,0 +1,81 @@
+# Functions of the generated run.sh (src/remote/runScript.ts). Expects RETRAIN_PID, RETRAIN_OUT,
+# RETRAIN_HB_SEC, RETRAIN_KILL_AFTER_SEC, retrain_env and retrain_scan to be defined.
+
+# Writes epoch seconds to `heartbeat` every RETRAIN_HB_SEC s while run.sh lives; exits on TERM.
+retrain_heartbeat() {
+  local s=''
+  trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  while kill -0 "$RETRAIN_PID" 2>/dev/null; do
+    printf '%(%s)T\n' -1 >heartbeat.tmp && mv -f -- heartbeat.tmp heartbeat
+    sleep "$RETRAIN_HB_SEC" &
+    s=$!
+    wait "$s"
+  done
+}
+
+# retrain_step N TOTAL TIMEOUT_SEC COMMAND: runs one step (0 = no timeout) with the recipe env,
+# stdout and stderr appended to train.log; returns its exit code, 124 when it timed out.
+retrain_step() {
+  local n=$1 total=$2 limit=$3 cmd=$4 rc start=$SECONDS
+  printf '[retrain] step %s/%s: %s\n' "$n" "$total" "${cmd//$'\n'/'\n'}" >>train.log
+  if [ "$limit" -gt 0 ]; then
+    (
+      retrain_env
+      exec timeout --kill-after="$RETRAIN_KILL_AFTER_SEC" "$limit" bash -eo pipefail -c "$cmd"
+    ) >>train.log 2>&1 </dev/null
+  else
+    (
+      retrain_env
+      exec bash -eo pipefail -c "$cmd"
+    ) >>train.log 2>&1 </dev/null
+  fi
+  rc=$?
+  if [ "$limit" -gt 0 ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && [ $((SECONDS - start)) -ge "$limit" ]; then
+    printf '[retrain] step %s/%s timed out after %ss\n' "$n" "$total" "$limit" >>train.log
+    return 124
+  fi
+  [ "$rc" -eq 0 ] || printf '[retrain] step %s/%s failed with exit code %s\n' "$n" "$total" "$rc" >>train.log
+  return "$rc"
+}
+
+# Kills every process of this run except this shell (leftovers the steps started in background).
+retrain_reap() {
+  local i=0
+  [ -d /proc/self ] || return 0
+  retrain_scan "$RETRAIN_PID"
+  [ "${#RETRAIN_PIDS[@]}" -eq 0 ] && return 0
+  kill -TERM "${RETRAIN_PIDS[@]}" 2>/dev/null
+  while [ "$i" -lt 20 ]; do
+    sleep 0.1
+    i=$((i + 1))
+    retrain_scan "$RETRAIN_PID"
+    [ "${#RETRAIN_PIDS[@]}" -eq 0 ] && return 0
+  done
+  kill -KILL "${RETRAIN_PIDS[@]}" 2>/dev/null
+  return 0
+}
+
+# Writes RETRAIN_OUT/sha256.txt: one sha256sum line per regular (non-symlink) file, sorted by name.
+retrain_checksums() {
+  (
+    cd -- "$RETRAIN_OUT" || exit 1
+    LC_ALL=C
+    shopt -s nullglob dotglob
+    names=()
+    for f in *; do
+      [ -f "$f" ] && [ ! -L "$f" ] && [ "$f" != sha256.txt ] || continue
+      case $f in *$'\n'* | *\\*) continue ;; esac
+      names+=("$f")
+    done
+    [ "${#names[@]}" -eq 0 ] || sha256sum -- "${names[@]}"
+  ) >sha256.txt.tmp && mv -f -- sha256.txt.tmp "$RETRAIN_OUT/sha256.txt"
+}
+
+# retrain_finish CODE: the only way out. Writing exit_code is the last thing done.
+retrain_finish() {
+  kill "$RETRAIN_HB" 2>/dev/null
+  wait "$RETRAIN_HB" 2>/dev/null
+  retrain_reap
+  printf '%s\n' "$1" >exit_code.tmp && mv -f -- exit_code.tmp exit_code
+  exit "$1"
+}

@@ -1,0 +1,62 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CancelledError, TransportError } from '../../../src/errors.js';
+import { LocalTransport } from '../../../src/remote/localTransport.js';
+import { cleanupTmp, makeTmp, processes, waitFor } from './fixtures.js';
+
+afterAll(cleanupTmp);
+const t = new LocalTransport();
+
+describe('LocalTransport.exec', () => {
+  it('returns code, stdout and stderr, with extra env', async () => {
+    const r = await t.exec('echo "out $RT_X"; echo err >&2; exit 3', { env: { RT_X: 'v' } });
+    expect(r).toEqual({ code: 3, stdout: 'out v\n', stderr: 'err\n' });
+  });
+
+  it('keeps at most maxOutputBytes of output', async () => {
+    const r = await t.exec('head -c 100000 /dev/zero | tr "\\0" a', { maxOutputBytes: 1000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBe(1000);
+  });
+
+  it('kills the whole command tree on timeout', async () => {
+    const marker = `29${randomBytes(3).readUIntBE(0, 3) % 1000}.5`;
+    const started = Date.now();
+    await expect(t.exec(`sleep ${marker} & sleep ${marker} & wait`, { timeoutMs: 300 })).rejects.toThrow(
+      TransportError,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    await waitFor(() => !processes().some((p) => p.args.includes(`sleep ${marker}`)), 3000);
+  });
+
+  it('rejects with CancelledError when aborted, before or during the command', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    await expect(t.exec('sleep 10', { signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
+    await expect(t.exec('true', { signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
+  });
+});
+
+describe('LocalTransport files', () => {
+  it('puts, gets, stats, reads ranges and makes dirs', async () => {
+    const dir = await makeTmp();
+    const src = join(dir, 'src.bin');
+    await writeFile(src, 'hello world');
+    await t.mkdirp(join(dir, 'a/b/c'));
+    await t.putFile(src, join(dir, 'a/b/c/remote.bin'));
+    await t.getFile(join(dir, 'a/b/c/remote.bin'), join(dir, 'back/local.bin'));
+    expect(await readFile(join(dir, 'back/local.bin'), 'utf8')).toBe('hello world');
+
+    expect(await t.stat(join(dir, 'a/b/c/remote.bin'))).toMatchObject({ size: 11, isDirectory: false });
+    expect(await t.stat(join(dir, 'a'))).toMatchObject({ isDirectory: true });
+    expect(await t.stat(join(dir, 'missing'))).toBeNull();
+
+    expect((await t.readRange(src, 6, 3)).toString()).toBe('wor');
+    expect((await t.readRange(src, 6, 100)).toString()).toBe('world');
+    expect((await t.readRange(src, 50, 10)).length).toBe(0);
+    await expect(t.readRange(join(dir, 'missing'), 0, 10)).rejects.toBeInstanceOf(TransportError);
+    await expect(t.putFile(join(dir, 'missing'), join(dir, 'x'))).rejects.toBeInstanceOf(TransportError);
+  });
+});
