@@ -28,7 +28,7 @@ export async function statusCommand(opts: {
     }
     const t = new Table({
       head: ['symbol', 'status', 'state', 'attempts', 'reason', 'minutes', 'net_bps', 'decision'],
-      style: { head: [], border: [] },
+      style: { head: [], border: [], compact: true },
     });
     for (const e of Object.values(entries).sort((a, b) => a.symbol.localeCompare(b.symbol))) {
       t.push([

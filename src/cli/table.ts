@@ -14,7 +14,7 @@ export function renderRunTable(
 ): string {
   const t = new Table({
     head: ['symbol', 'status', 'hitRate', 'maxDD', 'net_bps', 'decision', 'minutes', 'attempts', 'reason'],
-    style: { head: [], border: [] },
+    style: { head: [], border: [], compact: true },
   });
   for (const s of symbols) {
     const e = ledger[s];

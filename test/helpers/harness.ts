@@ -107,7 +107,7 @@ export function startWorker(env: NodeJS.ProcessEnv): WorkerProc {
     output: () => out,
     stop: () =>
       new Promise((r) => {
-        if (proc.exitCode !== null) return r(proc.exitCode);
+        if (proc.exitCode !== null || proc.signalCode !== null) return r(proc.exitCode);
         proc.once('exit', (code) => r(code));
         proc.kill('SIGTERM');
       }),
