@@ -1,0 +1,165 @@
+/**
+ * Offer selection: the search query sent to `POST /api/v0/bundles/` (the shape the official CLI
+ * builds), and a client-side re-check of every constraint, since the server filter is not trusted.
+ */
+import { VastOfferSchema, offerReliability, offerVerified, type VastOffer } from './types.js';
+
+export interface OfferConstraints {
+  /** Vast spelling uses spaces ("RTX 4090"); underscores and case are normalised. Matched exactly. */
+  gpuNames: string[];
+  /** $/h against the full dph_total (storage included). */
+  maxHourlyCost: number;
+  minGpuMemoryGb: number;
+  /** 0..1, checked against reliability2 (reliability when absent). */
+  minReliability: number;
+  verifiedOnly: boolean;
+  /** Also the planned disk: the search prices storage at this size (allocated_storage). */
+  minDiskGb: number;
+  minInetDownMbps: number;
+  minCudaVersion?: number;
+  numGpus: number;
+  /** Search bid prices (type "bid"); the rental is only interruptible when created with a price. */
+  interruptible?: boolean;
+}
+
+export interface OfferExclusions {
+  machineIds: Set<number>;
+  offerIds?: Set<number>;
+}
+
+/** How many offers one search asks for (the server caps results anyway). */
+export const OFFER_SEARCH_LIMIT = 64;
+
+/** "rtx_4090" → "RTX 4090" (the server's spelling; upper case for comparison). */
+export function normalizeGpuName(name: string): string {
+  return name.replace(/_/g, ' ').trim().replace(/\s+/g, ' ').toUpperCase();
+}
+
+/** The spelling sent to the server: underscores become spaces (as the CLI does), case kept. */
+function serverGpuName(name: string): string {
+  return name.replace(/_/g, ' ').trim().replace(/\s+/g, ' ');
+}
+
+/**
+ * Vast lists some GPUs only under variant names ("A100 SXM4", "A100 PCIE"): a configured family
+ * name also asks for, and matches, its variants.
+ */
+const GPU_VARIANTS: Record<string, string[]> = {
+  A100: ['A100 SXM4', 'A100 PCIE', 'A100X'],
+  H100: ['H100 SXM', 'H100 PCIE', 'H100 NVL'],
+  A800: ['A800 PCIE'],
+  H200: ['H200 NVL'],
+};
+
+function withVariants(name: string): string[] {
+  return [name, ...(GPU_VARIANTS[normalizeGpuName(name)] ?? [])];
+}
+
+/** True when the offer's GPU is one of the wanted names or a variant of a wanted family. */
+export function gpuWanted(offerGpu: string, wanted: readonly string[]): boolean {
+  const have = normalizeGpuName(offerGpu);
+  return wanted.some((w) => withVariants(w).some((n) => normalizeGpuName(n) === have));
+}
+
+/** GB → MB the way the CLI does it (× 1000). */
+function gbToMb(gb: number): number {
+  return Math.round(gb * 1000);
+}
+
+/** The search body (`POST /api/v0/bundles/`), with numbers sent as numbers. */
+export function buildOfferQuery(c: OfferConstraints): Record<string, unknown> {
+  const q: Record<string, unknown> = {};
+  if (c.verifiedOnly) q.verified = { eq: true };
+  q.external = { eq: false };
+  q.rentable = { eq: true };
+  q.rented = { eq: false };
+  const names = [...new Set(c.gpuNames.flatMap(withVariants).map(serverGpuName))];
+  if (names.length > 0) q.gpu_name = { in: names };
+  q.num_gpus = { eq: c.numGpus };
+  q.gpu_ram = { gte: gbToMb(c.minGpuMemoryGb) };
+  q.dph_total = { lte: c.maxHourlyCost };
+  q.reliability2 = { gte: c.minReliability };
+  q.disk_space = { gte: c.minDiskGb };
+  q.inet_down = { gte: c.minInetDownMbps };
+  if (c.minCudaVersion !== undefined) q.cuda_max_good = { gte: c.minCudaVersion };
+  q.order = [['dph_total', 'asc']];
+  q.type = c.interruptible ? 'bid' : 'on-demand';
+  q.allocated_storage = c.minDiskGb;
+  q.limit = OFFER_SEARCH_LIMIT;
+  return q;
+}
+
+export interface RejectedOffer {
+  id: unknown;
+  reason: string;
+}
+
+/** Why an offer fails the constraints, or null when it meets them all. */
+export function offerRejection(o: VastOffer, c: OfferConstraints, excluded?: OfferExclusions): string | null {
+  if (c.gpuNames.length > 0 && !gpuWanted(o.gpu_name, c.gpuNames)) return `gpu ${o.gpu_name} not wanted`;
+  if (o.num_gpus !== c.numGpus) return `num_gpus ${o.num_gpus} != ${c.numGpus}`;
+  if (o.gpu_ram < gbToMb(c.minGpuMemoryGb)) return `gpu_ram ${o.gpu_ram}MB < ${c.minGpuMemoryGb}GB`;
+  if (!(o.dph_total <= c.maxHourlyCost)) return `dph_total ${o.dph_total} > ${c.maxHourlyCost}`;
+  const rel = offerReliability(o);
+  if (rel < c.minReliability) return `reliability ${rel} < ${c.minReliability}`;
+  if (c.verifiedOnly && !offerVerified(o)) return 'not verified';
+  if (o.disk_space < c.minDiskGb) return `disk_space ${o.disk_space} < ${c.minDiskGb}`;
+  if (o.inet_down < c.minInetDownMbps) return `inet_down ${o.inet_down} < ${c.minInetDownMbps}`;
+  if (c.minCudaVersion !== undefined && o.cuda_max_good < c.minCudaVersion) {
+    return `cuda_max_good ${o.cuda_max_good} < ${c.minCudaVersion}`;
+  }
+  if (o.rentable === false) return 'not rentable';
+  if (o.rented === true) return 'already rented';
+  if (excluded?.machineIds.has(o.machine_id)) return `machine ${o.machine_id} excluded`;
+  if (excluded?.offerIds?.has(o.id)) return `offer ${o.id} excluded`;
+  return null;
+}
+
+/** Cheapest first; ties by reliability (higher first), then id (lower first). */
+export function compareOffers(a: VastOffer, b: VastOffer): number {
+  return a.dph_total - b.dph_total || offerReliability(b) - offerReliability(a) || a.id - b.id;
+}
+
+/** Like `chooseOffers`, and also says why every other offer was rejected (for logs). */
+export function explainOffers(
+  offers: readonly unknown[],
+  c: OfferConstraints,
+  excluded: OfferExclusions = { machineIds: new Set() },
+): { chosen: VastOffer[]; rejected: RejectedOffer[] } {
+  const chosen: VastOffer[] = [];
+  const rejected: RejectedOffer[] = [];
+  const seen = new Set<number>();
+  for (const raw of offers) {
+    const parsed = VastOfferSchema.safeParse(raw);
+    if (!parsed.success) {
+      const id = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).id : undefined;
+      const issue = parsed.error.issues[0];
+      rejected.push({
+        id,
+        reason: `malformed: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
+      });
+      continue;
+    }
+    const o = parsed.data;
+    const why = seen.has(o.id) ? 'duplicate id' : offerRejection(o, c, excluded);
+    if (why) rejected.push({ id: o.id, reason: why });
+    else {
+      seen.add(o.id);
+      chosen.push(o);
+    }
+  }
+  chosen.sort(compareOffers);
+  return { chosen, rejected };
+}
+
+/**
+ * The offers meeting every constraint (re-checked here: the server filter is not trusted), cheapest
+ * first by full dph_total, deterministic ties. Malformed offers are dropped.
+ */
+export function chooseOffers(
+  offers: readonly unknown[],
+  c: OfferConstraints,
+  excluded: OfferExclusions = { machineIds: new Set() },
+): VastOffer[] {
+  return explainOffers(offers, c, excluded).chosen;
+}

@@ -1,0 +1,244 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { VastClient } from '../../../src/vast/client.js';
+import { runVastSimFromFlags } from '../../../src/vast/sim/cli.js';
+import {
+  defaultOffers,
+  startVastSim,
+  type VastSim,
+  type VastSimOptions,
+} from '../../../src/vast/sim/server.js';
+
+const KEY = 'sim-key-0123456789';
+let sim: VastSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+async function start(over: Partial<VastSimOptions> = {}) {
+  sim = await startVastSim({
+    apiKey: KEY,
+    offers: defaultOffers(),
+    sshEndpoint: { host: '127.0.0.1', port: 2222 },
+    bootDelayMs: 100,
+    seed: 1,
+    ...over,
+  });
+  return sim;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const req = async (s: VastSim, method: string, path: string, body?: unknown, key: string | null = KEY) => {
+  const r = await fetch(s.url + path, {
+    method,
+    headers: {
+      ...(key ? { Authorization: `Bearer ${key}` } : {}),
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, json: json as Record<string, unknown>, text };
+};
+const rent = async (s: VastSim, offerId = 7001001, extra: Record<string, unknown> = {}) => {
+  const r = await req(s, 'PUT', `/api/v0/asks/${offerId}/`, {
+    client_id: 'me',
+    image: 'img:1',
+    disk: 20,
+    label: 'x',
+    ...extra,
+  });
+  expect(r.status, r.text).toBe(200);
+  return r.json as { success: boolean; new_contract: number; instance_api_key: string };
+};
+
+describe('vast simulator', () => {
+  it('speaks the Vast shapes: auth, wrappers, deprecated v0 list, trailing slashes', async () => {
+    const s = await start();
+    expect(await req(s, 'GET', '/api/v0/users/current/', undefined, null)).toMatchObject({
+      status: 401,
+      json: { success: false, error: 'auth_error' },
+    });
+    expect((await req(s, 'GET', '/api/v0/users/current', undefined, 'wrong')).status).toBe(401);
+    expect(await req(s, 'GET', '/api/v0/instances/')).toMatchObject({
+      status: 410,
+      json: { error: 'deprecated_endpoint' },
+    });
+    const created = await rent(s);
+    expect(created).toMatchObject({ success: true, new_contract: expect.any(Number) });
+    const id = created.new_contract;
+    const show = await req(s, 'GET', `/api/v0/instances/${id}?owner=me`);
+    expect(show.json.instances).toMatchObject({
+      id,
+      actual_status: null,
+      intended_status: 'running',
+      cur_state: 'running',
+    });
+    const v1 = await req(s, 'GET', '/api/v1/instances');
+    expect(v1.json).toMatchObject({
+      success: true,
+      instances_found: 1,
+      total_instances: 1,
+      next_token: null,
+    });
+    expect(v1.json.label_counts).toEqual({ x: 1 });
+    const bad = await req(
+      s,
+      'GET',
+      `/api/v1/instances/?select_filters=${encodeURIComponent('{"dph_total":{"lt":1}}')}`,
+    );
+    expect(bad.status).toBe(400);
+    expect((await req(s, 'GET', '/api/v1/instances/?after_token=%%%')).json.error).toBe('invalid_token');
+    // numbers as strings (the CLI's form) are coerced
+    const q = await req(s, 'POST', '/api/v0/bundles/', {
+      gpu_name: { eq: 'RTX 4090' },
+      num_gpus: { eq: '1' },
+      dph_total: { lt: '0.36' },
+    });
+    expect((q.json.offers as { id: number }[]).map((o) => o.id).sort()).toEqual([7002001, 7002002]);
+    expect((await req(s, 'POST', '/api/v0/bundles/', { gpu_name: { like: 'x' } })).status).toBe(400);
+    const user = await req(s, 'GET', '/api/v0/users/current/');
+    expect(user.json).toMatchObject({ credit: 25, api_key: KEY });
+    const acct = await req(s, 'POST', '/api/v0/ssh/', { ssh_key: 'ssh-ed25519 AAAA k' });
+    expect(acct.json).toMatchObject({ success: true, key: { public_key: 'ssh-ed25519 AAAA k' } });
+    expect((await req(s, 'GET', '/api/v0/ssh/')).json).toHaveLength(1);
+    const ik = await req(s, 'GET', `/api/v0/instances/${id}/ssh/`);
+    expect(ik.json.success).toBe(true);
+    expect(typeof ik.json.ssh_keys).toBe('string');
+  });
+
+  it('goes null → created → loading → running, with ports for ssh_direct, and prices by allocated storage', async () => {
+    const s = await start({ bootDelayMs: 200 });
+    const a = await rent(s, 7001001, { runtype: 'ssh_direc ssh_proxy' });
+    const b = await rent(s, 7002001, { runtype: 'ssh_proxy' });
+    const seen = new Set<string>();
+    for (let n = 0; n < 40; n++) {
+      const inst = (await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`)).json.instances as Record<
+        string,
+        unknown
+      >;
+      seen.add(String(inst.actual_status));
+      await sleep(10);
+    }
+    expect([...seen]).toEqual(expect.arrayContaining(['created', 'loading', 'running']));
+    const ia = (await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`)).json.instances as Record<
+      string,
+      unknown
+    >;
+    expect(ia.ports).toEqual({ '22/tcp': [{ HostIp: '0.0.0.0', HostPort: '2222' }] });
+    expect(ia.status_msg).toMatch(/^success, running img:1/);
+    const ib = (await req(s, 'GET', `/api/v0/instances/${b.new_contract}/`)).json.instances as Record<
+      string,
+      unknown
+    >;
+    expect(ib).toMatchObject({
+      actual_status: 'running',
+      ports: null,
+      ssh_host: '127.0.0.1',
+      ssh_port: 2222,
+    });
+    const small = await req(s, 'POST', '/api/v0/bundles/', {
+      allocated_storage: 5,
+      gpu_name: { eq: 'RTX 3090' },
+    });
+    const big = await req(s, 'POST', '/api/v0/bundles/', {
+      allocated_storage: 720,
+      gpu_name: { eq: 'RTX 3090' },
+    });
+    const price = (r: typeof small, id: number) =>
+      (r.json.offers as { id: number; dph_total: number }[]).find((o) => o.id === id)!.dph_total;
+    expect(price(big, 7001002) - price(small, 7001002)).toBeCloseTo((0.1 * 715) / 720, 6);
+  });
+
+  it('stuck machines stay loading; killInstance makes it exited; billing only while running', async () => {
+    const s = await start({ bootDelayMs: 60, faults: { stuckLoadingMachineIds: [31001] }, timeScale: 100 });
+    const c = new VastClient({ apiUrl: s.url, apiKey: KEY, minRetryDelayMs: 5 });
+    const stuck = (await c.createInstance(7001001, { image: 'x', disk: 20, label: 's' })).instanceId;
+    const ok = (await c.createInstance(7002001, { image: 'x', disk: 20, label: 'o' })).instanceId;
+    expect(s.state().billedSeconds[ok]).toBe(0);
+    await sleep(250);
+    expect((await c.getInstance(stuck))?.actual_status).toBe('loading');
+    expect((await c.getInstance(ok))?.actual_status).toBe('running');
+    expect(s.state().billedSeconds[stuck]).toBe(0);
+    const b1 = s.state().billedSeconds[ok]!;
+    expect(b1).toBeGreaterThan(0);
+    await sleep(50);
+    expect(s.state().billedSeconds[ok]!).toBeGreaterThan(b1);
+    s.killInstance(ok);
+    const dead = await c.getInstance(ok);
+    expect(dead).toMatchObject({ actual_status: 'exited', intended_status: 'running' });
+    expect(dead?.ports ?? null).toBeNull();
+    const frozen = s.state().billedSeconds[ok]!;
+    await sleep(50);
+    expect(s.state().billedSeconds[ok]).toBe(frozen);
+    const st = s.state();
+    expect(st.billedUsd[ok]).toBeCloseTo(
+      (frozen * st.instances.find((i) => i.id === ok)!.dph_total!) / 3600,
+      9,
+    );
+    s.killInstance(stuck, 'offline');
+    expect((await c.getInstance(stuck))?.actual_status).toBe('offline');
+    const balance = await c.getBalance();
+    expect(balance.credit).toBeLessThan(25);
+    await c.destroyInstance(ok);
+    await c.destroyInstance(stuck);
+  });
+
+  it('the instance key can destroy its own instance only', async () => {
+    const s = await start();
+    const a = await rent(s, 7001001);
+    const b = await rent(s, 7002001);
+    expect(
+      (await req(s, 'DELETE', `/api/v0/instances/${b.new_contract}/`, {}, a.instance_api_key)).status,
+    ).toBe(403);
+    expect(
+      (await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`, undefined, a.instance_api_key)).status,
+    ).toBe(403);
+    expect((await req(s, 'POST', '/api/v0/bundles/', {}, a.instance_api_key)).status).toBe(403);
+    expect(
+      await req(s, 'DELETE', `/api/v0/instances/${a.new_contract}/`, {}, a.instance_api_key),
+    ).toMatchObject({
+      status: 200,
+      json: { success: true },
+    });
+    expect((await req(s, 'DELETE', `/api/v0/instances/${a.new_contract}/`, {})).status).toBe(404);
+    expect((await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`)).json).toEqual({ instances: null });
+    expect(s.state()).toMatchObject({ alive: [b.new_contract], destroyed: [a.new_contract] });
+  });
+
+  it('introspection endpoint, setDown(503), and create validation', async () => {
+    const s = await start({ offers: defaultOffers().slice(0, 3) });
+    await rent(s);
+    const st = (await fetch(`${s.url}/_sim/state`).then((r) => r.json())) as Record<string, unknown>;
+    expect(st).toMatchObject({ rented: [expect.any(Number)], destroyed: [], alive: [expect.any(Number)] });
+    expect(st).toHaveProperty('billedUsd');
+    expect((await req(s, 'PUT', '/api/v0/asks/7001002/', { image: 'x', disk: 10 })).json.error).toBe(
+      'invalid_args',
+    );
+    expect(
+      (await req(s, 'PUT', '/api/v0/asks/7001002/', { client_id: 'me', image: 'x', disk: 10, price: 0 })).json
+        .error,
+    ).toBe('invalid_price');
+    s.setDown('503');
+    expect((await req(s, 'GET', '/api/v0/users/current/')).status).toBe(503);
+    s.setDown('none');
+    expect((await req(s, 'GET', '/api/v0/users/current/')).status).toBe(200);
+  });
+
+  it('runVastSimFromFlags starts it and prints the URL', async () => {
+    const lines: string[] = [];
+    sim = await runVastSimFromFlags(
+      { port: 0, sshHost: '127.0.0.1', sshPort: '2222', stuck: '31001, 31002', bootDelayMs: '0' },
+      (l) => lines.push(l),
+    );
+    expect(lines).toEqual([`vast-sim listening on ${sim.url}`]);
+    expect((await req(sim, 'POST', '/api/v0/bundles/', {}, 'any-key')).json.offers).toHaveLength(12);
+    await expect(
+      runVastSimFromFlags({ sshHost: 'h', sshPort: 22, stuck: 'x' }, () => undefined),
+    ).rejects.toThrow(/stuck/);
+  });
+});
