@@ -1,0 +1,111 @@
+/**
+ * Deterministic dataset packing: many input files travel as one tar, whose bytes depend only on
+ * the entries' names and contents (sorted by name, mtime 0, uid/gid 0, no owner names, mode 0644),
+ * so the same inputs always give the same SHA-256 and an unchanged upload can be skipped.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, stat, unlink } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { InputError } from '../errors.js';
+import { shellQuote as q } from '../recipes/template.js';
+
+/** A relative path of plain segments (no `..`, no leading dot or slash). */
+const ENTRY_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9_][A-Za-z0-9._-]{0,127})*$/;
+
+export interface PackInput {
+  /** Path inside the tar. */
+  name: string;
+  /** Local file to read. */
+  path: string;
+}
+
+/**
+ * Writes a tar of `files` to `outPath` (via a temp file and rename) and returns its SHA-256 and
+ * size. InputError for an unsafe or duplicate entry name or a file that is not a regular file.
+ */
+export async function packFiles(
+  files: PackInput[],
+  outPath: string,
+): Promise<{ sha256: string; bytes: number }> {
+  const sorted = [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sizes: number[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const f = sorted[i]!;
+    if (!ENTRY_RE.test(f.name) || f.name.includes('..')) {
+      throw new InputError(`cannot pack ${JSON.stringify(f.name)}: not a plain relative path`);
+    }
+    if (i > 0 && sorted[i - 1]!.name === f.name) throw new InputError(`cannot pack ${f.name}: listed twice`);
+    let st;
+    try {
+      st = await stat(f.path);
+    } catch (err) {
+      throw new InputError(`cannot pack ${f.path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+    }
+    if (!st.isFile()) throw new InputError(`cannot pack ${f.path}: not a regular file`);
+    sizes.push(st.size);
+  }
+
+  const pack = tar.pack();
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const tmp = `${outPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const written = pipeline(pack, tap, createWriteStream(tmp, { mode: 0o644 }));
+  const fill = (async () => {
+    for (let i = 0; i < sorted.length; i++) {
+      const f = sorted[i]!;
+      const size = sizes[i]!;
+      await new Promise<void>((resolve, reject) => {
+        const entry = pack.entry(
+          {
+            name: f.name,
+            size,
+            mode: 0o644,
+            mtime: new Date(0),
+            uid: 0,
+            gid: 0,
+            uname: '',
+            gname: '',
+            type: 'file',
+          },
+          (err) => (err ? reject(err) : resolve()),
+        );
+        const src = createReadStream(f.path);
+        src.once('error', (err) => {
+          entry.destroy(err);
+          reject(err);
+        });
+        src.pipe(entry);
+      });
+    }
+    pack.finalize();
+  })();
+  try {
+    await Promise.all([
+      fill.catch((err: unknown) => {
+        pack.destroy(err as Error);
+        throw err;
+      }),
+      written,
+    ]);
+    await rename(tmp, outPath);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+/** Host-side command extracting `tarPath` into `destDir` (created), everything quoted. */
+export function untarCommand(tarPath: string, destDir: string): string {
+  return `mkdir -p -- ${q(destDir)} && tar --no-same-owner -x -f ${q(tarPath)} -C ${q(destDir)}`;
+}

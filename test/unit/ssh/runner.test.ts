@@ -1,0 +1,146 @@
+/** The recipe runner over a real SSH connection, with the connection dropped mid-run. */
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TransportError } from '../../../src/errors.js';
+import { loadRecipe } from '../../../src/recipes/loader.js';
+import { buildRunScript, standardRunContext } from '../../../src/remote/runScript.js';
+import {
+  collectOutputs,
+  followRun,
+  inspectRun,
+  killRun,
+  recipeStageFiles,
+  stageRun,
+  startDetached,
+} from '../../../src/remote/runner.js';
+import { HostKeyPins } from '../../../src/remote/ssh/hostKeys.js';
+import { ensureDeploymentKey } from '../../../src/remote/ssh/keys.js';
+import { SshTransport } from '../../../src/remote/sshTransport.js';
+import { sha256Hex } from '../../../src/util/hash.js';
+import { startSshd, type SshdHandle } from '../../helpers/sshd.js';
+import {
+  cleanupTmp,
+  makeTmp,
+  processes,
+  recipeYaml,
+  runProcesses,
+  stageFile,
+  waitFor,
+  writeRecipeDir,
+} from '../remote/fixtures.js';
+
+let sshd: SshdHandle;
+let t: SshTransport;
+
+beforeAll(async () => {
+  const home = await makeTmp();
+  const key = await ensureDeploymentKey(join(home, 'keys'), 'runner');
+  sshd = await startSshd({ authorizedKeys: [key.publicKey] });
+  t = await SshTransport.connect({
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    privateKey: key.privateKey,
+    pins: new HostKeyPins(join(home, 'pins.json')),
+  });
+});
+
+afterAll(async () => {
+  await t?.close();
+  await sshd?.stop();
+  await cleanupTmp();
+});
+
+/** Stages a run of `yaml` over SSH into a fresh work dir. */
+async function stageOverSsh(yaml: string) {
+  const recipe = await loadRecipe(await writeRecipeDir(yaml), { recipesDir: '/nonexistent' });
+  const workdir = join(await makeTmp('retrain-work-'), 'BTCUSDT', '20240501_000000Z');
+  const local = await makeTmp('retrain-inputs-');
+  await writeFile(join(local, 'features.csv'), 'a,b\n1,2\n');
+  await writeFile(join(local, 'costs.json'), '{"taker_fee_bps":1}\n');
+  const ctx = standardRunContext(workdir, {
+    datasetName: 'features.csv',
+    symbol: 'BTCUSDT',
+    date: '20240501',
+    featureset: 'v1',
+    jobId: 'train__BTCUSDT__20240501',
+  });
+  const files = [
+    await stageFile(join(local, 'features.csv'), 'inputs/features.csv'),
+    await stageFile(join(local, 'costs.json'), 'inputs/costs.json'),
+    ...(await recipeStageFiles(recipe)),
+  ];
+  await stageRun(t, { workdir, files, script: buildRunScript(recipe, ctx) });
+  return { recipe, workdir };
+}
+
+describe('runner over ssh', () => {
+  it('keeps the run going through an SSH drop and follows it to the end with the whole log', async () => {
+    const step = [
+      'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done',
+      'echo "RETRAIN_PROGRESS step=1 total=1"',
+      'cat {{dataset}} > {{outdir}}/model.bin',
+    ].join('\n');
+    const { recipe, workdir } = await stageOverSsh(recipeYaml({ train: step }));
+    const pid = await startDetached(t, workdir);
+
+    let logText = '';
+    let dropped = false;
+    let aliveAfterDrop = false;
+    let interrupted = 0;
+    const connectsBefore = t.connectCount;
+    let res;
+    for (;;) {
+      try {
+        res = await followRun(t, workdir, {
+          pid,
+          deadline: Date.now() + 30_000,
+          pollMs: 100,
+          logOffset: Buffer.byteLength(logText),
+          onLog: async (text) => {
+            logText += text;
+            if (!dropped && logText.includes('line 5\n')) {
+              dropped = true;
+              await sshd.dropConnections();
+              aliveAfterDrop = runProcesses(pid).length > 0;
+            }
+          },
+        });
+        break;
+      } catch (err) {
+        // A call in flight at the drop fails retryably; following again resumes at the offset.
+        expect(err).toBeInstanceOf(TransportError);
+        expect((err as TransportError).retryable).toBe(true);
+        if (++interrupted > 3) throw err;
+      }
+    }
+    expect(dropped).toBe(true);
+    expect(aliveAfterDrop).toBe(true);
+    expect(t.connectCount).toBeGreaterThan(connectsBefore);
+    expect(res.exitCode).toBe(0);
+    const log = await readFile(join(workdir, 'train.log'), 'utf8');
+    expect(logText).toBe(log);
+    expect(res.logOffset).toBe(Buffer.byteLength(log));
+    for (let i = 1; i <= 30; i++) expect(log).toContain(`line ${i}\n`);
+
+    const outs = await collectOutputs(t, workdir, await makeTmp(), recipe);
+    expect(outs).toEqual([{ name: 'model.bin', sha256: sha256Hex('a,b\n1,2\n'), bytes: 8 }]);
+    expect(runProcesses(pid)).toEqual([]);
+  }, 30_000);
+
+  it('killRun over ssh leaves no process of the run, also after a drop', async () => {
+    const s = `${300 + (randomBytes(2).readUInt16BE(0) % 500)}.${randomBytes(2).readUInt16BE(0)}`;
+    const { workdir } = await stageOverSsh(recipeYaml({ train: `sleep ${s} & (sleep ${s}; true) & wait` }));
+    const pid = await startDetached(t, workdir);
+    await waitFor(() => processes().filter((p) => p.args === `sleep ${s}`).length === 2);
+    await sshd.dropConnections();
+    expect(runProcesses(pid).length).toBeGreaterThan(0);
+    expect(await inspectRun(t, workdir)).toMatchObject({ pid, alive: true });
+    await killRun(t, workdir, pid, 1000);
+    expect(runProcesses(pid)).toEqual([]);
+    expect(processes().filter((p) => p.args === `sleep ${s}`)).toEqual([]);
+    expect((await inspectRun(t, workdir)).alive).toBe(false);
+  }, 30_000);
+});
