@@ -1,13 +1,10 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { LocalProvider } from '../src/compute/local.js';
-import type { ComputeProvider } from '../src/compute/provider.js';
+import { createProvider } from '../src/compute/factory.js';
 import type { Config } from '../src/config/schema.js';
-import { InputError } from '../src/errors.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { createStore } from '../src/storage/index.js';
-import { SECRET_ENV_NAMES, type LogHub } from '../src/telemetry/logger.js';
-import { join } from 'node:path';
+import type { LogHub } from '../src/telemetry/logger.js';
 import { workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
 import { workerOptions } from '../queues/options.js';
@@ -21,27 +18,8 @@ export interface RunningWorkers {
   workers: Worker[];
 }
 
-function trainingBaseEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of [...SECRET_ENV_NAMES, 'REDIS_URL']) delete env[name];
-  return env;
-}
-
-export function providerFor(config: Config): ComputeProvider {
-  switch (config.train.driver) {
-    case 'local':
-      // Trainings get the worker's environment minus the orchestrator's own secrets; a recipe's
-      // declared secrets are added per run.
-      return new LocalProvider({ root: join(config.home, 'models'), baseEnv: trainingBaseEnv() });
-    default:
-      throw new InputError(
-        `driver ${config.train.driver} is not available in this version (use --driver local)`,
-      );
-  }
-}
-
 /** Starts the train, promote and finalize-run workers of one process. */
-export function startWorkers(config: Config, logs: LogHub): RunningWorkers {
+export async function startWorkers(config: Config, logs: LogHub): Promise<RunningWorkers> {
   const connection: Redis = workerConnection(config.redisUrl);
   connection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error'));
   const store = createStore(config.store);
@@ -51,7 +29,10 @@ export function startWorkers(config: Config, logs: LogHub): RunningWorkers {
     store,
     onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
   });
-  const provider = providerFor(config);
+  const provider = await createProvider(config, {
+    redis: connection,
+    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
+  });
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   const base = workerOptions(config);

@@ -107,7 +107,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);
     if (!wait) return 0;
 
-    if (opts.inProcessWorkers) workers = startWorkers(config, logs);
+    if (opts.inProcessWorkers) workers = await startWorkers(config, logs);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const view = createProgressView(req.plan.symbols, out);

@@ -6,6 +6,8 @@ import { statusCommand } from './status.js';
 import { promoteCommand } from './promote.js';
 import { workerCommand } from './worker.js';
 import { demoCommand } from './demo.js';
+import { reapCommand } from './reap.js';
+import { runVastSimFromFlags, type VastSimFlags } from '../vast/sim/cli.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -93,6 +95,40 @@ export function buildProgram(): Command {
         process.exitCode = await promoteCommand(opts);
       },
     );
+
+  program
+    .command('reap')
+    .description(
+      "list and destroy this deployment's orphaned Vast instances (no active job, or past maxRuntimeMin)",
+    )
+    .option('--config <file>', 'config file')
+    .option('--dry-run', 'list only')
+    .action(async (opts: { config?: string; dryRun?: boolean }) => {
+      process.exitCode = await reapCommand(opts);
+    });
+
+  program
+    .command('vast-sim')
+    .description('start a local Vast.ai API simulator whose instances are backed by an SSH endpoint')
+    .option('--port <n>', 'port (0 = random)', '8765')
+    .requiredOption('--ssh-host <host>', 'SSH host every instance is backed by')
+    .requiredOption('--ssh-port <n>', 'SSH port every instance is backed by')
+    .option('--offers-file <file>', 'offers fixture (JSON array); default: the shipped fixture')
+    .option('--boot-delay-ms <n>', 'time an instance spends booting', '3000')
+    .option('--rate429 <p>', 'share of requests answered 429')
+    .option('--rate5xx <p>', 'share of requests answered 5xx')
+    .option('--offer-gone <p>', 'share of creates answered "offer gone"')
+    .option('--stuck <ids>', 'machine ids whose instances stay loading forever (comma list)')
+    .option('--seed <n>', 'seed of the fault injection')
+    .action(async (opts: VastSimFlags) => {
+      // The key the simulator accepts comes from the environment, never from a flag.
+      const sim = await runVastSimFromFlags({ ...opts, apiKey: process.env.VAST_API_KEY });
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await sim.close();
+    });
 
   program
     .command('demo')

@@ -20,7 +20,7 @@ export async function workerCommand(opts: { config?: string; driver?: string }):
   const config = loadConfig({ file: opts.config, overrides });
   if (!(await redisAnswers(config.redisUrl))) throw new RedisUnreachableError(config.redisUrl);
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: true });
-  const running = startWorkers(config, logs);
+  const running = await startWorkers(config, logs);
   logs.root.info(
     { event: 'worker_started', driver: config.train.driver, prefix: config.queuePrefix },
     'worker started',

@@ -14,6 +14,10 @@ export interface LeaseInfo {
   acquiredAt: string;
   /** $/hour while held (0 for local/ssh). */
   hourlyCostUsd: number;
+  /** Vast: the physical machine (excluded for the run when it fails to boot). */
+  machineId?: number;
+  /** Vast: the instance label (`retrain-<deployment>-<jobId>`). */
+  label?: string;
 }
 
 export interface Lease {

@@ -34,6 +34,26 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       shutdownGraceMs: 20_000,
     },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
+    vast: {
+      apiUrl: 'https://console.vast.ai',
+      gpuNames: ['RTX_3090', 'RTX_4090', 'A100'],
+      maxHourlyCost: 1.0,
+      minGpuMemoryGb: 16,
+      minReliability: 0.95,
+      verifiedOnly: true,
+      minDiskGb: 30,
+      minInetDownMbps: 100,
+      numGpus: 1,
+      image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
+      diskGb: 30,
+      runtype: 'ssh_direct',
+      bootDeadlineSec: 600,
+      maxProvisionTries: 5,
+      maxRuntimeMin: 60,
+      workRoot: '/root/retrain',
+      sshUser: 'root',
+    },
+    ssh: { port: 22, user: 'root', workRoot: '/root/retrain' },
     log: { level: 'info' },
   };
 }
@@ -86,6 +106,15 @@ function fromEnv(env: Env): Loose {
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
   set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
   set(['log', 'level'], env.LOG_LEVEL);
+  set(['vast', 'apiUrl'], env.VAST_API_URL);
+  set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
+  set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
+  set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
+  set(['ssh', 'host'], env.RETRAIN_SSH_HOST);
+  set(['ssh', 'port'], num(env, 'RETRAIN_SSH_PORT'));
+  set(['ssh', 'user'], env.RETRAIN_SSH_USER);
+  set(['ssh', 'keyPath'], env.RETRAIN_SSH_KEY);
+  set(['ssh', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   return o;
 }
 

@@ -67,6 +67,44 @@ export const ConfigSchema = z
         keepLogs: z.number().int().min(10),
       })
       .strict(),
+    /** Renting on Vast.ai (driver `vast`). The API key comes from VAST_API_KEY, never from a file. */
+    vast: z
+      .object({
+        apiUrl: z.string().url(),
+        gpuNames: z.array(z.string().min(1)).min(1),
+        /** $/h against the offer's full dph_total (storage included). */
+        maxHourlyCost: z.number().positive(),
+        minGpuMemoryGb: z.number().min(0),
+        minReliability: z.number().min(0).max(1),
+        verifiedOnly: z.boolean(),
+        minDiskGb: z.number().min(0),
+        minInetDownMbps: z.number().min(0),
+        minCudaVersion: z.number().min(0).optional(),
+        numGpus: z.number().int().min(1).max(16),
+        /** Container image when the recipe names none. */
+        image: z.string().min(1),
+        diskGb: z.number().int().min(8),
+        runtype: z.enum(['ssh_direct', 'ssh_proxy']),
+        /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
+        bootDeadlineSec: z.number().int().min(5),
+        maxProvisionTries: z.number().int().min(1).max(50),
+        /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
+        maxRuntimeMin: z.number().positive(),
+        /** Work dirs on the instance. */
+        workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
+        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+      })
+      .strict(),
+    /** An existing machine (driver `ssh`). */
+    ssh: z
+      .object({
+        host: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535),
+        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+        keyPath: z.string().min(1).optional(),
+        workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
+      })
+      .strict(),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict(),
   })
   .strict();

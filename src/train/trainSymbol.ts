@@ -1,7 +1,8 @@
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ComputeProvider, Lease } from '../compute/provider.js';
+import type { ComputeProvider, Lease, LeaseInfo } from '../compute/provider.js';
+import { leaseCostUsd } from '../compute/reap.js';
 import { workdirFor } from '../compute/local.js';
 import type { Config } from '../config/schema.js';
 import {
@@ -138,6 +139,19 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   let lease: Lease | null = null;
   let cancelled = false;
+  /** Gives the host back and books what it cost (per-second billing from acquiredAt). */
+  const releaseLease = async (info: LeaseInfo) => {
+    await provider.release(info);
+    const cost = leaseCostUsd(info, now());
+    if (cost > 0) {
+      const entry = await ledger.getEntry(spec.date, spec.symbol);
+      await ledger.update(spec.date, spec.symbol, { costUsd: (entry?.costUsd ?? 0) + cost });
+    }
+    log.info(
+      { event: EVENTS.instanceDestroyed, driver: info.driver, instance: info.id, costUsd: cost },
+      `${spec.symbol} released ${info.driver} ${info.id}`,
+    );
+  };
   try {
     // PROVISIONING — rent or reserve a host; its identity is saved before we wait on it.
     if (facts.lease) lease = await provider.reattach(facts.lease);
@@ -327,7 +341,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       );
 
       await enter('RELEASING');
-      await provider.release(lease.info);
+      await releaseLease(lease.info);
       lease = null;
       await rm(stagingDir, { recursive: true, force: true });
       await enter('SUCCEEDED');
@@ -343,7 +357,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     }
     // Resumed after the artifacts were uploaded: finish releasing and report what is in the store.
     await enter('RELEASING');
-    await provider.release(lease.info);
+    await releaseLease(lease.info);
     lease = null;
     const metricsText = (await store.getBytes(keys.artifact(spec.jobId, 'metrics.json'))).toString('utf8');
     const parsed = parseMetricsText(metricsText);

@@ -1,0 +1,145 @@
+/**
+ * The ssh ComputeProvider: an existing host we do not own, reached over SSH with a private key
+ * file and a pinned host key. Acquiring connects; releasing leaves the host alone.
+ */
+import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { CancelledError, ConfigError, TransportError } from '../errors.js';
+import type { JobSpec } from '../jobspec/types.js';
+import { HostKeyPins } from '../remote/ssh/hostKeys.js';
+import { SshTransport } from '../remote/sshTransport.js';
+import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
+
+export interface SshProviderOptions {
+  host: string;
+  port: number;
+  user: string;
+  /** Private key file (never logged). */
+  keyPath: string;
+  /** Root of the work dirs on the host, absolute or `~/...` (resolved against the remote $HOME). */
+  workRoot: string;
+  /** JSON file of pinned host keys. */
+  pinsFile: string;
+  /** Passed to SshTransport.connect. */
+  readyTimeoutMs?: number;
+  connectRetries?: number;
+}
+
+/** The pin id of an SSH endpoint. */
+export function pinIdFor(host: string, port: number): string {
+  return `ssh:${host}:${port}`;
+}
+
+/**
+ * Connects to the host a lease names (`info.host`, `info.port` (default 22), `info.user`
+ * (default root)), pinning its host key under `ssh:<host>:<port>`. Reusable by other providers.
+ */
+export async function connectLease(
+  info: LeaseInfo,
+  privateKey: Buffer,
+  pins: HostKeyPins,
+  opts: { readyTimeoutMs?: number; connectRetries?: number; pinId?: string } = {},
+): Promise<SshTransport> {
+  const port = info.port ?? 22;
+  return SshTransport.connect({
+    host: info.host,
+    port,
+    username: info.user ?? 'root',
+    privateKey,
+    pins,
+    pinId: opts.pinId ?? pinIdFor(info.host, port),
+    ...(opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
+    ...(opts.connectRetries !== undefined ? { connectRetries: opts.connectRetries } : {}),
+  });
+}
+
+/** Turns `~` / `~/x` into an absolute path under the remote $HOME; checks it is absolute. */
+export async function resolveRemoteRoot(t: SshTransport, workRoot: string): Promise<string> {
+  let root = workRoot;
+  if (root === '~' || root.startsWith('~/')) {
+    const r = await t.exec('printf %s "$HOME"', { timeoutMs: 30_000 });
+    const home = r.stdout.trim();
+    if (r.code !== 0 || !home.startsWith('/')) {
+      throw new TransportError(`cannot find the home directory on ${t.label}`);
+    }
+    root = posix.join(home, root.slice(1));
+  }
+  if (!posix.isAbsolute(root))
+    throw new ConfigError(`ssh workRoot ${JSON.stringify(workRoot)} must be absolute or ~/...`);
+  return posix.normalize(root);
+}
+
+export class SshProvider implements ComputeProvider {
+  readonly driver = 'ssh' as const;
+  private readonly pins: HostKeyPins;
+  private key: Buffer | undefined;
+
+  constructor(private readonly opts: SshProviderOptions) {
+    if (!opts.host || !Number.isInteger(opts.port) || opts.port <= 0 || opts.port > 65535 || !opts.user) {
+      throw new ConfigError('ssh compute needs host, port (1-65535) and user');
+    }
+    this.pins = new HostKeyPins(opts.pinsFile);
+  }
+
+  private async privateKey(): Promise<Buffer> {
+    if (!this.key) {
+      try {
+        this.key = await readFile(this.opts.keyPath);
+      } catch (err) {
+        throw new ConfigError(
+          `cannot read the ssh private key file ${this.opts.keyPath}: ${(err as NodeJS.ErrnoException).code}`,
+        );
+      }
+    }
+    return this.key;
+  }
+
+  private connect(info: LeaseInfo): Promise<SshTransport> {
+    const extra: { readyTimeoutMs?: number; connectRetries?: number } = {};
+    if (this.opts.readyTimeoutMs !== undefined) extra.readyTimeoutMs = this.opts.readyTimeoutMs;
+    if (this.opts.connectRetries !== undefined) extra.connectRetries = this.opts.connectRetries;
+    return this.privateKey().then((key) => connectLease(info, key, this.pins, extra));
+  }
+
+  /** Connects and returns the lease (id `user@host:port`, cost 0); the work root is created. */
+  async acquire(_spec: JobSpec, ctx: AcquireContext): Promise<Lease> {
+    if (ctx.signal.aborted) throw new CancelledError('acquire cancelled');
+    const { host, port, user } = this.opts;
+    const base: LeaseInfo = {
+      driver: 'ssh',
+      id: `${user}@${host}:${port}`,
+      host,
+      port,
+      user,
+      workRoot: this.opts.workRoot,
+      acquiredAt: new Date().toISOString(),
+      hourlyCostUsd: 0,
+    };
+    const transport = await this.connect(base);
+    try {
+      if (ctx.signal.aborted) throw new CancelledError('acquire cancelled');
+      const info: LeaseInfo = { ...base, workRoot: await resolveRemoteRoot(transport, this.opts.workRoot) };
+      await transport.mkdirp(info.workRoot);
+      await ctx.onLeaseCreated?.(info);
+      return { info, transport };
+    } catch (err) {
+      await transport.close();
+      throw err;
+    }
+  }
+
+  /** Connects again to a recorded lease of this host; null for another driver or host. */
+  async reattach(info: LeaseInfo): Promise<Lease | null> {
+    if (info.driver !== 'ssh') return null;
+    if (info.host !== this.opts.host || (info.port ?? 22) !== this.opts.port) return null;
+    return { info, transport: await this.connect(info) };
+  }
+
+  /** The host is not ours: nothing to give back. Idempotent. */
+  async release(_info: LeaseInfo): Promise<void> {}
+
+  /** Nothing billable is held. */
+  async list(): Promise<LeaseInfo[]> {
+    return [];
+  }
+}

@@ -1,0 +1,260 @@
+import type { Config } from '../config/schema.js';
+import { CancelledError, ProvisionError, asRetrainError } from '../errors.js';
+import type { JobSpec } from '../jobspec/types.js';
+import { shellQuote } from '../recipes/template.js';
+import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
+import { SshTransport } from '../remote/sshTransport.js';
+import { VastClient, VastOfferGoneError } from '../vast/client.js';
+import { sshEndpoint } from '../vast/endpoint.js';
+import { buildOfferQuery, chooseOffers, type OfferConstraints } from '../vast/offers.js';
+import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
+
+/** Machines that failed to boot, remembered for the rest of the run by every worker. */
+export interface BadMachines {
+  add(machineId: number): Promise<void>;
+  list(): Promise<number[]>;
+}
+
+export interface VastProviderOptions {
+  config: Config;
+  client: VastClient;
+  privateKey: Buffer;
+  publicKey: string;
+  pins: HostKeyPins;
+  badMachines: (spec: JobSpec) => BadMachines;
+  /** Called for every rent/destroy (events, metrics). Never throws. */
+  onEvent?: (
+    event: 'instance_rented' | 'instance_destroyed' | 'provision_failed',
+    data: Record<string, unknown>,
+  ) => void;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export function labelFor(deployment: string, jobId: string): string {
+  return `retrain-${deployment}-${jobId}`;
+}
+
+/** The job id a label names, when it carries this deployment's prefix. */
+export function jobIdFromLabel(deployment: string, label: string | null | undefined): string | null {
+  const prefix = `retrain-${deployment}-`;
+  return label && label.startsWith(prefix) ? label.slice(prefix.length) : null;
+}
+
+export function offerConstraints(config: Config): OfferConstraints {
+  const v = config.vast;
+  return {
+    gpuNames: v.gpuNames,
+    maxHourlyCost: v.maxHourlyCost,
+    minGpuMemoryGb: v.minGpuMemoryGb,
+    minReliability: v.minReliability,
+    verifiedOnly: v.verifiedOnly,
+    minDiskGb: Math.max(v.minDiskGb, v.diskGb),
+    minInetDownMbps: v.minInetDownMbps,
+    minCudaVersion: v.minCudaVersion,
+    numGpus: v.numGpus,
+  };
+}
+
+/**
+ * A watchdog started on the instance at boot: after maxRuntimeMin it destroys the instance with the
+ * instance-scoped key Vast puts in its environment (CONTAINER_API_KEY) — never the account key — so a
+ * rental cannot outlive the orchestrator by more than the cap.
+ */
+export function watchdogOnstart(apiUrl: string, maxRuntimeMin: number): string {
+  const secs = Math.ceil(maxRuntimeMin * 60);
+  const url = `${apiUrl.replace(/\/+$/, '')}/api/v0/instances/`;
+  return [
+    '#!/bin/bash',
+    `( sleep ${secs}; curl -fsS -X DELETE -H "Authorization: Bearer $CONTAINER_API_KEY" ${shellQuote(url)}"$CONTAINER_ID/" >/dev/null 2>&1 ) &`,
+  ].join('\n');
+}
+
+const defaultSleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), reject(new CancelledError())), { once: true });
+  });
+
+/**
+ * Rents the cheapest offer meeting the constraints, waits for it to run and for SSH to answer
+ * (within bootDeadlineSec), and on any failure destroys what it created, remembers the machine as
+ * bad for the run and tries the next offer, up to maxProvisionTries.
+ */
+export class VastProvider implements ComputeProvider {
+  readonly driver = 'vast' as const;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+
+  constructor(private readonly opts: VastProviderOptions) {
+    this.sleep = opts.sleep ?? defaultSleep;
+  }
+
+  private emit(
+    event: 'instance_rented' | 'instance_destroyed' | 'provision_failed',
+    data: Record<string, unknown>,
+  ) {
+    try {
+      this.opts.onEvent?.(event, data);
+    } catch {
+      /* listeners never throw */
+    }
+  }
+
+  async acquire(spec: JobSpec, ctx: AcquireContext): Promise<Lease> {
+    const { config, client } = this.opts;
+    const v = config.vast;
+    const bad = this.opts.badMachines(spec);
+    const tried = new Set<number>();
+    const failures: string[] = [];
+    for (let attempt = 0; attempt < v.maxProvisionTries; attempt++) {
+      const badIds = new Set(await bad.list());
+      const offers = chooseOffers(
+        await client.searchOffers(buildOfferQuery(offerConstraints(config))),
+        offerConstraints(config),
+        {
+          machineIds: badIds,
+          offerIds: tried,
+        },
+      );
+      const offer = offers[0];
+      if (!offer) {
+        failures.push('no offer meets the constraints');
+        break;
+      }
+      tried.add(offer.id);
+      let instanceId: number;
+      try {
+        ({ instanceId } = await client.createInstance(offer.id, {
+          image: v.image,
+          disk: v.diskGb,
+          label: labelFor(config.deployment, spec.jobId),
+          onstart: watchdogOnstart(v.apiUrl, v.maxRuntimeMin),
+          runtype: v.runtype,
+        }));
+      } catch (err) {
+        if (err instanceof VastOfferGoneError) {
+          failures.push(`offer ${offer.id} gone`);
+          continue;
+        }
+        throw err;
+      }
+      const info: LeaseInfo = {
+        driver: 'vast',
+        id: String(instanceId),
+        host: '',
+        user: v.sshUser,
+        workRoot: v.workRoot,
+        acquiredAt: new Date().toISOString(),
+        hourlyCostUsd: offer.dph_total,
+        machineId: offer.machine_id,
+      };
+      // Saved before waiting: a crash from here on cannot orphan the instance.
+      await ctx.onLeaseCreated?.(info);
+      this.emit('instance_rented', {
+        instanceId,
+        offerId: offer.id,
+        machineId: offer.machine_id,
+        gpu: offer.gpu_name,
+        dph: offer.dph_total,
+      });
+      try {
+        await client.attachSshKey(instanceId, this.opts.publicKey);
+        const lease = await this.waitReady(info, ctx.signal);
+        return lease;
+      } catch (err) {
+        if (err instanceof CancelledError || ctx.signal.aborted) throw err;
+        failures.push(
+          `instance ${instanceId} on machine ${offer.machine_id}: ${asRetrainError(err).message}`,
+        );
+        this.emit('provision_failed', {
+          instanceId,
+          machineId: offer.machine_id,
+          reason: asRetrainError(err).message,
+        });
+        await bad.add(offer.machine_id);
+        await this.release(info);
+      }
+    }
+    throw new ProvisionError(
+      `provisioning failed for ${spec.symbol}: ${failures.slice(-3).join('; ') || 'no attempt made'}`,
+    );
+  }
+
+  /** Waits for `running` and an SSH answer within the boot deadline. */
+  private async waitReady(info: LeaseInfo, signal: AbortSignal): Promise<Lease> {
+    const { client, config } = this.opts;
+    const deadline = Date.parse(info.acquiredAt) + config.vast.bootDeadlineSec * 1000;
+    let delay = 500;
+    let lastState = 'unknown';
+    for (;;) {
+      const inst = await client.getInstance(Number(info.id));
+      if (!inst) throw new ProvisionError(`instance ${info.id} disappeared while booting`);
+      lastState = inst.actual_status ?? 'created';
+      if (['exited', 'offline', 'unknown', 'stopped'].includes(lastState)) {
+        throw new ProvisionError(`instance ${info.id} is ${lastState} while booting`);
+      }
+      const ep = lastState === 'running' ? sshEndpoint(inst) : null;
+      if (ep) {
+        try {
+          const transport = await SshTransport.connect({
+            host: ep.host,
+            port: ep.port,
+            username: info.user ?? 'root',
+            privateKey: this.opts.privateKey,
+            pins: this.opts.pins,
+            pinId: `vast:${info.id}`,
+            readyTimeoutMs: 10_000,
+            connectRetries: 1,
+          });
+          return { info: { ...info, host: ep.host, port: ep.port }, transport };
+        } catch (err) {
+          lastState = `running, ssh: ${asRetrainError(err).message}`;
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new ProvisionError(
+          `instance ${info.id} not ready after ${config.vast.bootDeadlineSec}s (${lastState})`,
+        );
+      }
+      await this.sleep(Math.min(delay, Math.max(0, deadline - Date.now())), signal);
+      delay = Math.min(delay * 2, 10_000);
+    }
+  }
+
+  async reattach(info: LeaseInfo): Promise<Lease | null> {
+    const inst = await this.opts.client.getInstance(Number(info.id));
+    if (!inst || inst.actual_status !== 'running') return null;
+    const ep = sshEndpoint(inst);
+    if (!ep) return null;
+    const transport = await SshTransport.connect({
+      host: ep.host,
+      port: ep.port,
+      username: info.user ?? 'root',
+      privateKey: this.opts.privateKey,
+      pins: this.opts.pins,
+      pinId: `vast:${info.id}`,
+    });
+    return { info: { ...info, host: ep.host, port: ep.port }, transport };
+  }
+
+  async release(info: LeaseInfo): Promise<void> {
+    await this.opts.client.destroyInstance(Number(info.id));
+    await this.opts.pins.forget(`vast:${info.id}`);
+    this.emit('instance_destroyed', { instanceId: Number(info.id), reason: 'released' });
+  }
+
+  async list(): Promise<LeaseInfo[]> {
+    const all = await this.opts.client.listInstances();
+    return all
+      .filter((i) => jobIdFromLabel(this.opts.config.deployment, i.label) !== null)
+      .map((i) => ({
+        driver: 'vast' as const,
+        id: String(i.id),
+        host: i.ssh_host ?? '',
+        workRoot: this.opts.config.vast.workRoot,
+        acquiredAt: i.start_date ? new Date(i.start_date * 1000).toISOString() : '',
+        hourlyCostUsd: i.dph_total ?? 0,
+        label: i.label ?? undefined,
+      }));
+  }
+}
