@@ -32,7 +32,7 @@ export async function ensureDeploymentKey(dir: string, deployment: string): Prom
 
   let privateKey = await readIfExists(privateKeyPath);
   if (!privateKey) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const pair = generateParsablePair(comment);
     const tmp = `${privateKeyPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
     await writeFile(tmp, pair.private, { mode: 0o600 });
     try {
@@ -56,6 +56,19 @@ export async function ensureDeploymentKey(dir: string, deployment: string): Prom
   const existingPub = (await readIfExists(pubPath))?.toString('utf8').trim();
   if (existingPub !== publicKey) await writeFile(pubPath, publicKey + '\n', { mode: 0o644 });
   return { privateKeyPath, publicKey, privateKey };
+}
+
+/**
+ * ssh2's generator drops a leading zero byte of the ed25519 public key (about 1 key in 300), which
+ * gives a file its own parser — and OpenSSH — reject. Draw again until the pair parses.
+ */
+function generateParsablePair(comment: string): { private: string; public: string } {
+  for (let i = 0; i < 20; i++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const parsed = ssh2.utils.parseKey(pair.private);
+    if (!(parsed instanceof Error) && parsed.isPrivateKey()) return pair;
+  }
+  throw new ConfigError('could not generate a usable ed25519 key pair');
 }
 
 async function readIfExists(path: string): Promise<Buffer | null> {
