@@ -7,7 +7,7 @@
 export { collectOutputs, type CollectedOutput } from './collect.js';
 export { followRun, LOG_CHUNK_BYTES, type FollowOptions, type FollowResult } from './follow.js';
 export { inspectRun, killRun, startDetached, type RunState } from './lifecycle.js';
-export { recipeStageFiles, stageRun, type StageFile } from './stage.js';
+export { recipeStageFiles, stageRun, type StageArchive, type StageFile } from './stage.js';
 
 /** `YYYYMMDD_HHMMSSZ` in UTC. */
 export function workdirName(now: Date): string {

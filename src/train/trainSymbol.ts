@@ -18,7 +18,15 @@ import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
 import { secretEnv } from '../recipes/secrets.js';
 import { buildRunScript } from '../remote/runScript.js';
-import { collectOutputs, followRun, killRun, stageRun, startDetached } from '../remote/runner.js';
+import { packFiles } from '../remote/pack.js';
+import {
+  collectOutputs,
+  followRun,
+  killRun,
+  recipeStageFiles,
+  stageRun,
+  startDetached,
+} from '../remote/runner.js';
 import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { EVENTS, stateEvent } from '../telemetry/events.js';
@@ -177,21 +185,24 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await writeFile(costsPath, JSON.stringify(spec.costs, null, 2) + '\n');
       const jobPath = join(stagingDir, 'job.json');
       await writeFile(jobPath, stableStringify(spec, 2) + '\n');
-      const files = [
-        { localPath: datasetPath, remoteRel: 'inputs/features.csv', sha256: spec.dataset.sha256 },
-        {
-          localPath: costsPath,
-          remoteRel: 'inputs/costs.json',
-          sha256: (await sha256File(costsPath)).sha256,
-        },
-        { localPath: jobPath, remoteRel: 'inputs/job.json', sha256: (await sha256File(jobPath)).sha256 },
-        {
-          localPath: recipe.file,
-          remoteRel: `recipe/${recipe.file.split('/').pop()}`,
-          sha256: (await sha256File(recipe.file)).sha256,
-        },
-        ...recipe.files.map((f) => ({ localPath: f.path, remoteRel: `recipe/${f.name}`, sha256: f.sha256 })),
-      ];
+      // The inputs travel as one deterministic tar: same inputs, same bytes, same SHA-256, so a
+      // host that already has it (a retry on the same host, a reattach) is sent nothing.
+      const inputs = { 'features.csv': datasetPath, 'costs.json': costsPath, 'job.json': jobPath };
+      const entries: Record<string, string> = {};
+      for (const [name, path] of Object.entries(inputs)) entries[name] = (await sha256File(path)).sha256;
+      const tarPath = join(stagingDir, 'inputs.tar');
+      const packed = await packFiles(
+        Object.entries(inputs).map(([name, path]) => ({ name, path })),
+        tarPath,
+      );
+      const archive = {
+        localPath: tarPath,
+        remoteRel: 'inputs.tar',
+        sha256: packed.sha256,
+        into: 'inputs',
+        entries,
+      };
+      const files = await recipeStageFiles(recipe);
       const script = buildRunScript(recipe, {
         workdir,
         outdir: `${workdir}/out`,
@@ -203,7 +214,11 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         featureset: spec.featureset,
         jobId: spec.jobId,
       });
-      await stageRun(t, { workdir, files, script });
+      await stageRun(t, { workdir, files, archives: [archive], script });
+      log.info(
+        { event: 'inputs.staged', bytes: packed.bytes, sha256: packed.sha256 },
+        `${spec.symbol} inputs staged and verified on the host`,
+      );
       checkDeadline();
     }
     const workdir = facts.workdir!;
