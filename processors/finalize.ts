@@ -44,6 +44,7 @@ export function createFinalizeProcessor(deps: { store: ArtifactStore; ledger: Le
       startedAt: new Date(d.plannedAt),
       endedAt: new Date(),
       promoted,
+      ...(d.budgetUsd !== undefined ? { budgetUsd: d.budgetUsd } : {}),
     });
     await deps.store.putJson(keys.summary(d.date), summary);
     await deps.ledger.flushMirror(d.date);

@@ -7,6 +7,7 @@ import type { Ledger } from '../src/ledger/ledger.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import type { RunSpend } from '../src/train/spend.js';
 import { trainSymbol } from '../src/train/trainSymbol.js';
 import type { JobHandle, TrainJobData, TrainResult } from '../src/train/types.js';
 import { promoteJobOptions } from '../queues/options.js';
@@ -18,6 +19,7 @@ export interface TrainProcessorDeps {
   provider: ComputeProvider;
   logs: LogHub;
   promoteQueue: Queue;
+  spend?: RunSpend;
   /** Aborted when the worker shuts down gracefully. */
   shutdown: AbortSignal;
 }

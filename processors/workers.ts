@@ -5,6 +5,7 @@ import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { createStore } from '../src/storage/index.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import { RunSpend } from '../src/train/spend.js';
 import { workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
 import { workerOptions } from '../queues/options.js';
@@ -33,13 +34,23 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     redis: connection,
     onEvent: (event, data) => logs.root.info({ event, ...data }, event),
   });
+  const spend = new RunSpend(connection, config.queuePrefix);
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   const base = workerOptions(config);
 
   const train = new Worker(
     QUEUES.train,
-    createTrainProcessor({ config, store, ledger, provider, logs, promoteQueue, shutdown: shutdown.signal }),
+    createTrainProcessor({
+      config,
+      store,
+      ledger,
+      provider,
+      logs,
+      promoteQueue,
+      spend,
+      shutdown: shutdown.signal,
+    }),
     { ...base, connection, concurrency: config.train.workerConcurrency },
   );
   const promote = new Worker(QUEUES.promote, createPromoteProcessor({ config, store, ledger, logs }), {

@@ -17,6 +17,8 @@ export interface FinalizeJobData {
   driver: string;
   promote: string;
   plannedAt: string;
+  /** `--budget-usd`, when the run has one. */
+  budgetUsd?: number;
 }
 
 export interface EnqueueResult {
@@ -47,6 +49,7 @@ export async function enqueueRun(opts: {
   mode: string;
   cap: number;
   force: boolean;
+  budgetUsd?: number;
   now?: () => Date;
 }): Promise<EnqueueResult> {
   const { config, redis, ledger, plan } = opts;
@@ -96,6 +99,7 @@ export async function enqueueRun(opts: {
       driver: plan.specs[0]?.driver ?? config.train.driver,
       promote: plan.specs[0]?.promote ?? config.promotion.mode,
       plannedAt: now().toISOString(),
+      ...(opts.budgetUsd !== undefined ? { budgetUsd: opts.budgetUsd } : {}),
     };
     await flow.add({
       name: 'finalize-run',
@@ -105,7 +109,12 @@ export async function enqueueRun(opts: {
       children: toAdd.map((spec) => ({
         name: 'train',
         queueName: QUEUES.train,
-        data: { spec, runId, state: 'PENDING' },
+        data: {
+          spec,
+          runId,
+          state: 'PENDING',
+          ...(opts.budgetUsd !== undefined ? { budgetUsd: opts.budgetUsd } : {}),
+        },
         opts: trainJobOptions(config, spec),
       })),
     });

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'provisioning'
   | 'transport'
   | 'cancelled'
+  | 'budget'
   | 'internal';
 
 export interface RetrainErrorOptions {
@@ -112,6 +113,13 @@ export class TransportError extends RetrainError {
 export class ProvisionError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {
     super('provisioning', message, { retryable: true, ...opts });
+  }
+}
+
+/** The run has spent its `--budget-usd`: no new rental is made for it. Never retried. */
+export class BudgetExceededError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('budget', message, { ...opts, retryable: false });
   }
 }
 

@@ -84,6 +84,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       mode: req.mode,
       cap,
       force: req.plan.force,
+      ...(req.budgetUsd !== undefined ? { budgetUsd: req.budgetUsd } : {}),
     });
     logs.forDate(result.date).info(
       {

@@ -34,7 +34,11 @@ function addRunOptions(cmd: Command): Command {
       '--ensure-features',
       'build missing features (synthetic market data when none) instead of skipping',
     )
-    .option('--featureset <name>', 'feature set (default v1)');
+    .option('--featureset <name>', 'feature set (default v1)')
+    .option(
+      '--budget-usd <dollars>',
+      'stop renting once the run has spent this much; later symbols fail (budget)',
+    );
 }
 
 export function buildProgram(): Command {

@@ -26,6 +26,7 @@ export interface RawRunOptions {
   featureset?: string;
   wait?: boolean;
   var?: string[];
+  budgetUsd?: string;
 }
 
 export interface RunRequest {
@@ -34,6 +35,8 @@ export interface RunRequest {
   mode: 'sequential' | 'parallel' | 'hybrid';
   dryRun: boolean;
   wait: boolean;
+  /** `--budget-usd`: the run's spending cap on rentals. */
+  budgetUsd?: number;
 }
 
 function intFlag(name: string, raw: string, min: number): number {
@@ -108,6 +111,16 @@ export function parseRunOptions(
   if (raw.recipe !== undefined) overrides.recipe = raw.recipe;
   if (raw.featureset !== undefined) overrides.featureset = raw.featureset;
 
+  let budgetUsd: number | undefined;
+  if (raw.budgetUsd !== undefined) {
+    const n = Number(raw.budgetUsd);
+    if (raw.budgetUsd.trim() === '' || !Number.isFinite(n) || n < 0) {
+      throw new InputError(
+        `--budget-usd must be a number of dollars >= 0, got ${JSON.stringify(raw.budgetUsd)}`,
+      );
+    }
+    budgetUsd = n;
+  }
   const config = loadConfig({ file: raw.config, overrides });
   const symbols = resolveSymbols(raw.symbols ?? config.symbols, { cwd: process.cwd() });
   const date = raw.date !== undefined ? parseRunDate(raw.date) : yesterdayUtc();
@@ -116,6 +129,7 @@ export function parseRunOptions(
     mode: config.train.mode,
     dryRun: raw.dryRun === true,
     wait: raw.wait === true,
+    ...(budgetUsd !== undefined ? { budgetUsd } : {}),
     plan: {
       symbols,
       date,

@@ -22,7 +22,12 @@ export function trainingBaseEnv(): NodeJS.ProcessEnv {
 export function vastClientFrom(config: Config, env: NodeJS.ProcessEnv = process.env): VastClient {
   const apiKey = env.VAST_API_KEY;
   if (!apiKey) throw new ConfigError('driver vast needs VAST_API_KEY in the environment');
-  return new VastClient({ apiUrl: config.vast.apiUrl, apiKey });
+  return new VastClient({
+    apiUrl: config.vast.apiUrl,
+    apiKey,
+    retries: config.vast.apiRetries,
+    minRetryDelayMs: config.vast.apiRetryBaseMs,
+  });
 }
 
 /** Builds the compute provider of the configured driver. Reads secrets from the environment only. */

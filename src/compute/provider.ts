@@ -29,14 +29,21 @@ export interface AcquireContext {
   signal: AbortSignal;
   /** Called as soon as something billable exists, before waiting on it (crash safety). */
   onLeaseCreated?: (info: LeaseInfo) => Promise<void>;
+  /** Called before each new rental; throws (e.g. BudgetExceededError) to stop renting. */
+  beforeRent?: () => Promise<void>;
+  /** Called after the provider itself gave back a lease it created (one that failed to boot). */
+  onLeaseReleased?: (info: LeaseInfo) => Promise<void>;
 }
 
 export interface ComputeProvider {
   readonly driver: 'local' | 'ssh' | 'vast';
   /** Rents or reserves a host; resolves when commands can run on it. */
   acquire(spec: JobSpec, ctx: AcquireContext): Promise<Lease>;
-  /** Reconnects to a lease recorded earlier; null when it is gone. */
-  reattach(info: LeaseInfo): Promise<Lease | null>;
+  /**
+   * Reconnects to a lease recorded earlier (waiting for it to finish booting when it is still
+   * booting); null when it is gone or unusable — then nothing of it is left running.
+   */
+  reattach(info: LeaseInfo, signal?: AbortSignal): Promise<Lease | null>;
   /** Idempotent. For vast: destroy and confirm it is gone. */
   release(info: LeaseInfo): Promise<void>;
   /** What this deployment holds now (for the reaper). */

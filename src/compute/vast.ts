@@ -69,6 +69,9 @@ export function watchdogOnstart(apiUrl: string, maxRuntimeMin: number): string {
   ].join('\n');
 }
 
+/** Statuses of an instance that may still become `running`. */
+const BOOTING = new Set(['created', 'loading', 'scheduling']);
+
 const defaultSleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(new CancelledError());
@@ -122,6 +125,7 @@ export class VastProvider implements ComputeProvider {
         break;
       }
       tried.add(offer.id);
+      await ctx.beforeRent?.();
       let instanceId: number;
       try {
         ({ instanceId } = await client.createInstance(offer.id, {
@@ -173,6 +177,7 @@ export class VastProvider implements ComputeProvider {
         });
         await bad.add(offer.machine_id);
         await this.release(info);
+        await ctx.onLeaseReleased?.(info);
       }
     }
     throw new ProvisionError(
@@ -221,9 +226,22 @@ export class VastProvider implements ComputeProvider {
     }
   }
 
-  async reattach(info: LeaseInfo): Promise<Lease | null> {
+  async reattach(info: LeaseInfo, signal?: AbortSignal): Promise<Lease | null> {
     const inst = await this.opts.client.getInstance(Number(info.id));
-    if (!inst || inst.actual_status !== 'running') return null;
+    if (!inst) return null;
+    const status = inst.actual_status ?? 'created';
+    if (status !== 'running') {
+      if (BOOTING.has(status)) {
+        // Still booting (the previous worker died while waiting): wait for it rather than rent again.
+        try {
+          return await this.waitReady(info, signal ?? new AbortController().signal);
+        } catch (err) {
+          if (err instanceof CancelledError) throw err;
+        }
+      }
+      await this.release(info);
+      return null;
+    }
     const ep = sshEndpoint(inst);
     if (!ep) return null;
     const transport = await SshTransport.connect({

@@ -36,6 +36,8 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
     vast: {
       apiUrl: 'https://console.vast.ai',
+      apiRetries: 6,
+      apiRetryBaseMs: 500,
       gpuNames: ['RTX_3090', 'RTX_4090', 'A100'],
       maxHourlyCost: 1.0,
       minGpuMemoryGb: 16,
@@ -108,6 +110,7 @@ function fromEnv(env: Env): Loose {
   set(['log', 'level'], env.LOG_LEVEL);
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
+  set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
   set(['ssh', 'host'], env.RETRAIN_SSH_HOST);

@@ -71,6 +71,10 @@ export const ConfigSchema = z
     vast: z
       .object({
         apiUrl: z.string().url(),
+        /** Retries of one API call on network errors, 429 and 5xx (jittered exponential backoff). */
+        apiRetries: z.number().int().min(0).max(20),
+        /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
+        apiRetryBaseMs: z.number().int().min(1),
         gpuNames: z.array(z.string().min(1)).min(1),
         /** $/h against the offer's full dph_total (storage included). */
         maxHourlyCost: z.number().positive(),

@@ -23,7 +23,18 @@ export interface EngineSummary {
   total_wall_minutes: number;
   total_cost_usd: number;
   promoted: string[];
+  /** What the run's rentals cost (dph_total × rented seconds, per symbol across its attempts). */
+  costs: RunCosts;
   by_symbol: Record<string, SymbolSummary>;
+}
+
+export interface RunCosts {
+  total_usd: number;
+  /** `--budget-usd` of the run, null when it had none. */
+  budget_usd: number | null;
+  /** Symbols that failed because the budget was spent. */
+  stopped_by_budget: string[];
+  by_symbol: Record<string, number>;
 }
 
 function median(xs: number[]): number | null {
@@ -34,6 +45,8 @@ function median(xs: number[]): number | null {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+/** Dollars to the micro-dollar: a few seconds of a cheap GPU still show. */
+const usd = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /**
  * The run summary (`summary/<date>Z/engine_summary.json`), from the ledger entries of the run's
@@ -48,6 +61,7 @@ export function buildSummary(opts: {
   endedAt: Date;
   /** Symbols the promotion guard actually published to production. */
   promoted?: string[];
+  budgetUsd?: number;
 }): EngineSummary {
   const by: Record<string, SymbolSummary> = {};
   const minutes: number[] = [];
@@ -55,6 +69,8 @@ export function buildSummary(opts: {
   let failed = 0;
   let skipped = 0;
   let cost = 0;
+  const costBySymbol: Record<string, number> = {};
+  const stoppedByBudget: string[] = [];
   for (const symbol of opts.symbols) {
     const e = opts.ledger[symbol];
     const status = e?.status ?? 'skipped';
@@ -63,6 +79,8 @@ export function buildSummary(opts: {
     else if (status === 'skipped') skipped++;
     if (status === 'success' && typeof e?.trainMinutes === 'number') minutes.push(e.trainMinutes);
     cost += e?.costUsd ?? 0;
+    costBySymbol[symbol] = usd(e?.costUsd ?? 0);
+    if (status === 'failed' && e?.reason === 'budget') stoppedByBudget.push(symbol);
     by[symbol] = {
       status,
       attempts: e?.attempts ?? 0,
@@ -71,7 +89,7 @@ export function buildSummary(opts: {
       net_bps_after_costs: typeof e?.net_bps_after_costs === 'number' ? e.net_bps_after_costs : null,
       decision: e?.decision ?? null,
       train_minutes: typeof e?.trainMinutes === 'number' ? round(e.trainMinutes) : null,
-      cost_usd: round(e?.costUsd ?? 0),
+      cost_usd: usd(e?.costUsd ?? 0),
     };
   }
   const avg = minutes.length ? minutes.reduce((a, b) => a + b, 0) / minutes.length : null;
@@ -86,8 +104,14 @@ export function buildSummary(opts: {
     avg_train_minutes: avg === null ? null : round(avg),
     median_train_minutes: med === null ? null : round(med),
     total_wall_minutes: round((opts.endedAt.getTime() - opts.startedAt.getTime()) / 60_000),
-    total_cost_usd: round(cost),
+    total_cost_usd: usd(cost),
     promoted: opts.promoted ?? [],
+    costs: {
+      total_usd: usd(cost),
+      budget_usd: opts.budgetUsd ?? null,
+      stopped_by_budget: stoppedByBudget,
+      by_symbol: costBySymbol,
+    },
     by_symbol: by,
   };
 }

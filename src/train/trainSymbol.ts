@@ -6,6 +6,7 @@ import { leaseCostUsd } from '../compute/reap.js';
 import { workdirFor } from '../compute/local.js';
 import type { Config } from '../config/schema.js';
 import {
+  BudgetExceededError,
   CancelledError,
   OutputContractError,
   RecipeError,
@@ -32,6 +33,7 @@ import type { ArtifactStore } from '../storage/store.js';
 import { EVENTS, stateEvent } from '../telemetry/events.js';
 import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
 import { stableStringify } from '../util/stableJson.js';
+import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
 
 export interface TrainDeps {
@@ -44,6 +46,8 @@ export interface TrainDeps {
   signal: AbortSignal;
   /** Secret values for the recipe's `secrets:` names (from the orchestrator's env). */
   secretEnv?: NodeJS.ProcessEnv;
+  /** What each run has spent on rentals (needed for a run with a budget). */
+  spend?: RunSpend;
   now?: () => Date;
 }
 
@@ -130,6 +134,13 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     log.info({ event: 'training.resumed', state }, `${spec.symbol} resuming at ${state}`);
   }
   const deadline = facts.deadline ?? Date.now() + spec.timeoutMinutes * 60_000;
+  const runLimit = (info: LeaseInfo) => {
+    const rentalEnd =
+      info.driver === 'vast' ? Date.parse(info.acquiredAt) + config.vast.maxRuntimeMin * 60_000 : Infinity;
+    return rentalEnd < deadline
+      ? { deadline: rentalEnd, timeLimitMs: config.vast.maxRuntimeMin * 60_000 }
+      : { deadline, timeLimitMs: spec.timeoutMinutes * 60_000 };
+  };
   const checkDeadline = () => {
     if (Date.now() > deadline)
       throw new TimeoutError(`${spec.symbol}: attempt exceeded its time limit of ${spec.timeoutMinutes} min`);
@@ -147,27 +158,72 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   let lease: Lease | null = null;
   let cancelled = false;
-  /** Gives the host back and books what it cost (per-second billing from acquiredAt). */
-  const releaseLease = async (info: LeaseInfo) => {
-    await provider.release(info);
+  /** Books what a lease cost (per-second billing from acquiredAt) to the symbol and the run. */
+  const bookCost = async (info: LeaseInfo) => {
     const cost = leaseCostUsd(info, now());
     if (cost > 0) {
       const entry = await ledger.getEntry(spec.date, spec.symbol);
       await ledger.update(spec.date, spec.symbol, { costUsd: (entry?.costUsd ?? 0) + cost });
     }
+    await deps.spend?.book(job.data.runId, info, cost);
+    if (facts.lease?.id === info.id && facts.lease.driver === info.driver)
+      await saveFacts({ lease: undefined });
+    return cost;
+  };
+  /** Gives the host back (idempotent) and books its cost once. */
+  const releaseLease = async (info: LeaseInfo, reason = 'released') => {
+    await provider.release(info);
+    const cost = await bookCost(info);
     log.info(
-      { event: EVENTS.instanceDestroyed, driver: info.driver, instance: info.id, costUsd: cost },
+      { event: EVENTS.instanceDestroyed, driver: info.driver, instance: info.id, costUsd: cost, reason },
       `${spec.symbol} released ${info.driver} ${info.id}`,
     );
   };
+  /** `--budget-usd`: no new rental once the run has spent its budget. */
+  const checkBudget = async () => {
+    const budget = job.data.budgetUsd;
+    if (budget === undefined || !deps.spend) return;
+    const spent = await deps.spend.spent(job.data.runId, now());
+    if (spent >= budget) {
+      throw new BudgetExceededError(
+        `${spec.symbol}: run ${job.data.runId} has spent $${spent.toFixed(4)} of its $${budget} budget; no new rental`,
+      );
+    }
+  };
   try {
+    if (reached(state, 'RELEASING')) {
+      // Resumed after the artifacts were uploaded: give the host back (once) and report.
+      if (facts.lease) await releaseLease(facts.lease);
+      return await reportStored();
+    }
     // PROVISIONING — rent or reserve a host; its identity is saved before we wait on it.
-    if (facts.lease) lease = await provider.reattach(facts.lease);
+    if (facts.lease) {
+      lease = await provider.reattach(facts.lease, signal);
+      // Gone or unusable (the provider destroyed it): book its time and rent again.
+      if (!lease) await releaseLease(facts.lease, 'lost');
+    }
     if (!lease) {
       await enter('PROVISIONING');
       lease = await provider.acquire(spec, {
         signal,
-        onLeaseCreated: async (info) => saveFacts({ lease: info }),
+        beforeRent: checkBudget,
+        onLeaseCreated: async (info) => {
+          await saveFacts({ lease: info });
+          await deps.spend?.hold(job.data.runId, info);
+        },
+        onLeaseReleased: async (info) => {
+          const cost = await bookCost(info);
+          log.info(
+            {
+              event: EVENTS.instanceDestroyed,
+              driver: info.driver,
+              instance: info.id,
+              costUsd: cost,
+              reason: 'boot_failed',
+            },
+            `${spec.symbol} gave back ${info.driver} ${info.id}: it failed to boot`,
+          );
+        },
       });
       await saveFacts({ lease: lease.info, workdir: undefined, pid: undefined, logOffset: 0 });
     }
@@ -234,7 +290,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       let lastSave = Date.now();
       const { exitCode, logOffset } = await followRun(t, workdir, {
         pid,
-        deadline,
+        // A rental never outlives maxRuntimeMin, whatever the symbol's own time limit.
+        ...runLimit(lease.info),
         signal,
         pollMs: config.train.pollMs,
         logOffset: facts.logOffset ?? 0,
@@ -356,8 +413,10 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       );
 
       await enter('RELEASING');
-      await releaseLease(lease.info);
+      const held = lease;
       lease = null;
+      await releaseLease(held.info);
+      await held.transport.close().catch(() => undefined);
       await rm(stagingDir, { recursive: true, force: true });
       await enter('SUCCEEDED');
       return {
@@ -370,10 +429,33 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         artifacts,
       };
     }
-    // Resumed after the artifacts were uploaded: finish releasing and report what is in the store.
-    await enter('RELEASING');
-    await releaseLease(lease.info);
-    lease = null;
+    throw new OutputContractError(`${spec.symbol}: resumed in an unexpected state ${state}`);
+  } catch (err) {
+    cancelled = err instanceof CancelledError || signal.aborted;
+    if (!cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
+      // A failed attempt must leave no training behind (a timeout has already killed it).
+      await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
+    }
+    throw cancelled && !(err instanceof CancelledError)
+      ? new CancelledError('worker shutting down', { cause: err })
+      : err;
+  } finally {
+    // Every path but a hand-over gives back what this attempt holds, including a lease recorded
+    // before a crash that could not be reattached to.
+    const held = lease?.info ?? facts.lease;
+    if (held && !cancelled) {
+      await releaseLease(held, 'attempt_failed').catch((e) =>
+        log.error(
+          { event: 'instance.release_failed', instance: held.id, err: asRetrainError(e).message },
+          `${spec.symbol} could not release ${held.driver} ${held.id}; the reaper will`,
+        ),
+      );
+    }
+    if (lease) await lease.transport.close().catch(() => undefined);
+  }
+
+  /** The result of an attempt whose artifacts are already in the store. */
+  async function reportStored(): Promise<TrainResult> {
     const metricsText = (await store.getBytes(keys.artifact(spec.jobId, 'metrics.json'))).toString('utf8');
     const parsed = parseMetricsText(metricsText);
     if (!parsed.ok)
@@ -392,21 +474,5 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       trainMinutes: (Date.now() - startedAt) / 60_000,
       artifacts: Object.entries(sums).map(([name, sha256]) => ({ name, sha256, bytes: -1 })),
     };
-  } catch (err) {
-    cancelled = err instanceof CancelledError || signal.aborted;
-    if (!cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
-      // A failed attempt must leave no training behind (a timeout has already killed it).
-      await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
-    }
-    throw cancelled && !(err instanceof CancelledError)
-      ? new CancelledError('worker shutting down', { cause: err })
-      : err;
-  } finally {
-    if (lease && !cancelled) {
-      await provider
-        .release(lease.info)
-        .catch((e) => log.error({ err: asRetrainError(e).message }, 'release failed'));
-    }
-    if (lease) await lease.transport.close().catch(() => undefined);
   }
 }

@@ -33,6 +33,8 @@ export interface TrainJobData {
   /** The attempt these facts belong to; a new attempt starts from PENDING. */
   attempt?: number;
   facts?: TrainFacts;
+  /** `--budget-usd` of the run: no new rental once the run has spent it. */
+  budgetUsd?: number;
 }
 
 export interface TrainProgress {
