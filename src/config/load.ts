@@ -67,11 +67,14 @@ function isObject(v: unknown): v is Loose {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Objects merge key by key, except that one naming another `kind` (e.g. store) replaces the base. */
 function deepMerge(base: Loose, over: Loose): Loose {
   const out: Loose = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue;
-    out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Loose, v) : v;
+    const prev = out[k];
+    const sameKind = isObject(v) && isObject(prev) && (v.kind === undefined || v.kind === prev.kind);
+    out[k] = sameKind ? deepMerge(prev as Loose, v as Loose) : v;
   }
   return out;
 }
@@ -97,7 +100,6 @@ function fromEnv(env: Env): Loose {
   set(['redisUrl'], env.REDIS_URL);
   set(['queuePrefix'], env.RETRAIN_QUEUE_PREFIX);
   set(['deployment'], env.RETRAIN_DEPLOYMENT);
-  set(['store', 'root'], env.RETRAIN_STORE_ROOT);
   set(['recipe'], env.RETRAIN_RECIPE);
   set(['costsFile'], env.RETRAIN_COSTS_FILE);
   set(['train', 'driver'], env.RETRAIN_DRIVER);
@@ -119,6 +121,41 @@ function fromEnv(env: Env): Loose {
   set(['ssh', 'keyPath'], env.RETRAIN_SSH_KEY);
   set(['ssh', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   return o;
+}
+
+function bool(env: Env, name: string): boolean | undefined {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return undefined;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`environment ${name}=${JSON.stringify(env[name])} is not true or false`);
+}
+
+/**
+ * Store overrides from the environment. RETRAIN_STORE=local|s3 picks the kind (a kind other than the
+ * file's starts from that kind's defaults); then only the variables of the effective kind apply, so
+ * S3_* variables left in the environment do not break a local store, nor RETRAIN_STORE_ROOT an S3
+ * one. S3 credentials are not config: the store reads them when it is built (storage/index.ts).
+ */
+function applyStoreEnv(merged: Loose, env: Env, home: string): Loose {
+  let store: Loose = isObject(merged.store) ? merged.store : {};
+  const kind = env.RETRAIN_STORE || store.kind || 'local';
+  if (kind !== 'local' && kind !== 's3') {
+    throw new ConfigError(`environment RETRAIN_STORE=${JSON.stringify(kind)} must be local or s3`);
+  }
+  if (kind !== store.kind) store = kind === 'local' ? { kind, root: join(home, 'store') } : { kind };
+  const over: Loose =
+    kind === 'local'
+      ? { root: env.RETRAIN_STORE_ROOT }
+      : {
+          endpoint: env.S3_ENDPOINT,
+          bucket: env.S3_BUCKET,
+          region: env.S3_REGION,
+          forcePathStyle: bool(env, 'S3_FORCE_PATH_STYLE'),
+          prefix: env.S3_PREFIX,
+        };
+  for (const [k, v] of Object.entries(over)) if (v === '') delete over[k];
+  return { ...merged, store: deepMerge(store, over) };
 }
 
 function readConfigFile(path: string): Loose {
@@ -177,6 +214,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     fileLabel = ` (config file ${path})`;
   }
   merged = deepMerge(merged, fromEnv(env));
+  merged = applyStoreEnv(merged, env, home);
   if (opts.overrides) merged = deepMerge(merged, opts.overrides);
   const result = ConfigSchema.safeParse(merged);
   if (!result.success) {

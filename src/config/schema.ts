@@ -8,6 +8,36 @@ export const ModeSchema = z.enum(['sequential', 'parallel', 'hybrid']);
 export const DriverSchema = z.enum(['local', 'ssh', 'vast']);
 export const PromoteModeSchema = z.enum(['off', 'dry', 'auto']);
 
+/**
+ * Where artifacts live (DESIGN.md "Storage layout"): a local folder, or a bucket on S3, R2, MinIO.
+ * S3 credentials are never part of the config (it is logged and copied into job data): the store
+ * reads S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY, else the AWS credential chain, when it is built.
+ */
+export const StoreSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('local'), root: z.string().min(1) }).strict(),
+  z
+    .object({
+      kind: z.literal('s3'),
+      /** Unset for AWS S3; R2: https://<account>.r2.cloudflarestorage.com; MinIO: http://host:9000. */
+      endpoint: z
+        .string()
+        .regex(/^https?:\/\/[^\s/@]+(:\d+)?(\/\S*)?$/, 'must be an http(s) URL without credentials')
+        .optional(),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'),
+      /** R2 takes 'auto'. */
+      region: z.string().min(1).default('us-east-1'),
+      /** Path-style URLs (<endpoint>/<bucket>/<key>): MinIO and most self-hosted servers need it. */
+      forcePathStyle: z.boolean().default(false),
+      /** Keys are stored below this prefix inside the bucket. */
+      prefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_.=+-]+(\/[A-Za-z0-9_.=+-]+)*\/?$/, 'must look like a/b or a/b/')
+        .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), "no '.' or '..' segments")
+        .optional(),
+    })
+    .strict(),
+]);
+
 export const ConfigSchema = z
   .object({
     /** RETRAIN_HOME: every piece of local state lives below it. */
@@ -16,7 +46,7 @@ export const ConfigSchema = z
     /** BullMQ prefix and ledger key prefix; one per deployment (tests use one per test). */
     queuePrefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
     deployment: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
-    store: z.object({ kind: z.literal('local'), root: z.string().min(1) }).strict(),
+    store: StoreSchema,
     symbols: z.string().min(1),
     featureset: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/),
     recipe: z.string().min(1),
