@@ -2,7 +2,8 @@
  * A local Vast.ai simulator over real HTTP (node:http), faithful to shared/reference/vast-api.md:
  * same paths (with or without trailing slash), methods, bearer auth (401 `auth_error`), JSON shapes
  * and wrappers, status transitions, per-second billing and the instance-scoped key. Every instance
- * is backed by one real SSH endpoint given by the caller.
+ * is backed by one real SSH endpoint given by the caller. The official `vastai` CLI works against it
+ * (README.md; test/integration/vastai-cli.test.ts, test/unit/vast/sim-cli-contract.test.ts).
  *
  * Time: bootDelayMs is real time; billing is real running time × timeScale.
  * Billing: dph_total × seconds while `running` (loading is free; storage-only billing is not modelled).
@@ -169,6 +170,7 @@ const STORED_COLUMNS = new Set([
   'machine_id',
   'host_id',
   'image_uuid',
+  'verification',
 ]);
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -187,8 +189,13 @@ function matchOps(actual: unknown, ops: unknown): boolean {
   const o: Record<string, unknown> = isObj(ops) ? ops : { eq: ops };
   for (const [op, raw] of Object.entries(o)) {
     if (actual === undefined || actual === null) {
-      if (op === 'neq' || op === 'notin' || op === 'nin') continue;
-      if (op === 'eq' && (raw === null || raw === 'null')) continue;
+      const isNull = (x: unknown) => x === null || x === 'null';
+      const l = Array.isArray(raw) ? raw : [raw];
+      if (op === 'neq' && !isNull(raw)) continue;
+      if ((op === 'notin' || op === 'nin') && !l.some(isNull)) continue;
+      if (op === 'eq' && isNull(raw)) continue;
+      // `show instances --label ''` sends {"label":{"in":[null]}} for unlabeled instances.
+      if (op === 'in' && l.some(isNull)) continue;
       return false;
     }
     const list = (): unknown[] => (Array.isArray(raw) ? raw : [raw]).map((x) => coerceLike(actual, x));
@@ -226,6 +233,50 @@ function matchOps(actual: unknown, ops: unknown): boolean {
     if (!ok) return false;
   }
   return true;
+}
+
+/** `535.86.05` → 535086005, the integer form the CLI sends for driver_version (vastai/api/query.py). */
+function numericDriverVersion(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  const m = /^\s*(\d+)\.(\d+)\.(\d+)\s*$/.exec(v);
+  if (m) return Number(m[1]) * 1_000_000 + Number(m[2]) * 1000 + Number(m[3]);
+  return /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+}
+
+/**
+ * One search filter on one offer field. Like matchOps, plus the server-side conversions the CLI
+ * relies on: driver_version compares as the integer 535086005 (the CLI converts `535.86.05`), and
+ * geolocation matches the whole string (`"California, US"`) or its two-letter country code
+ * (`geolocation in [US,CA]`).
+ */
+function matchOfferField(field: string, actual: unknown, ops: unknown): boolean {
+  if (field === 'driver_version') {
+    const o: Record<string, unknown> = isObj(ops) ? ops : { eq: ops };
+    const conv = Object.fromEntries(
+      Object.entries(o).map(([op, v]) => [
+        op,
+        Array.isArray(v) ? v.map(numericDriverVersion) : numericDriverVersion(v),
+      ]),
+    );
+    return matchOps(numericDriverVersion(actual), conv);
+  }
+  if (field === 'geolocation' && typeof actual === 'string') {
+    const code = /,\s*([A-Za-z]{2})\s*$/.exec(actual)?.[1]?.toUpperCase();
+    const hits = (v: unknown) =>
+      (Array.isArray(v) ? v : [v]).some(
+        (x) => typeof x === 'string' && (x === actual || (code !== undefined && x.toUpperCase() === code)),
+      );
+    const o: Record<string, unknown> = isObj(ops) ? ops : { eq: ops };
+    for (const [op, v] of Object.entries(o)) {
+      if (op === 'eq' || op === 'in') {
+        if (!hits(v)) return false;
+      } else if (op === 'neq' || op === 'notin' || op === 'nin') {
+        if (hits(v)) return false;
+      } else if (!matchOps(actual, { [op]: v })) return false;
+    }
+    return true;
+  }
+  return matchOps(actual, ops);
 }
 
 /** CLI `--env` string form: `-e K=V -p 8000:8000`. */
@@ -441,6 +492,13 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
         diskHour: storageHour,
         totalHour: total,
       };
+      // No reserved discount is modelled: the discounted price is the price.
+      o.discounted_dph_total = total;
+      // Per-dollar figures follow the price the search was made at (CLI aliases dlperf_usd, flops_usd).
+      const dl = num(raw.dlperf);
+      const tf = num(raw.total_flops);
+      if (dl !== undefined && total > 0) o.dlperf_per_dphtotal = Math.round((dl / total) * 1e4) / 1e4;
+      if (tf !== undefined && total > 0) o.flops_per_dphtotal = Math.round((tf / total) * 1e4) / 1e4;
     }
     if (type === 'bid') o.is_bid = true;
     return o;
@@ -465,7 +523,7 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
           const eq = ops.eq;
           if (eq === 'any' || eq === '*' || eq === '?') continue;
         }
-        list = list.filter((o) => matchOps(o[field], ops));
+        list = list.filter((o) => matchOfferField(field, o[field], ops));
       }
     } catch (e) {
       return fail(400, 'invalid_request', (e as Error).message);
@@ -603,15 +661,32 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
 
   // ------------------------------------------------------------ list (v1)
 
-  const encodeToken = (after: number) => Buffer.from(JSON.stringify({ after })).toString('base64url');
-  const decodeToken = (t: string): number | null => {
+  /**
+   * The cursor is opaque to clients: the sort key of the last row returned, so a page boundary
+   * survives rows that are destroyed between calls. It only fits the order_by it was made for.
+   */
+  const encodeToken = (key: unknown[]) => Buffer.from(JSON.stringify({ k: key })).toString('base64url');
+  const decodeToken = (t: string, width: number): unknown[] | null => {
     try {
       const v = JSON.parse(Buffer.from(t, 'base64url').toString('utf8')) as unknown;
-      return isObj(v) && typeof v.after === 'number' ? v.after : null;
+      return isObj(v) && Array.isArray(v.k) && v.k.length === width ? v.k : null;
     } catch {
       return null;
     }
   };
+  /** Nulls sort last ascending, first descending (PostgreSQL's default). */
+  const cmpValue = (a: unknown, b: unknown): number => {
+    const an = a === null || a === undefined;
+    const bn = b === null || b === undefined;
+    if (an || bn) return an && bn ? 0 : an ? 1 : -1;
+    if (typeof a === 'number' && typeof b === 'number') return a - b;
+    const as = String(a);
+    const bs = String(b);
+    return as < bs ? -1 : as > bs ? 1 : 0;
+  };
+
+  const project = (rows: Record<string, unknown>[], cols: string[] | null) =>
+    cols === null ? rows : rows.map((r) => Object.fromEntries(cols.map((c) => [c, r[c] ?? null])));
 
   const list = (q: URLSearchParams): HttpReply => {
     const now = Date.now();
@@ -632,16 +707,59 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
         if (!STORED_COLUMNS.has(k)) return fail(400, 'invalid_request', `cannot filter on column ${k}`);
       }
     }
-    let after = -Infinity;
+    // order_by: JSON [{"col":"id","dir":"asc"}, ...]; `id` is always appended as the tie-break.
+    const order: { col: string; desc: boolean }[] = [];
+    const ob = q.get('order_by');
+    if (ob) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(ob);
+      } catch {
+        return fail(400, 'invalid_request', 'order_by must be a JSON array');
+      }
+      if (!Array.isArray(parsed)) return fail(400, 'invalid_request', 'order_by must be a JSON array');
+      for (const e of parsed) {
+        if (!isObj(e) || typeof e.col !== 'string') {
+          return fail(400, 'invalid_request', 'order_by entries are {"col":..., "dir":"asc"|"desc"}');
+        }
+        if (!STORED_COLUMNS.has(e.col))
+          return fail(400, 'invalid_request', `cannot order by column ${e.col}`);
+        const dir = e.dir === undefined ? 'asc' : String(e.dir).toLowerCase();
+        if (dir !== 'asc' && dir !== 'desc') return fail(400, 'invalid_request', `invalid order dir ${dir}`);
+        order.push({ col: e.col, desc: dir === 'desc' });
+      }
+    }
+    if (!order.some((o) => o.col === 'id')) order.push({ col: 'id', desc: false });
+    // select_cols: JSON array of column names; absent or ["*"] = full rows.
+    let cols: string[] | null = null;
+    const sc = q.get('select_cols');
+    if (sc) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(sc);
+      } catch {
+        return fail(400, 'invalid_request', 'select_cols must be a JSON array');
+      }
+      if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === 'string')) {
+        return fail(400, 'invalid_request', 'select_cols must be a JSON array of column names');
+      }
+      cols = parsed.includes('*') ? null : (parsed as string[]);
+    }
+    const keyOf = (v: VastInstance) => order.map((o) => (v as Record<string, unknown>)[o.col] ?? null);
+    const cmpKeys = (a: unknown[], b: unknown[]) => {
+      for (let n = 0; n < order.length; n++) {
+        const c = cmpValue(a[n], b[n]);
+        if (c !== 0) return order[n]!.desc ? -c : c;
+      }
+      return 0;
+    };
+    let after: unknown[] | null = null;
     const tok = q.get('after_token');
     if (tok) {
-      const a = decodeToken(tok);
-      if (a === null) return fail(400, 'invalid_token', 'Invalid pagination token');
-      after = a;
+      after = decodeToken(tok, order.length);
+      if (after === null) return fail(400, 'invalid_token', 'Invalid pagination token');
     }
-    const all = alive()
-      .sort((a, b) => a.id - b.id)
-      .map((i) => view(i, now));
+    const all = alive().map((i) => view(i, now));
     let matched: VastInstance[];
     try {
       matched = all.filter((v) =>
@@ -650,7 +768,8 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     } catch (e) {
       return fail(400, 'invalid_request', (e as Error).message);
     }
-    const rest = matched.filter((v) => v.id > after);
+    matched.sort((a, b) => cmpKeys(keyOf(a), keyOf(b)));
+    const rest = after === null ? matched : matched.filter((v) => cmpKeys(keyOf(v), after) > 0);
     const page = rest.slice(0, limit);
     const more = rest.length > page.length;
     const labelCounts: Record<string, number> = {};
@@ -658,14 +777,28 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       const l = v.label ?? '';
       labelCounts[l] = (labelCounts[l] ?? 0) + 1;
     }
+    // Only the list carries volume_info (vast-api.md §4); the simulator has no volumes.
+    const rows = page.map((v) => ({ ...v, volume_info: [] }) as Record<string, unknown>);
     return json(200, {
       success: true,
       instances_found: matched.length,
       total_instances: all.length,
       label_counts: labelCounts,
-      next_token: more && page.length > 0 ? encodeToken(page[page.length - 1]!.id) : null,
-      instances: page,
+      next_token: more && page.length > 0 ? encodeToken(keyOf(page[page.length - 1]!)) : null,
+      instances: project(rows, cols),
     });
+  };
+
+  /** `GET /api/v0/instances/filters/`: the distinct (status, verification, GPU) values the CLI offers as filters. */
+  const listFilters = (): HttpReply => {
+    const now = Date.now();
+    const seen = new Map<string, Record<string, unknown>>();
+    for (const i of alive()) {
+      const v = view(i, now) as Record<string, unknown>;
+      const row = { actual_status: v.actual_status, verification: v.verification, gpu_name: v.gpu_name };
+      seen.set(JSON.stringify(row), row);
+    }
+    return json(200, { success: true, filters: [...seen.values()] });
   };
 
   // ------------------------------------------------------------ routing
@@ -727,6 +860,13 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       if (form === 1) return new HttpReply(504, NGINX_504, 'text/html');
       return fail(503, 'service_unavailable', 'Service temporarily unavailable');
     }
+    // Public: the CLI fetches it without a key on every start (vastai/cli/util.py _get_gpu_names).
+    if (path === '/api/v0/gpu_names/unique' && method === 'GET') {
+      const names = [...new Set([...offers.values()].map((o) => o.raw.gpu_name))].filter(
+        (n): n is string => typeof n === 'string',
+      );
+      return json(200, { gpu_names: names.sort() });
+    }
     const who = identify(req, url.searchParams);
     if (!who) {
       counters.authFailures++;
@@ -774,6 +914,10 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     }
     if (ver === 'v1' && rest[0] === 'instances' && rest.length === 1 && method === 'GET') {
       return list(url.searchParams);
+    }
+    if (ver === 'v0' && rest[0] === 'instances' && rest[1] === 'filters' && rest.length === 2) {
+      if (method === 'GET') return listFilters();
+      return fail(405, 'method_not_allowed', `${method} not supported here by the simulator`);
     }
     if (ver === 'v0' && rest[0] === 'instances' && rest.length >= 2) {
       const id = idOf(rest[1]);

@@ -229,6 +229,83 @@ describe('vast simulator', () => {
     expect((await req(s, 'GET', '/api/v0/users/current/')).status).toBe(200);
   });
 
+  it('v1 list as the CLI uses it: order_by with a cursor, select_cols, unlabeled and verification filters, filters endpoint', async () => {
+    const s = await start();
+    const ids: number[] = [];
+    for (const [offer, label] of [
+      [7001001, 'b'],
+      [7001003, 'a'],
+      [7002001, null],
+      [7002002, 'c'],
+    ] as const) {
+      ids.push((await rent(s, offer, { label })).new_contract);
+    }
+    const get = (params: Record<string, unknown>) =>
+      req(
+        s,
+        'GET',
+        `/api/v1/instances/?${new URLSearchParams(
+          Object.entries(params).map(([k, v]): [string, string] => [
+            k,
+            typeof v === 'string' ? v : JSON.stringify(v),
+          ]),
+        ).toString()}`,
+      );
+    // label desc: nulls first (PostgreSQL), then c, b, a; two per page, following next_token
+    const order_by = [
+      { col: 'label', dir: 'desc' },
+      { col: 'id', dir: 'asc' },
+    ];
+    const p1 = await get({ order_by, limit: 2 });
+    expect((p1.json.instances as { label: string | null }[]).map((i) => i.label)).toEqual([null, 'c']);
+    const p2 = await get({ order_by, limit: 2, after_token: p1.json.next_token as string });
+    expect((p2.json.instances as { label: string }[]).map((i) => i.label)).toEqual(['b', 'a']);
+    expect(p2.json.next_token).toBeNull();
+    // a token only fits the order it was made for
+    expect((await get({ limit: 2, after_token: p1.json.next_token as string })).json.error).toBe(
+      'invalid_token',
+    );
+    expect((await get({ order_by: [{ col: 'dph_total', dir: 'asc' }] })).status).toBe(400);
+    // select_cols projects the rows; ["*"] is the full row
+    const cols = await get({ select_cols: ['id', 'label', 'volume_info'] });
+    expect(cols.json.instances).toContainEqual({ id: ids[0], label: 'b', volume_info: [] });
+    const full = (await get({ select_cols: ['*'] })).json.instances as Record<string, unknown>[];
+    expect(full).toHaveLength(4);
+    expect(full[0]).toHaveProperty('ssh_host');
+    // `show instances --label ''` sends {"label":{"in":[null]}}
+    const unl = await get({ select_filters: { label: { in: [null] } } });
+    expect((unl.json.instances as { id: number }[]).map((i) => i.id)).toEqual([ids[2]]);
+    const ver = await get({ select_filters: { verification: { in: ['verified'] } } });
+    expect(ver.json.instances_found).toBe(4);
+    const f = await req(s, 'GET', '/api/v0/instances/filters/');
+    expect(f.json.success).toBe(true);
+    expect(f.json.filters).toContainEqual({
+      actual_status: null,
+      verification: 'verified',
+      gpu_name: 'RTX 4090',
+    });
+    // public, keyless: the CLI fetches it on every start
+    const names = await req(s, 'GET', '/api/v0/gpu_names/unique/', undefined, null);
+    expect(names.json.gpu_names).toEqual(expect.arrayContaining(['RTX 3090', 'RTX 4090', 'H100 SXM']));
+  });
+
+  it('search: driver_version as the CLI sends it, geolocation by country code, per-dollar fields', async () => {
+    const s = await start();
+    const search = async (body: Record<string, unknown>) =>
+      (await req(s, 'POST', '/api/v0/bundles/', body)).json.offers as Record<string, unknown>[];
+    expect(await search({ driver_version: { gte: 535086005 } })).toHaveLength(12);
+    expect(await search({ driver_version: { gte: 999000000 } })).toHaveLength(0);
+    const na = await search({ geolocation: { in: ['US', 'CA'] } });
+    expect(na.length).toBeGreaterThan(0);
+    expect(na.every((o) => /, (US|CA)$/.test(o.geolocation as string))).toBe(true);
+    const notUs = await search({ geolocation: { notin: ['US'] } });
+    expect(notUs.some((o) => /, US$/.test(o.geolocation as string))).toBe(false);
+    expect(notUs.length + (await search({ geolocation: { eq: 'US' } })).length).toBe(12);
+    const [o] = await search({ id: { eq: 7002001 }, allocated_storage: 20 });
+    expect(o!.dlperf_per_dphtotal).toBeCloseTo((o!.dlperf as number) / (o!.dph_total as number), 3);
+    expect(o!.discounted_dph_total).toBe(o!.dph_total);
+  });
+
   it('runVastSimFromFlags starts it and prints the URL', async () => {
     const lines: string[] = [];
     sim = await runVastSimFromFlags(
