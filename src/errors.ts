@@ -109,6 +109,13 @@ export class TransportError extends RetrainError {
   }
 }
 
+/** The connection to the host dropped or cannot be re-established right now. Retryable. */
+export class ConnectionLostError extends TransportError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super(message, { ...opts, retryable: true });
+  }
+}
+
 /** Renting or reaching a host failed. Retryable. */
 export class ProvisionError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {

@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { constants } from 'node:os';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel, ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
-import { CancelledError, RetrainError, TransportError } from '../errors.js';
+import { CancelledError, ConnectionLostError, RetrainError, TransportError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
 import type { HostKeyPins, PinResult } from './ssh/hostKeys.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
@@ -81,6 +81,11 @@ export class SshTransport implements Transport {
   lastPutStats: PutStats | undefined;
   /** How many connections were established (1 after connect; +1 per reconnect). */
   connectCount = 0;
+
+  /** Connections re-established after a drop. */
+  get reconnects(): number {
+    return Math.max(0, this.connectCount - 1);
+  }
 
   private readonly pinId: string;
   private client: Client | null = null;
@@ -216,12 +221,12 @@ export class SshTransport implements Transport {
       case 'client-authentication':
         return new TransportError(`ssh authentication failed for ${this.label}`, { retryable: false });
       case 'client-timeout':
-        return new TransportError(`ssh connection to ${this.label} timed out during the handshake`);
+        return new ConnectionLostError(`ssh connection to ${this.label} timed out during the handshake`);
       case 'client-socket':
       case 'client-dns':
-        return new TransportError(`cannot reach ${this.label}: ${err.code ?? oneLine(err.message)}`);
+        return new ConnectionLostError(`cannot reach ${this.label}: ${err.code ?? oneLine(err.message)}`);
       default:
-        return new TransportError(`ssh connection to ${this.label} failed: ${oneLine(err.message)}`);
+        return new ConnectionLostError(`ssh connection to ${this.label} failed: ${oneLine(err.message)}`);
     }
   }
 
@@ -235,7 +240,7 @@ export class SshTransport implements Transport {
     const waiting = this.inflight.get(c);
     if (waiting) {
       this.inflight.delete(c);
-      const err = new TransportError(`ssh connection to ${this.label} was lost`);
+      const err = new ConnectionLostError(`ssh connection to ${this.label} was lost`);
       for (const r of waiting) r(err);
     }
     c.end();
@@ -346,7 +351,7 @@ export class SshTransport implements Transport {
             if (failure) return; // finish() follows the kill
             if (exitCode === undefined) {
               return finish(
-                new TransportError(`ssh connection to ${this.label} was lost while a command ran`),
+                new ConnectionLostError(`ssh connection to ${this.label} was lost while a command ran`),
               );
             }
             finish(undefined);
@@ -387,11 +392,11 @@ export class SshTransport implements Transport {
         const lost = this.isLost(c, err);
         if (lost) this.onDrop(c);
         if (lost && attempt === 0) continue;
-        throw new TransportError(
-          lost
-            ? `ssh connection to ${this.label} was lost`
-            : `cannot open an ssh channel on ${this.label}: ${oneLine((err as Error).message)}`,
-        );
+        throw lost
+          ? new ConnectionLostError(`ssh connection to ${this.label} was lost`)
+          : new TransportError(
+              `cannot open an ssh channel on ${this.label}: ${oneLine((err as Error).message)}`,
+            );
       }
     }
   }
@@ -456,6 +461,7 @@ export class SshTransport implements Transport {
         if (lost) this.onDrop(c);
         if (lost && attempt === 0) continue;
         if (err instanceof TransportError) throw err;
+        if (lost) throw new ConnectionLostError(`ssh connection to ${this.label} was lost during ${op}`);
         throw sftpError(op, path, err, this.label);
       }
     }

@@ -29,6 +29,8 @@ export interface RemoteStat {
 
 export interface Transport {
   readonly kind: 'local' | 'ssh';
+  /** Connections re-established after a drop (transports that can drop). */
+  readonly reconnects?: number;
   /** Runs `command` with bash -c on the host. Never rejects for a non-zero exit: read `code`. */
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
   putFile(localPath: string, remotePath: string): Promise<void>;

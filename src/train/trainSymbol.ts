@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import {
   BudgetExceededError,
   CancelledError,
+  ConnectionLostError,
   OutputContractError,
   RecipeError,
   TimeoutError,
@@ -60,6 +61,22 @@ const ORDER: TrainState[] = [
   'RELEASING',
   'SUCCEEDED',
 ];
+
+/** Consecutive connection losses, with no log progress between them, before an attempt gives up. */
+const MAX_FOLLOW_DROPS = 5;
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 function reached(current: TrainState | undefined, target: TrainState): boolean {
   return ORDER.indexOf(current ?? 'PENDING') >= ORDER.indexOf(target);
@@ -288,39 +305,66 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await mkdir(join(home, 'logs', `${spec.date}Z`, spec.symbol), { recursive: true });
       const partialSaved = new Set(facts.partialSaved ?? []);
       let lastSave = Date.now();
-      const { exitCode, logOffset } = await followRun(t, workdir, {
-        pid,
-        // A rental never outlives maxRuntimeMin, whatever the symbol's own time limit.
-        ...runLimit(lease.info),
-        signal,
-        pollMs: config.train.pollMs,
-        logOffset: facts.logOffset ?? 0,
-        onLog: async (text, newOffset) => {
-          await appendFile(trainingLog, text);
-          for (const line of text.split('\n').slice(0, 50))
-            if (line.trim()) await job.log(line.slice(0, 2000));
-          if (Date.now() - lastSave > 5000) {
-            lastSave = Date.now();
-            await saveFacts({ logOffset: newOffset });
-          }
-          facts.logOffset = newOffset;
-        },
-        onProgress: (p) => void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined),
-        partial: (recipe.def.partial ?? []).filter((n) => !partialSaved.has(n)),
-        onPartial: async (name) => {
-          const local = join(stagingDir, 'partial', name);
-          await mkdir(join(stagingDir, 'partial'), { recursive: true });
-          await t.getFile(`${workdir}/out/${name}`, local);
-          await store.putFile(keys.artifact(spec.jobId, name), local);
-          partialSaved.add(name);
-          await saveFacts({ partialSaved: [...partialSaved] });
-          log.info(
-            { event: EVENTS.coinPartialSaved, file: name },
-            `${spec.symbol} partial output saved: ${name}`,
+      // The connection may drop while the training runs on: reconnect and follow on from the last
+      // byte of log we kept (no gap, no repeat). Several drops in a row with no progress end the
+      // attempt (retryable), so a host that is really gone is replaced.
+      let followed: { exitCode: number; logOffset: number } | undefined;
+      let drops = 0;
+      while (!followed) {
+        const offsetBefore = facts.logOffset ?? 0;
+        try {
+          const res = await followRun(t, workdir, {
+            pid,
+            // A rental never outlives maxRuntimeMin, whatever the symbol's own time limit.
+            ...runLimit(lease.info),
+            signal,
+            pollMs: config.train.pollMs,
+            logOffset: facts.logOffset ?? 0,
+            onLog: async (text, newOffset) => {
+              await appendFile(trainingLog, text);
+              for (const line of text.split('\n').slice(0, 50))
+                if (line.trim()) await job.log(line.slice(0, 2000));
+              if (Date.now() - lastSave > 5000) {
+                lastSave = Date.now();
+                await saveFacts({ logOffset: newOffset });
+              }
+              facts.logOffset = newOffset;
+            },
+            onProgress: (p) => void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined),
+            partial: (recipe.def.partial ?? []).filter((n) => !partialSaved.has(n)),
+            onPartial: async (name) => {
+              const local = join(stagingDir, 'partial', name);
+              await mkdir(join(stagingDir, 'partial'), { recursive: true });
+              await t.getFile(`${workdir}/out/${name}`, local);
+              await store.putFile(keys.artifact(spec.jobId, name), local);
+              partialSaved.add(name);
+              await saveFacts({ partialSaved: [...partialSaved] });
+              log.info(
+                { event: EVENTS.coinPartialSaved, file: name },
+                `${spec.symbol} partial output saved: ${name}`,
+              );
+            },
+          });
+          followed = res;
+        } catch (err) {
+          if (!(err instanceof ConnectionLostError) || signal.aborted) throw err;
+          drops = (facts.logOffset ?? 0) > offsetBefore ? 1 : drops + 1;
+          if (drops > MAX_FOLLOW_DROPS || Date.now() > deadline) throw err;
+          log.warn(
+            { event: 'ssh.connection_lost', err: err.message, drops },
+            `${spec.symbol} lost the connection while following the training; reconnecting`,
           );
-        },
-      });
+          await sleepUnlessAborted(Math.min(1000 * 2 ** (drops - 1), 15_000), signal);
+        }
+      }
+      const { exitCode, logOffset } = followed;
       await saveFacts({ logOffset });
+      if (t.reconnects) {
+        log.warn(
+          { event: 'ssh.reconnected', reconnects: t.reconnects, host: lease.info.host },
+          `${spec.symbol} lost its SSH connection ${t.reconnects} time(s) and reconnected; the training ran on`,
+        );
+      }
       if (exitCode === 124) throw new TimeoutError(`${spec.symbol}: a recipe step exceeded its timeoutSec`);
       if (exitCode !== 0)
         throw new TrainingFailedError(
