@@ -1,0 +1,253 @@
+/**
+ * The GPU path under trouble, end to end through the CLI: the Vast simulator over real HTTP with
+ * faults injected, instances backed by a real sshd on loopback, the real Redis.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
+import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
+import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { startSshd } from '../helpers/sshd.js';
+
+type Sshd = Awaited<ReturnType<typeof startSshd>>;
+const DATE = '20260111';
+const API_KEY = 'sim-account-key-guardrails';
+/** The cheapest offer that meets the default constraints lives on this machine. */
+const CHEAPEST_MACHINE = 31001;
+
+let sb: Sandbox;
+let sshd: Sshd;
+let sim: VastSim;
+
+async function setUp(simOpts: Partial<VastSimOptions> = {}) {
+  sb = await sandbox(inject('redisUrl'));
+  const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
+  sshd = await startSshd({ authorizedKeys: [key.publicKey] });
+  sim = await startVastSim({
+    apiKey: API_KEY,
+    offers: defaultOffers(),
+    sshEndpoint: { host: sshd.host, port: sshd.port },
+    bootDelayMs: 300,
+    seed: 11,
+    ...simOpts,
+  });
+  Object.assign(sb.env, {
+    VAST_API_URL: sim.url,
+    VAST_API_KEY: API_KEY,
+    RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
+    RETRAIN_SSH_USER: sshd.user,
+    RETRAIN_BOOT_DEADLINE_SEC: '5',
+    RETRAIN_VAST_RETRY_MS: '40',
+  });
+}
+
+afterEach(async () => {
+  await sim?.close();
+  await sshd?.stop();
+  await sb?.cleanup();
+});
+
+function vastRun(symbols: string[], extra: string[]) {
+  return runCli(
+    [
+      'run',
+      '--driver',
+      'vast',
+      '--symbols',
+      symbols.join(','),
+      '--date',
+      DATE,
+      '--ensure-features',
+      '--recipe',
+      fakeRecipe,
+      ...extra,
+    ],
+    sb.env,
+    240_000,
+  );
+}
+
+function ledger(): Record<string, Record<string, unknown>> {
+  return JSON.parse(readFileSync(join(sb.home, 'store/runs', `${DATE}Z`, 'status.json'), 'utf8')).symbols;
+}
+
+function summary(): Record<string, unknown> & { costs: Record<string, unknown> } {
+  return JSON.parse(readFileSync(join(sb.home, 'store/summary', `${DATE}Z`, 'engine_summary.json'), 'utf8'));
+}
+
+/** Live processes whose command line contains `word` (the sshd "host" is this machine). */
+function processesWith(word: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (cmd.includes(word) && !/\) Z /.test(stat)) pids.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+function expectNothingLeftRented() {
+  const st = sim.state();
+  expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
+  expect(st.alive).toEqual([]);
+}
+
+describe('driver vast under trouble', () => {
+  it('30% 429/5xx and the cheapest offer stuck loading: every symbol succeeds, the stuck machine is dropped', async () => {
+    await setUp({
+      faults: { rate429: 0.15, rate5xx: 0.15, stuckLoadingMachineIds: [CHEAPEST_MACHINE] },
+    });
+    const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
+    const r = await vastRun(symbols, ['--var', 'sleep=0.5']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+
+    const st = sim.state();
+    expect(st.faultsInjected['429']).toBeGreaterThan(0);
+    expect(st.faultsInjected['5xx']).toBeGreaterThan(0);
+    const onStuck = st.instances.filter((i) => i.machine_id === CHEAPEST_MACHINE);
+    // Rented once, destroyed, and never rented again for this run.
+    expect(onStuck).toHaveLength(1);
+    expect(st.destroyed).toContain(onStuck[0]!.id);
+    expectNothingLeftRented();
+    const l = ledger();
+    for (const s of symbols) expect(l[s]).toMatchObject({ status: 'success' });
+    const engine = readFileSync(join(sb.home, 'logs', `${DATE}Z`, 'engine.log'), 'utf8');
+    expect(engine).toContain('"reason":"boot_failed"');
+  }, 240_000);
+
+  it('timeout on the GPU path: the remote process group is killed, the instance destroyed, retried then failed', async () => {
+    await setUp();
+    const marker = `retrain-timeout-${Date.now()}`;
+    const r = await vastRun(
+      ['BTCUSDT'],
+      ['--timeout-minutes', '0.08', '--retries', '1', '--var', 'sleep=60', '--var', `marker=${marker}`],
+    );
+    expect(r.code).toBe(1);
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'failed', reason: 'timeout', attempts: 2 });
+    // One rental per attempt, each destroyed; nothing of the training left on the host.
+    expect(sim.state().rented).toHaveLength(2);
+    expectNothingLeftRented();
+    expect(processesWith(marker)).toEqual([]);
+  }, 120_000);
+
+  it('--budget-usd: once the run has spent it, remaining symbols fail with reason budget and nothing more is rented', async () => {
+    await setUp();
+    const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
+    const r = await vastRun(symbols, [
+      '--mode',
+      'sequential',
+      '--budget-usd',
+      '0.00001',
+      '--var',
+      'sleep=0.5',
+    ]);
+    expect(r.code).toBe(1);
+    const l = ledger();
+    const ok = symbols.filter((s) => l[s]!.status === 'success');
+    const stopped = symbols.filter((s) => l[s]!.reason === 'budget');
+    expect(ok).toHaveLength(1);
+    expect(stopped).toHaveLength(2);
+    for (const s of stopped) expect(l[s]).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(sim.state().rented).toHaveLength(1);
+    expectNothingLeftRented();
+    const costs = summary().costs;
+    expect(costs.budget_usd).toBe(0.00001);
+    expect(costs.total_usd as number).toBeGreaterThan(0.00001);
+    expect([...(costs.stopped_by_budget as string[])].sort()).toEqual([...stopped].sort());
+  }, 120_000);
+
+  it('an SSH drop mid-training: the training keeps running, the job reconnects and the log has no gap', async () => {
+    await setUp();
+    const remoteRoot = join(sb.home, 'remote');
+    const running = vastRun(['BTCUSDT'], ['--var', 'sleep=6', '--var', 'lines=120']);
+    // Wait until the training is well under way on the host, then cut every SSH connection.
+    const log = await waitForRemoteLog(remoteRoot, 'line 30\n', 60_000);
+    await sshd.dropConnections();
+    const r = await running;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'success', attempts: 1 });
+    const engine = readFileSync(join(sb.home, 'logs', `${DATE}Z`, 'engine.log'), 'utf8');
+    expect(engine).toContain('"event":"ssh.reconnected"');
+    // One training process ran start to end: every line once, in order, in the symbol's log.
+    const local = readFileSync(join(sb.home, 'logs', `${DATE}Z`, 'BTCUSDT', 'training.log'), 'utf8');
+    const lines = local.split('\n').filter((l) => /^line \d+$/.test(l));
+    expect(lines).toEqual(Array.from({ length: 120 }, (_, i) => `line ${i + 1}`));
+    // And it is byte for byte the log the host wrote.
+    expect(local).toBe(readFileSync(log, 'utf8'));
+    expect(sim.state().rented).toHaveLength(1);
+    expectNothingLeftRented();
+  }, 120_000);
+
+  it('a corrupted artifact is detected by hash and never stored or promoted', async () => {
+    await setUp();
+    const r = await vastRun(
+      ['BTCUSDT'],
+      ['--var', 'corrupt=model.bin', '--retries', '1', '--promote', 'auto'],
+    );
+    expect(r.code).toBe(1);
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'failed', reason: 'checksum', attempts: 2 });
+    const jobDir = join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`);
+    expect(existsSync(join(jobDir, 'model.bin'))).toBe(false);
+    expect(existsSync(join(sb.home, 'store/models/candidates/BTCUSDT'))).toBe(false);
+    expect(existsSync(join(sb.home, 'store/models/production/BTCUSDT'))).toBe(false);
+    expectNothingLeftRented();
+  }, 120_000);
+
+  it('shell syntax in a symbol or recipe variable is refused before renting, and allowed odd values stay one literal word on the host', async () => {
+    await setUp();
+    const canary = join(sb.home, 'pwned');
+    for (const args of [
+      ['--symbols', `BTC;touch ${canary}`],
+      ['--symbols', 'BTCUSDT', '--var', `marker=$(touch ${canary})`],
+      ['--symbols', 'BTCUSDT', '--var', `marker=x\`touch ${canary}\``],
+    ]) {
+      const bad = await runCli(
+        ['run', '--driver', 'vast', '--date', DATE, '--ensure-features', '--recipe', fakeRecipe, ...args],
+        sb.env,
+      );
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(sim.state().rented).toEqual([]);
+
+    // Spaces, '=' and '%' are allowed; on the host the value is still exactly one argument.
+    const odd = 'a b  c=%s @x,y:z/w';
+    const r = await vastRun(['BTCUSDT'], ['--var', `marker=${odd}`]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const config = JSON.parse(
+      readFileSync(join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`, 'config.json'), 'utf8'),
+    );
+    expect(config.marker).toBe(odd);
+    expect(existsSync(canary)).toBe(false);
+    expectNothingLeftRented();
+  }, 120_000);
+});
+
+/** The path of the first remote train.log containing `needle`. */
+async function waitForRemoteLog(root: string, needle: string, timeoutMs: number): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    for (const file of findFiles(root, 'train.log')) {
+      if (readFileSync(file, 'utf8').includes(needle)) return file;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no remote train.log with ${JSON.stringify(needle)} after ${timeoutMs} ms`);
+}
+
+function findFiles(dir: string, name: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...findFiles(p, name));
+    else if (e.name === name) out.push(p);
+  }
+  return out;
+}
