@@ -1,6 +1,6 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createProvider } from '../src/compute/factory.js';
+import { createProvider, vastClientFrom } from '../src/compute/factory.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { createStore } from '../src/storage/index.js';
@@ -9,7 +9,9 @@ import { RunSpend } from '../src/train/spend.js';
 import { workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
 import { workerOptions } from '../queues/options.js';
+import { scheduleMaintenance } from '../queues/maintenance.js';
 import { createFinalizeProcessor } from './finalize.js';
+import { createMaintenanceProcessor } from './reaper.js';
 import { createPromoteProcessor } from './promote.js';
 import { createTrainProcessor } from './train.js';
 
@@ -63,7 +65,24 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     connection,
     concurrency: 2,
   });
-  const workers = [train, promote, finalize];
+  const workers: Worker[] = [train, promote, finalize];
+
+  // The orphan reaper, a repeatable maintenance job, wherever Vast instances can exist.
+  let maintenanceQueue: Queue | undefined;
+  let trainQueue: Queue | undefined;
+  if (config.train.driver === 'vast') {
+    const client = vastClientFrom(config);
+    maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
+    trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
+    await scheduleMaintenance(maintenanceQueue, config);
+    workers.push(
+      new Worker(
+        QUEUES.maintenance,
+        createMaintenanceProcessor({ config, client, trainQueue, log: logs.root }),
+        { ...base, connection, concurrency: 1 },
+      ),
+    );
+  }
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
     w.on('error', (err) => logs.root.warn({ queue: w.name, err: err.message }, 'worker error'));
@@ -83,6 +102,8 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
           await Promise.all(workers.map((w) => w.close(true)));
         }
         await promoteQueue.close();
+        await maintenanceQueue?.close();
+        await trainQueue?.close();
         await connection.quit().catch(() => connection.disconnect());
       })();
       return closing;

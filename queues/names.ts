@@ -3,6 +3,8 @@ export const QUEUES = {
   train: 'train',
   promote: 'promote',
   finalize: 'finalize-run',
+  /** Repeatable housekeeping (the orphan reaper). */
+  maintenance: 'maintenance',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];

@@ -262,17 +262,25 @@ export class VastProvider implements ComputeProvider {
   }
 
   async list(): Promise<LeaseInfo[]> {
-    const all = await this.opts.client.listInstances();
-    return all
-      .filter((i) => jobIdFromLabel(this.opts.config.deployment, i.label) !== null)
-      .map((i) => ({
-        driver: 'vast' as const,
-        id: String(i.id),
-        host: i.ssh_host ?? '',
-        workRoot: this.opts.config.vast.workRoot,
-        acquiredAt: i.start_date ? new Date(i.start_date * 1000).toISOString() : '',
-        hourlyCostUsd: i.dph_total ?? 0,
-        label: i.label ?? undefined,
-      }));
+    return deploymentInstances(this.opts.client, this.opts.config);
   }
+}
+
+/** This deployment's instances (by label), as leases; others on the account are left out. */
+export async function deploymentInstances(
+  client: Pick<VastClient, 'listInstances'>,
+  config: Config,
+): Promise<LeaseInfo[]> {
+  const all = await client.listInstances();
+  return all
+    .filter((i) => jobIdFromLabel(config.deployment, i.label) !== null)
+    .map((i) => ({
+      driver: 'vast' as const,
+      id: String(i.id),
+      host: i.ssh_host ?? '',
+      workRoot: config.vast.workRoot,
+      acquiredAt: i.start_date ? new Date(i.start_date * 1000).toISOString() : '',
+      hourlyCostUsd: i.dph_total ?? 0,
+      label: i.label ?? undefined,
+    }));
 }

@@ -124,6 +124,8 @@ export const ConfigSchema = z
         maxProvisionTries: z.number().int().min(1).max(50),
         /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
         maxRuntimeMin: z.number().positive(),
+        /** How often the workers' repeatable reaper pass runs (0 turns it off). */
+        reapEveryMin: z.number().min(0),
         /** Work dirs on the instance. */
         workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),

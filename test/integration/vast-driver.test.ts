@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim } from '../../src/vast/sim/server.js';
-import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { fakeRecipe, runCli, sandbox, startWorker, type Sandbox } from '../helpers/harness.js';
 import { startSshd } from '../helpers/sshd.js';
 
 type Sshd = Awaited<ReturnType<typeof startSshd>>;
@@ -114,5 +114,37 @@ describe('driver vast: the simulator over HTTP, instances backed by a real sshd'
     expect(real.stdout).toContain(`destroyed instance ${ours.instanceId}`);
     expect(real.stdout).not.toContain(String(theirs.instanceId) + ' (');
     expect(sim.state().alive).toEqual([theirs.instanceId]);
+  });
+
+  it('the worker runs the reaper as a repeatable maintenance job', async () => {
+    const { VastClient } = await import('../../src/vast/client.js');
+    const client = new VastClient({ apiUrl: sim.url, apiKey: API_KEY });
+    const offers = await client.searchOffers({});
+    const ours = await client.createInstance(offers[0]!.id, {
+      image: 'x',
+      disk: 10,
+      label: 'retrain-default-train__ETHUSDT__20260101',
+    });
+    const theirs = await client.createInstance(offers[1]!.id, { image: 'x', disk: 10, label: 'other-team' });
+    const worker = startWorker({ ...sb.env, RETRAIN_REAP_EVERY_MIN: '0.02', RETRAIN_DRIVER: 'vast' });
+    try {
+      const end = Date.now() + 30_000;
+      while (sim.state().alive.includes(ours.instanceId) && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(sim.state().alive).toEqual([theirs.instanceId]);
+      // One schedule, however many workers start: the scheduler is an upsert by id.
+      const second = startWorker({ ...sb.env, RETRAIN_REAP_EVERY_MIN: '0.02', RETRAIN_DRIVER: 'vast' });
+      await new Promise((r) => setTimeout(r, 3000));
+      await second.stop();
+      const { Queue } = await import('bullmq');
+      const q = new Queue('maintenance', { connection: sb.redis, prefix: sb.prefix });
+      const schedulers = await q.getJobSchedulers();
+      await q.close();
+      expect(schedulers.map((x) => [x.key, x.every])).toEqual([['reap-orphans', 1200]]);
+      expect(worker.output()).toMatch(/"event":"instance_destroyed"[^\n]*"reason":"no_active_job"/);
+    } finally {
+      await worker.stop();
+    }
   });
 });

@@ -1,0 +1,91 @@
+import { Queue, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { Config } from '../src/config/schema.js';
+import type { LeaseInfo } from '../src/compute/provider.js';
+import { reapOrphans, type ReapResult } from '../src/compute/reap.js';
+import { deploymentInstances, jobIdFromLabel } from '../src/compute/vast.js';
+import { EVENTS } from '../src/telemetry/events.js';
+import type { TrainJobData } from '../src/train/types.js';
+import type { VastClient } from '../src/vast/client.js';
+
+/** Job states in which a train job may legitimately hold an instance. */
+const LIVE = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children']);
+
+/**
+ * An instance younger than this is never taken for an orphan of a live job: it may have been created
+ * a moment ago, before its job recorded it.
+ */
+export const REAP_GRACE_MIN = 5;
+
+/**
+ * One reaper pass over this deployment's Vast instances. An instance is in use only while its job
+ * (named by the label) is live *and* holds that very instance (or the instance is too young to be
+ * recorded yet). Everything else, and anything past maxRuntimeMin, is destroyed (and confirmed
+ * gone), each logged as `instance_destroyed` with its reason.
+ */
+export async function reapDeployment(opts: {
+  config: Config;
+  client: Pick<VastClient, 'listInstances' | 'destroyInstance'>;
+  trainQueue: Queue;
+  dryRun: boolean;
+  log: Logger;
+}): Promise<ReapResult> {
+  const { config, client, trainQueue, log } = opts;
+  const result = await reapOrphans({
+    provider: {
+      list: () => deploymentInstances(client, config),
+      release: async (lease) => client.destroyInstance(Number(lease.id)),
+    },
+    jobIdOf: (lease) => jobIdFromLabel(config.deployment, lease.label),
+    isInUse: async (lease: LeaseInfo, jobId: string, ageMin: number) => {
+      const job: Job<TrainJobData> | undefined = await trainQueue.getJob(jobId);
+      if (!job || !LIVE.has(await job.getState())) return false;
+      const held = job.data?.facts?.lease;
+      return (held?.driver === 'vast' && held.id === lease.id) || ageMin < REAP_GRACE_MIN;
+    },
+    maxRuntimeMin: config.vast.maxRuntimeMin,
+    dryRun: opts.dryRun,
+    onDestroyed: (lease, reason) =>
+      log.warn(
+        {
+          event: EVENTS.instanceDestroyed,
+          instance: Number(lease.id),
+          label: lease.label,
+          reason,
+          by: 'reaper',
+        },
+        `reaper destroyed instance ${lease.id} (${lease.label ?? 'no label'}): ${reason}`,
+      ),
+  });
+  for (const f of result.failed) {
+    log.error(
+      {
+        event: 'instance.reap_failed',
+        instance: Number(f.id),
+        label: f.label,
+        reason: f.reason,
+        err: f.error,
+      },
+      `reaper could not destroy instance ${f.id}: ${f.error}`,
+    );
+  }
+  return result;
+}
+
+/** The `maintenance` processor: the repeatable reaper pass (see queues/maintenance.ts). */
+export function createMaintenanceProcessor(deps: {
+  config: Config;
+  client: Pick<VastClient, 'listInstances' | 'destroyInstance'>;
+  trainQueue: Queue;
+  log: Logger;
+}) {
+  return async (job: Job): Promise<{ destroyed: number; kept: number; failed: number }> => {
+    if (job.name !== 'reap-orphans') throw new Error(`unknown maintenance job ${job.name}`);
+    const r = await reapDeployment({ ...deps, dryRun: false });
+    deps.log.info(
+      { event: 'reaper.pass', destroyed: r.destroyed.length, kept: r.kept.length, failed: r.failed.length },
+      `reaper: ${r.destroyed.length} destroyed, ${r.kept.length} in use, ${r.failed.length} failed`,
+    );
+    return { destroyed: r.destroyed.length, kept: r.kept.length, failed: r.failed.length };
+  };
+}
