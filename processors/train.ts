@@ -1,13 +1,14 @@
 import { DelayedError, Queue, UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../src/config/schema.js';
 import type { ComputeProvider } from '../src/compute/provider.js';
-import { asRetrainError, CancelledError, shortStack } from '../src/errors.js';
+import { asRetrainError, CancelledError, RunCancelledError, shortStack } from '../src/errors.js';
 import { promoteJobId } from '../src/jobspec/build.js';
 import type { Ledger } from '../src/ledger/ledger.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import type { RunSpend } from '../src/train/spend.js';
+import { watchRunCancel } from '../src/train/runCancel.js';
 import { trainSymbol } from '../src/train/trainSymbol.js';
 import type { JobHandle, TrainJobData, TrainResult } from '../src/train/types.js';
 import { promoteJobOptions } from '../queues/options.js';
@@ -20,6 +21,8 @@ export interface TrainProcessorDeps {
   logs: LogHub;
   promoteQueue: Queue;
   spend?: RunSpend;
+  /** Whether the user cancelled a run (src/train/runCancel.ts); watched while a job runs. */
+  isRunCancelled?: (runId: string) => Promise<boolean>;
   /** Aborted when the worker shuts down gracefully. */
   shutdown: AbortSignal;
 }
@@ -55,7 +58,21 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
     const handle = handleFor(job);
     const log = logger.child({ runId: job.data.runId, symbol: spec.symbol, jobId: spec.jobId });
     try {
-      const result = await trainSymbol(handle, { ...deps, logger, signal: deps.shutdown });
+      const watch = deps.isRunCancelled
+        ? watchRunCancel(() => deps.isRunCancelled!(job.data.runId), deps.config.train.pollMs)
+        : undefined;
+      await watch?.checked;
+      let result: TrainResult;
+      try {
+        result = await trainSymbol(handle, {
+          ...deps,
+          logger,
+          signal: deps.shutdown,
+          ...(watch ? { cancel: watch.signal } : {}),
+        });
+      } finally {
+        watch?.stop();
+      }
       const promote = spec.promote !== 'off';
       await deps.ledger.update(
         spec.date,
@@ -95,7 +112,7 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
       }
       return result;
     } catch (raw) {
-      if (raw instanceof CancelledError || deps.shutdown.aborted) {
+      if (raw instanceof CancelledError || (deps.shutdown.aborted && !(raw instanceof RunCancelledError))) {
         // Graceful hand-over: another worker picks the job up and reattaches.
         log.warn({ event: 'training.handed_back' }, `${spec.symbol} handed back on shutdown`);
         await job.moveToDelayed(Date.now() + 1000, token);

@@ -5,6 +5,7 @@ import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { createStore } from '../src/storage/index.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import { isRunCancelled } from '../src/train/runCancel.js';
 import { RunSpend } from '../src/train/spend.js';
 import { workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
@@ -51,6 +52,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
       logs,
       promoteQueue,
       spend,
+      isRunCancelled: (runId) => isRunCancelled(connection, config.queuePrefix, runId),
       shutdown: shutdown.signal,
     }),
     { ...base, connection, concurrency: config.train.workerConcurrency },

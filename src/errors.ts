@@ -130,6 +130,16 @@ export class BudgetExceededError extends RetrainError {
   }
 }
 
+/**
+ * The user cancelled the run (Ctrl-C on `retrain run`): the training is stopped, its host given back,
+ * and the symbol fails. Never retried, unlike a worker's hand-over (CancelledError).
+ */
+export class RunCancelledError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('cancelled', message, { ...opts, retryable: false });
+  }
+}
+
 /** Work was stopped on purpose (shutdown, Ctrl-C). Retryable: another worker takes over. */
 export class CancelledError extends RetrainError {
   constructor(message = 'cancelled', opts: RetrainErrorOptions = {}) {

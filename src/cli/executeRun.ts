@@ -13,6 +13,7 @@ import { EVENTS } from '../telemetry/events.js';
 import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
 import { RetrainError } from '../errors.js';
+import { cancelRun } from '../train/runCancel.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
 import type { RunRequest } from './runOptions.js';
@@ -58,10 +59,26 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const ledger = new Ledger({ redis, prefix: config.queuePrefix, store });
   let workers: RunningWorkers | undefined;
   let interrupted = false;
-  const onSignal = () => {
+  let runId: string | undefined;
+  let cancelling = false;
+  const onSignal = (sig: NodeJS.Signals) => {
     interrupted = true;
+    if (opts.inProcessWorkers && sig === 'SIGINT' && runId && !cancelling) {
+      // Ctrl-C on `retrain run`: cancel the run — stop its trainings, give every host back, fail
+      // what is left — and still print the table. A second Ctrl-C leaves at once (hand-over).
+      cancelling = true;
+      process.stderr.write(
+        `\ninterrupted: cancelling run ${runId}: stopping trainings and destroying their instances ` +
+          '(Ctrl-C again to leave now; the reaper then cleans up)...\n',
+      );
+      void cancelRun(redis, config.queuePrefix, runId).catch(() => abort.abort());
+      process.once('SIGINT', onSignal);
+      return;
+    }
     process.stderr.write(
-      '\ninterrupted: handing running trainings back (they resume on the next worker)...\n',
+      opts.inProcessWorkers
+        ? '\ninterrupted: handing running trainings back (they resume on the next worker)...\n'
+        : '\ninterrupted: no longer waiting; the run goes on on the workers\n',
     );
     abort.abort();
   };
@@ -86,6 +103,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       force: req.plan.force,
       ...(req.budgetUsd !== undefined ? { budgetUsd: req.budgetUsd } : {}),
     });
+    runId = result.runId;
     logs.forDate(result.date).info(
       {
         event: EVENTS.jobStarted,
@@ -142,6 +160,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       process.stderr.write(`run ${result.runId} could not be finalized: ${outcome.error}\n`);
       return 1;
     }
+    if (cancelling) return 130;
     return outcome.summary && outcome.summary.failed === 0 ? 0 : 1;
   } catch (err) {
     if (interrupted) return 130;

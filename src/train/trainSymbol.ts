@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import {
   BudgetExceededError,
   CancelledError,
+  RunCancelledError,
   ConnectionLostError,
   OutputContractError,
   RecipeError,
@@ -45,6 +46,8 @@ export interface TrainDeps {
   logger: Logger;
   /** Aborted on shutdown: stops our waiting, never the remote training. */
   signal: AbortSignal;
+  /** Aborted when the user cancels the run: the training is killed, the host given back. */
+  cancel?: AbortSignal;
   /** Secret values for the recipe's `secrets:` names (from the orchestrator's env). */
   secretEnv?: NodeJS.ProcessEnv;
   /** What each run has spent on rentals (needed for a run with a budget). */
@@ -91,7 +94,8 @@ function reached(current: TrainState | undefined, target: TrainState): boolean {
  * (a deploy hands the job back without touching the remote training).
  */
 export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<TrainResult> {
-  const { config, store, ledger, provider, signal } = deps;
+  const { config, store, ledger, provider } = deps;
+  const signal = deps.cancel ? AbortSignal.any([deps.signal, deps.cancel]) : deps.signal;
   const now = deps.now ?? (() => new Date());
   const spec = job.data.spec;
   const log = deps.logger.child({
@@ -159,6 +163,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       : { deadline, timeLimitMs: spec.timeoutMinutes * 60_000 };
   };
   const checkDeadline = () => {
+    if (deps.cancel?.aborted)
+      throw new RunCancelledError(`${spec.symbol}: run ${job.data.runId} was cancelled`);
     if (Date.now() > deadline)
       throw new TimeoutError(`${spec.symbol}: attempt exceeded its time limit of ${spec.timeoutMinutes} min`);
   };
@@ -208,6 +214,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     }
   };
   try {
+    if (deps.cancel?.aborted)
+      throw new RunCancelledError(`${spec.symbol}: run ${job.data.runId} was cancelled`);
     if (reached(state, 'RELEASING')) {
       // Resumed after the artifacts were uploaded: give the host back (once) and report.
       if (facts.lease) await releaseLease(facts.lease);
@@ -475,10 +483,16 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     }
     throw new OutputContractError(`${spec.symbol}: resumed in an unexpected state ${state}`);
   } catch (err) {
-    cancelled = err instanceof CancelledError || signal.aborted;
+    const runCancelled = deps.cancel?.aborted === true;
+    cancelled = !runCancelled && (err instanceof CancelledError || signal.aborted);
     if (!cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
       // A failed attempt must leave no training behind (a timeout has already killed it).
       await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
+    }
+    if (runCancelled && !(err instanceof RunCancelledError)) {
+      throw new RunCancelledError(`${spec.symbol}: run ${job.data.runId} was cancelled; training stopped`, {
+        cause: err,
+      });
     }
     throw cancelled && !(err instanceof CancelledError)
       ? new CancelledError('worker shutting down', { cause: err })

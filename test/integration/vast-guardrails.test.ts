@@ -2,12 +2,13 @@
  * The GPU path under trouble, end to end through the CLI: the Vast simulator over real HTTP with
  * faults injected, instances backed by a real sshd on loopback, the real Redis.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
-import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { BIN, fakeRecipe, REPO, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
 import { startSshd } from '../helpers/sshd.js';
 
 type Sshd = Awaited<ReturnType<typeof startSshd>>;
@@ -226,6 +227,61 @@ describe('driver vast under trouble', () => {
     expect(config.marker).toBe(odd);
     expect(existsSync(canary)).toBe(false);
     expectNothingLeftRented();
+  }, 120_000);
+});
+
+describe('Ctrl-C on retrain run --driver vast', () => {
+  it('cancels the run: trainings stopped, every instance destroyed, the rest failed as cancelled', async () => {
+    await setUp();
+    const marker = `retrain-ctrlc-${Date.now()}`;
+    const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'];
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        '--driver',
+        'vast',
+        '--symbols',
+        symbols.join(','),
+        '--date',
+        DATE,
+        '--ensure-features',
+        '--recipe',
+        fakeRecipe,
+        '--max-concurrent',
+        '2',
+        '--var',
+        'sleep=120',
+        '--var',
+        `marker=${marker}`,
+      ],
+      { env: sb.env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      // Two trainings under way on their instances.
+      const end = Date.now() + 60_000;
+      while (processesWith(marker).length < 2 && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 200));
+      expect(processesWith(marker).length, out).toBeGreaterThanOrEqual(2);
+      const t0 = Date.now();
+      child.kill('SIGINT');
+      expect(await exited, out).toBe(130);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(out).toContain('cancelling run');
+    expect(sim.state().rented).toHaveLength(2);
+    expectNothingLeftRented();
+    expect(processesWith(marker)).toEqual([]);
+    const l = ledger();
+    for (const s of symbols)
+      expect(l[s], s).toMatchObject({ status: 'failed', reason: 'cancelled', attempts: 1 });
   }, 120_000);
 });
 
