@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'transport'
   | 'cancelled'
   | 'budget'
+  | 'host_lost'
   | 'internal';
 
 export interface RetrainErrorOptions {
@@ -113,6 +114,13 @@ export class TransportError extends RetrainError {
 export class ConnectionLostError extends TransportError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {
     super(message, { ...opts, retryable: true });
+  }
+}
+
+/** The rented host died under a training (the provider reports it gone). Retryable on a new host. */
+export class HostLostError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('host_lost', message, { ...opts, retryable: true });
   }
 }
 

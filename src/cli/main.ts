@@ -123,6 +123,8 @@ export function buildProgram(): Command {
     .option('--rate5xx <p>', 'share of requests answered 5xx')
     .option('--offer-gone <p>', 'share of creates answered "offer gone"')
     .option('--stuck <ids>', 'machine ids whose instances stay loading forever (comma list)')
+    .option('--die-rate <p>', 'share of instances that die (exited) while running')
+    .option('--die-after-ms <n>', 'how long a doomed instance runs before it dies', '5000')
     .option('--seed <n>', 'seed of the fault injection')
     .action(async (opts: VastSimFlags) => {
       // The key the simulator accepts comes from the environment, never from a flag.

@@ -44,6 +44,11 @@ export interface ComputeProvider {
    * booting); null when it is gone or unusable — then nothing of it is left running.
    */
   reattach(info: LeaseInfo, signal?: AbortSignal): Promise<Lease | null>;
+  /**
+   * Whether the host is still there (checked now and then while a training runs). Providers whose
+   * hosts cannot vanish leave it out. Throws on an answer it cannot get (treated as "don't know").
+   */
+  isAlive?(info: LeaseInfo): Promise<boolean>;
   /** Idempotent. For vast: destroy and confirm it is gone. */
   release(info: LeaseInfo): Promise<void>;
   /** What this deployment holds now (for the reaper). */

@@ -255,6 +255,13 @@ export class VastProvider implements ComputeProvider {
     return { info: { ...info, host: ep.host, port: ep.port }, transport };
   }
 
+  async isAlive(info: LeaseInfo): Promise<boolean> {
+    const inst = await this.opts.client.getInstance(Number(info.id));
+    return (
+      inst !== null && (inst.actual_status === 'running' || BOOTING.has(inst.actual_status ?? 'created'))
+    );
+  }
+
   async release(info: LeaseInfo): Promise<void> {
     await this.opts.client.destroyInstance(Number(info.id));
     await this.opts.pins.forget(`vast:${info.id}`);

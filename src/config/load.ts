@@ -53,6 +53,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       maxProvisionTries: 5,
       maxRuntimeMin: 60,
       reapEveryMin: 10,
+      healthCheckSec: 30,
       workRoot: '/root/retrain',
       sshUser: 'root',
     },
@@ -115,6 +116,7 @@ function fromEnv(env: Env): Loose {
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
   set(['vast', 'reapEveryMin'], num(env, 'RETRAIN_REAP_EVERY_MIN'));
+  set(['vast', 'healthCheckSec'], num(env, 'RETRAIN_HOST_CHECK_SEC'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
   set(['ssh', 'host'], env.RETRAIN_SSH_HOST);

@@ -124,6 +124,8 @@ export const ConfigSchema = z
         maxProvisionTries: z.number().int().min(1).max(50),
         /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
         maxRuntimeMin: z.number().positive(),
+        /** How often a running training's instance is checked for being alive. */
+        healthCheckSec: z.number().min(1),
         /** How often the workers' repeatable reaper pass runs (0 turns it off). */
         reapEveryMin: z.number().min(0),
         /** Work dirs on the instance. */

@@ -10,6 +10,7 @@ import {
   CancelledError,
   RunCancelledError,
   ConnectionLostError,
+  HostLostError,
   OutputContractError,
   RecipeError,
   TimeoutError,
@@ -318,52 +319,78 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       // attempt (retryable), so a host that is really gone is replaced.
       let followed: { exitCode: number; logOffset: number } | undefined;
       let drops = 0;
-      while (!followed) {
-        const offsetBefore = facts.logOffset ?? 0;
-        try {
-          const res = await followRun(t, workdir, {
-            pid,
-            // A rental never outlives maxRuntimeMin, whatever the symbol's own time limit.
-            ...runLimit(lease.info),
-            signal,
-            pollMs: config.train.pollMs,
-            logOffset: facts.logOffset ?? 0,
-            onLog: async (text, newOffset) => {
-              await appendFile(trainingLog, text);
-              for (const line of text.split('\n').slice(0, 50))
-                if (line.trim()) await job.log(line.slice(0, 2000));
-              if (Date.now() - lastSave > 5000) {
-                lastSave = Date.now();
-                await saveFacts({ logOffset: newOffset });
-              }
-              facts.logOffset = newOffset;
-            },
-            onProgress: (p) => void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined),
-            partial: (recipe.def.partial ?? []).filter((n) => !partialSaved.has(n)),
-            onPartial: async (name) => {
-              const local = join(stagingDir, 'partial', name);
-              await mkdir(join(stagingDir, 'partial'), { recursive: true });
-              await t.getFile(`${workdir}/out/${name}`, local);
-              await store.putFile(keys.artifact(spec.jobId, name), local);
-              partialSaved.add(name);
-              await saveFacts({ partialSaved: [...partialSaved] });
-              log.info(
-                { event: EVENTS.coinPartialSaved, file: name },
-                `${spec.symbol} partial output saved: ${name}`,
+      // A host can die under the training (a Vast instance that exits): ask the provider now and
+      // then, and give up following as soon as it says the host is gone.
+      const hostLost = new AbortController();
+      const healthTimer = provider.isAlive
+        ? setInterval(() => {
+            const info = lease!.info;
+            provider.isAlive!(info).then(
+              (alive) => {
+                if (!alive) hostLost.abort();
+              },
+              () => undefined,
+            );
+          }, config.vast.healthCheckSec * 1000)
+        : undefined;
+      healthTimer?.unref();
+      const followSignal = AbortSignal.any([signal, hostLost.signal]);
+      try {
+        while (!followed) {
+          const offsetBefore = facts.logOffset ?? 0;
+          try {
+            const res = await followRun(t, workdir, {
+              pid,
+              // A rental never outlives maxRuntimeMin, whatever the symbol's own time limit.
+              ...runLimit(lease.info),
+              signal: followSignal,
+              pollMs: config.train.pollMs,
+              logOffset: facts.logOffset ?? 0,
+              onLog: async (text, newOffset) => {
+                await appendFile(trainingLog, text);
+                for (const line of text.split('\n').slice(0, 50))
+                  if (line.trim()) await job.log(line.slice(0, 2000));
+                if (Date.now() - lastSave > 5000) {
+                  lastSave = Date.now();
+                  await saveFacts({ logOffset: newOffset });
+                }
+                facts.logOffset = newOffset;
+              },
+              onProgress: (p) => void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined),
+              partial: (recipe.def.partial ?? []).filter((n) => !partialSaved.has(n)),
+              onPartial: async (name) => {
+                const local = join(stagingDir, 'partial', name);
+                await mkdir(join(stagingDir, 'partial'), { recursive: true });
+                await t.getFile(`${workdir}/out/${name}`, local);
+                await store.putFile(keys.artifact(spec.jobId, name), local);
+                partialSaved.add(name);
+                await saveFacts({ partialSaved: [...partialSaved] });
+                log.info(
+                  { event: EVENTS.coinPartialSaved, file: name },
+                  `${spec.symbol} partial output saved: ${name}`,
+                );
+              },
+            });
+            followed = res;
+          } catch (err) {
+            if (hostLost.signal.aborted && !signal.aborted) {
+              throw new HostLostError(
+                `${spec.symbol}: ${lease.info.driver} host ${lease.info.id} died during training`,
+                { cause: err },
               );
-            },
-          });
-          followed = res;
-        } catch (err) {
-          if (!(err instanceof ConnectionLostError) || signal.aborted) throw err;
-          drops = (facts.logOffset ?? 0) > offsetBefore ? 1 : drops + 1;
-          if (drops > MAX_FOLLOW_DROPS || Date.now() > deadline) throw err;
-          log.warn(
-            { event: 'ssh.connection_lost', err: err.message, drops },
-            `${spec.symbol} lost the connection while following the training; reconnecting`,
-          );
-          await sleepUnlessAborted(Math.min(1000 * 2 ** (drops - 1), 15_000), signal);
+            }
+            if (!(err instanceof ConnectionLostError) || signal.aborted) throw err;
+            drops = (facts.logOffset ?? 0) > offsetBefore ? 1 : drops + 1;
+            if (drops > MAX_FOLLOW_DROPS || Date.now() > deadline) throw err;
+            log.warn(
+              { event: 'ssh.connection_lost', err: err.message, drops },
+              `${spec.symbol} lost the connection while following the training; reconnecting`,
+            );
+            await sleepUnlessAborted(Math.min(1000 * 2 ** (drops - 1), 15_000), followSignal);
+          }
         }
+      } finally {
+        if (healthTimer) clearInterval(healthTimer);
       }
       const { exitCode, logOffset } = followed;
       await saveFacts({ logOffset });

@@ -77,7 +77,7 @@ function summary(): Record<string, unknown> & { costs: Record<string, unknown> }
   return JSON.parse(readFileSync(join(sb.home, 'store/summary', `${DATE}Z`, 'engine_summary.json'), 'utf8'));
 }
 
-/** Live processes whose command line contains `word` (the sshd "host" is this machine). */
+/** Live training processes whose command line contains `word` (the sshd "host" is this machine). */
 function processesWith(word: string): number[] {
   const pids: number[] = [];
   for (const p of readdirSync('/proc')) {
@@ -85,7 +85,8 @@ function processesWith(word: string): number[] {
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (cmd.includes(word) && !/\) Z /.test(stat)) pids.push(Number(p));
+      // Not the CLI itself, whose own command line carries the word as a --var.
+      if (cmd.includes(word) && !cmd.includes('retrain.mjs') && !/\) Z /.test(stat)) pids.push(Number(p));
     } catch {
       /* gone */
     }
@@ -183,6 +184,32 @@ describe('driver vast under trouble', () => {
     expect(local).toBe(readFileSync(log, 'utf8'));
     expect(sim.state().rented).toHaveLength(1);
     expectNothingLeftRented();
+  }, 120_000);
+
+  it('host lost mid-run: the dead instance is destroyed and billed, the symbol retried on a new one', async () => {
+    await setUp();
+    sb.env.RETRAIN_HOST_CHECK_SEC = '1';
+    const marker = `retrain-hostlost-${Date.now()}`;
+    const running = vastRun(['BTCUSDT'], ['--var', 'sleep=6', '--var', `marker=${marker}`]);
+    const end = Date.now() + 60_000;
+    while (processesWith(marker).length === 0 && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 200));
+    const first = sim.state().alive;
+    expect(first).toHaveLength(1);
+    sim.killInstance(first[0]!);
+    const r = await running;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const entry = ledger().BTCUSDT as { attempts: number; costUsd: number; history: { reason?: string }[] };
+    expect(entry).toMatchObject({ status: 'success', attempts: 2 });
+    expect(entry.history[0]).toMatchObject({ outcome: 'retrying', reason: 'host_lost' });
+    const st = sim.state();
+    expect(st.rented).toHaveLength(2);
+    expect(st.rented[1]).not.toBe(first[0]);
+    expectNothingLeftRented();
+    // Both rentals are billed and booked.
+    expect(entry.costUsd).toBeGreaterThan(0);
+    expect(st.billedUsd[first[0]!]).toBeGreaterThan(0);
+    expect(processesWith(marker)).toEqual([]);
   }, 120_000);
 
   it('a corrupted artifact is detected by hash and never stored or promoted', async () => {

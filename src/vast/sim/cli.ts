@@ -15,6 +15,8 @@ export interface VastSimFlags {
   offerGone?: number | string;
   /** Comma-separated machine ids whose instances stay `loading` forever. */
   stuck?: string;
+  dieRate?: number | string;
+  dieAfterMs?: number | string;
   apiKey?: string;
   seed?: number | string;
 }
@@ -56,6 +58,8 @@ export async function runVastSimFromFlags(
       rate5xx: toNum('rate5xx', flags.rate5xx, 0, 1),
       offerGoneOnCreate: toNum('offer-gone', flags.offerGone, 0, 1),
       stuckLoadingMachineIds: stuck,
+      dieRate: toNum('die-rate', flags.dieRate, 0, 1),
+      dieAfterMs: toNum('die-after-ms', flags.dieAfterMs, 0, 86_400_000),
     },
   });
   out(`vast-sim listening on ${sim.url}`);

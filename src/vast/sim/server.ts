@@ -25,6 +25,10 @@ export interface VastSimFaults {
   stuckLoadingMachineIds?: number[];
   /** Probability that a new instance stays `loading` forever. */
   stuckLoadingRate?: number;
+  /** Probability that a new instance dies (`exited`) `dieAfterMs` after it started running. */
+  dieRate?: number;
+  /** How long a doomed instance runs before it dies (default 5000). */
+  dieAfterMs?: number;
   /** Send `Retry-After: <s>` with injected 429s (Vast itself sends none). */
   retryAfterSec?: number;
 }
@@ -88,6 +92,8 @@ interface SimInstance {
   createdAt: number;
   stuck: boolean;
   killed?: { at: number; status: 'exited' | 'offline' | 'unknown' };
+  /** When a doomed instance (fault `dieRate`) dies. */
+  diesAt?: number;
   destroyedAt?: number;
   sshKeys: string[];
   isBid: boolean;
@@ -349,6 +355,9 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
   // ------------------------------------------------------------ instance model
 
   const phase = (i: SimInstance, now: number): string | null => {
+    if (!i.killed && i.diesAt !== undefined && now >= i.diesAt && i.destroyedAt === undefined) {
+      i.killed = { at: i.diesAt, status: 'exited' };
+    }
     if (i.killed) return i.killed.status;
     const t = now - i.createdAt;
     if (t < bootDelayMs * 0.15) return null;
@@ -644,6 +653,9 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       key,
       createdAt: Date.now(),
       stuck,
+      ...((faults.dieRate ?? 0) > 0 && !stuck && rand() < (faults.dieRate ?? 0)
+        ? { diesAt: Date.now() + bootDelayMs + (faults.dieAfterMs ?? 5000) }
+        : {}),
       sshKeys: [...accountKeys.map((k) => k.public_key)],
       isBid: price !== null,
       price,
@@ -825,6 +837,13 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     const method = (req.method ?? 'GET').toUpperCase();
     const raw = await readBody(req);
     if (path === '/_sim/state' && method === 'GET') return json(200, state());
+    const kill = /^\/_sim\/instances\/(\d+)\/kill$/.exec(path);
+    if (kill && method === 'POST') {
+      const i = instances.get(Number(kill[1]));
+      if (!i || i.destroyedAt !== undefined) return fail(404, 'no_such_instance', 'no such instance');
+      i.killed ??= { at: Date.now(), status: 'exited' };
+      return json(200, { success: true });
+    }
     if (!path.startsWith('/api/')) return fail(404, 'not_found', `no route ${method} ${path}`);
     counters.requests++;
     if (down === '503') {
