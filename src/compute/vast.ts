@@ -63,10 +63,14 @@ export function offerConstraints(config: Config): OfferConstraints {
 export function watchdogOnstart(apiUrl: string, maxRuntimeMin: number): string {
   const secs = Math.ceil(maxRuntimeMin * 60);
   const url = `${apiUrl.replace(/\/+$/, '')}/api/v0/instances/`;
-  return [
-    '#!/bin/bash',
-    `( sleep ${secs}; curl -fsS -X DELETE -H "Authorization: Bearer $CONTAINER_API_KEY" ${shellQuote(url)}"$CONTAINER_ID/" >/dev/null 2>&1 ) &`,
-  ].join('\n');
+  // curl, else wget, else python3: whichever the image has. The key stays in the environment.
+  const destroy = [
+    `u=${shellQuote(url)}"$CONTAINER_ID/"`,
+    'if command -v curl >/dev/null 2>&1; then curl -fsS -X DELETE -H "Authorization: Bearer $CONTAINER_API_KEY" "$u"',
+    'elif command -v wget >/dev/null 2>&1; then wget -q -O- --method=DELETE --header="Authorization: Bearer $CONTAINER_API_KEY" "$u"',
+    `else python3 -c ${shellQuote("import os,sys,urllib.request as r; r.urlopen(r.Request(sys.argv[1], method='DELETE', headers={'Authorization': 'Bearer ' + os.environ['CONTAINER_API_KEY']}))")} "$u"; fi`,
+  ].join('; ');
+  return ['#!/bin/bash', `( sleep ${secs}; ${destroy} ) >/dev/null 2>&1 &`].join('\n');
 }
 
 /** Statuses of an instance that may still become `running`. */
