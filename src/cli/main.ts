@@ -7,6 +7,7 @@ import { promoteCommand } from './promote.js';
 import { workerCommand } from './worker.js';
 import { demoCommand } from './demo.js';
 import { reapCommand } from './reap.js';
+import { dashboardCommand, type DashboardFlags } from './dashboard.js';
 import { runVastSimFromFlags, type VastSimFlags } from '../vast/sim/cli.js';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -134,6 +135,19 @@ export function buildProgram(): Command {
         process.once('SIGTERM', resolve);
       });
       await sim.close();
+    });
+
+  program
+    .command('dashboard')
+    .description(
+      'serve Bull Board, the runs pages, /healthz and /metrics (credentials from DASHBOARD_USER + DASHBOARD_PASSWORD or DASHBOARD_TOKEN)',
+    )
+    .option('--config <file>', 'config file')
+    .option('--port <n>', 'port (default 3000; 0 = a free one)')
+    .option('--host <address>', 'bind address (default 127.0.0.1)')
+    .option('--read-only', 'refuse every write action (retry, clean, pause...) on the server side')
+    .action(async (opts: DashboardFlags) => {
+      process.exitCode = await dashboardCommand(opts);
     });
 
   program

@@ -59,6 +59,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     },
     ssh: { port: 22, user: 'root', workRoot: '/root/retrain' },
     log: { level: 'info' },
+    dashboard: { host: '127.0.0.1', port: 3000, readOnly: false },
   };
 }
 
@@ -112,6 +113,9 @@ function fromEnv(env: Env): Loose {
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
   set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
   set(['log', 'level'], env.LOG_LEVEL);
+  set(['dashboard', 'host'], env.DASHBOARD_HOST);
+  set(['dashboard', 'port'], num(env, 'DASHBOARD_PORT'));
+  set(['dashboard', 'readOnly'], bool(env, 'DASHBOARD_READ_ONLY'));
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));

@@ -144,6 +144,20 @@ export const ConfigSchema = z
       })
       .strict(),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict(),
+    /**
+     * `retrain dashboard`. Credentials are not config (it is logged): DASHBOARD_USER +
+     * DASHBOARD_PASSWORD and/or DASHBOARD_TOKEN are read from the environment when it starts.
+     */
+    dashboard: z
+      .object({
+        /** Bind address; loopback unless deliberately exposed (behind TLS). */
+        host: z.string().min(1),
+        /** 0 picks a free port. */
+        port: z.number().int().min(0).max(65535),
+        /** Every write action refused on the server side. */
+        readOnly: z.boolean(),
+      })
+      .strict(),
   })
   .strict();
 

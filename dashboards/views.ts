@@ -1,0 +1,114 @@
+import type { LedgerEntry } from '../src/ledger/ledger.js';
+import type { ArtifactLink, RunView, SymbolView } from './runs.js';
+
+/** HTML-escapes text and attribute values. */
+export function esc(value: unknown): string {
+  return String(value ?? '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+const usd = (x: number | undefined) => (typeof x === 'number' ? `$${x.toFixed(4)}` : '');
+const fixed = (x: number | undefined, digits = 2) => (typeof x === 'number' ? x.toFixed(digits) : '');
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1f2328}
+header{background:#24292f;color:#fff;padding:10px 20px;display:flex;gap:20px;align-items:center}
+header a{color:#fff;text-decoration:none}header .ro{margin-left:auto;background:#9a6700;padding:2px 8px;border-radius:4px}
+main{padding:10px 20px}table{border-collapse:collapse;margin:8px 0 24px}
+th,td{border-bottom:1px solid #d0d7de;padding:4px 10px;text-align:left;white-space:nowrap}
+td.num{text-align:right}.success{color:#1a7f37}.failed{color:#cf222e}.running{color:#0969da}
+.skipped,.pending{color:#6e7781}code{font-size:12px}.muted{color:#6e7781}`;
+
+function page(title: string, body: string, readOnly: boolean): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · retrain</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>${STYLE}</style></head>
+<body><header><strong>retrain</strong><a href="/queues">Queues</a><a href="/runs">Runs</a><a href="/metrics">Metrics</a>${
+    readOnly ? '<span class="ro">read-only</span>' : ''
+  }</header><main>${body}</main></body></html>`;
+}
+
+function row(date: string, e: LedgerEntry): string {
+  const cell = (col: string, v: string, cls = '') =>
+    `<td data-col="${col}"${cls ? ` class="${cls}"` : ''}>${v}</td>`;
+  return `<tr data-symbol="${esc(e.symbol)}">${[
+    cell('symbol', `<a href="/runs/${esc(date)}/${esc(e.symbol)}">${esc(e.symbol)}</a>`),
+    cell('status', esc(e.status), esc(e.status)),
+    cell('state', esc(e.state ?? '')),
+    cell('attempts', esc(e.attempts), 'num'),
+    cell('minutes', esc(fixed(e.trainMinutes)), 'num'),
+    cell('cost', esc(usd(e.costUsd)), 'num'),
+    cell('net_bps', esc(fixed(e.net_bps_after_costs)), 'num'),
+    cell('decision', esc(e.decision ?? '')),
+    cell('reason', esc(e.reason ?? '')),
+    cell('artifacts', e.jobId ? `<a href="/runs/${esc(date)}/${esc(e.symbol)}">artifacts</a>` : ''),
+  ].join('')}</tr>`;
+}
+
+function runSection(run: RunView): string {
+  const s = run.summary;
+  const summary = s
+    ? `<p data-summary>${esc(s.succeeded)} succeeded, ${esc(s.failed)} failed, ${esc(s.skipped)} skipped;
+wall ${esc(fixed(s.total_wall_minutes))} min; cost ${esc(usd(s.total_cost_usd))}; published to production: ${
+        s.promoted.length ? esc(s.promoted.join(', ')) : 'none'
+      }</p>`
+    : '<p class="muted">not finalized yet (no engine_summary.json)</p>';
+  return `<section data-date="${esc(run.date)}"><h2><a href="/runs/${esc(run.date)}">${esc(run.date)}</a></h2>
+${summary}
+<table><thead><tr><th>symbol</th><th>status</th><th>state</th><th>attempts</th><th>minutes</th><th>cost</th><th>net_bps</th><th>decision</th><th>reason</th><th></th></tr></thead>
+<tbody>${run.entries.map((e) => row(run.date, e)).join('\n')}</tbody></table>
+<p class="muted">ledger mirror <code>${esc(run.statusLocation)}</code>${
+    s ? ` · summary <code>${esc(run.summaryLocation)}</code>` : ''
+  }</p></section>`;
+}
+
+export function runsPage(runs: RunView[], readOnly: boolean): string {
+  const body = runs.length
+    ? `<h1>Runs</h1>${runs.map(runSection).join('\n')}`
+    : '<h1>Runs</h1><p>The ledger is empty: no run has been planned yet.</p>';
+  return page('Runs', body, readOnly);
+}
+
+export function runPage(run: RunView, readOnly: boolean): string {
+  return page(`Run ${run.date}`, `<p><a href="/runs">all runs</a></p>${runSection(run)}`, readOnly);
+}
+
+function files(title: string, list: ArtifactLink[]): string {
+  if (!list.length) return `<h3>${esc(title)}</h3><p class="muted">none</p>`;
+  return `<h3>${esc(title)}</h3><table><tbody>${list
+    .map(
+      (a) =>
+        `<tr><td><a href="/files/${a.key.split('/').map(encodeURIComponent).join('/')}">${esc(
+          a.key.slice(a.key.lastIndexOf('/') + 1),
+        )}</a></td><td><code>${esc(a.location)}</code></td></tr>`,
+    )
+    .join('')}</tbody></table>`;
+}
+
+export function symbolPage(v: SymbolView, readOnly: boolean): string {
+  const e = v.entry;
+  const history = e.history
+    .map(
+      (h) =>
+        `<tr><td class="num">${esc(h.attempt)}</td><td>${esc(h.startedAt)}</td><td>${esc(h.endedAt ?? '')}</td><td>${esc(
+          h.outcome ?? '',
+        )}</td><td>${esc(h.reason ?? '')}</td></tr>`,
+    )
+    .join('');
+  const body = `<p><a href="/runs/${esc(v.date)}">run ${esc(v.date)}</a></p>
+<h1>${esc(e.symbol)} · ${esc(v.date)}</h1>
+<table><tbody>${row(v.date, e)}</tbody></table>
+${e.error ? `<p class="failed">${esc(e.error.type)}: ${esc(e.error.message)}</p>` : ''}
+<h3>attempts</h3><table><thead><tr><th>#</th><th>started</th><th>ended</th><th>outcome</th><th>reason</th></tr></thead><tbody>${history}</tbody></table>
+${files(`artifacts (${e.jobId ?? 'no job'})`, v.artifacts)}
+${files('candidate', v.candidate)}`;
+  return page(`${e.symbol} ${v.date}`, body, readOnly);
+}
+
+export function notFoundPage(what: string, readOnly: boolean): string {
+  return page('Not found', `<h1>Not found</h1><p>${esc(what)}</p>`, readOnly);
+}

@@ -1,0 +1,78 @@
+import { isIP } from 'node:net';
+import { credentialsFromEnv, describeAuth } from '../../dashboards/auth.js';
+import { createDashboard, listenDashboard } from '../../dashboards/server.js';
+import { loadConfig } from '../config/load.js';
+import { InputError } from '../errors.js';
+import { createStore } from '../storage/index.js';
+import { LogHub } from '../telemetry/logger.js';
+import { connectRedis } from './executeRun.js';
+
+export interface DashboardFlags {
+  config?: string;
+  host?: string;
+  port?: string;
+  readOnly?: boolean;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/**
+ * `retrain dashboard`: serves Bull Board, the runs pages, /healthz and /metrics until SIGINT or
+ * SIGTERM. Refuses to start without credentials in the environment. Prints its URL on stdout.
+ */
+export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
+  const overrides: Record<string, unknown> = {};
+  if (flags.port !== undefined) {
+    const port = Number(flags.port);
+    if (!/^\d+$/.test(flags.port) || port > 65535)
+      throw new InputError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(flags.port)}`);
+    overrides.dashboard = { port };
+  }
+  if (flags.host !== undefined)
+    overrides.dashboard = { ...(overrides.dashboard as object), host: flags.host };
+  if (flags.readOnly) overrides.dashboard = { ...(overrides.dashboard as object), readOnly: true };
+  const config = loadConfig({ file: flags.config, overrides });
+  // Before anything is opened: no credentials, no dashboard.
+  const credentials = credentialsFromEnv(process.env);
+  const { host, port, readOnly } = config.dashboard;
+
+  const redis = await connectRedis(config.redisUrl);
+  const logs = new LogHub({ home: config.home, level: config.log.level, stdout: true });
+  const dash = createDashboard({
+    prefix: config.queuePrefix,
+    redis,
+    store: createStore(config.store),
+    credentials,
+    readOnly,
+    logger: logs.root,
+  });
+  let running;
+  try {
+    running = await listenDashboard(dash, host, port);
+  } catch (err) {
+    await dash.close();
+    await redis.quit().catch(() => redis.disconnect());
+    logs.close();
+    throw err;
+  }
+  process.stdout.write(
+    `retrain dashboard: ${running.url} (auth: ${describeAuth(credentials)}${readOnly ? '; read-only' : ''})\n`,
+  );
+  if (!isLoopback(host)) {
+    process.stderr.write(
+      `warning: the dashboard listens on ${host} over plain HTTP: credentials cross the network in clear unless a TLS proxy fronts it\n`,
+    );
+  }
+  logs.root.info({ event: 'dashboard_started', url: running.url, readOnly }, 'dashboard started');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await running.close();
+  await redis.quit().catch(() => redis.disconnect());
+  logs.root.info({ event: 'dashboard_stopped' }, 'dashboard stopped');
+  logs.close();
+  return 0;
+}
