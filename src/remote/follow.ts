@@ -22,7 +22,8 @@ export interface FollowOptions {
   pollMs?: number;
   /** Byte offset in train.log already seen (resume after a reattach). */
   logOffset?: number;
-  onLog?: (text: string, newOffset: number) => Promise<void> | void;
+  /** `raw` holds the exact bytes read (`text` is their UTF-8 decoding). */
+  onLog?: (text: string, newOffset: number, raw: Buffer) => Promise<void> | void;
   onProgress?: (p: Progress) => void;
   /** Output names to report as soon as they exist with a size stable across two polls. */
   partial?: string[];
@@ -61,7 +62,7 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
     const text = chunk.toString('utf8');
     offset += chunk.length;
     for (const p of scanner.push(text)) opts.onProgress?.(p);
-    await opts.onLog?.(text, offset);
+    await opts.onLog?.(text, offset, chunk);
   };
   /** Reads up to `upTo` (or to the end of the file when finishing). */
   const readLog = async (upTo: number | undefined) => {

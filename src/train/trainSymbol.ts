@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ComputeProvider, Lease, LeaseInfo } from '../compute/provider.js';
@@ -35,6 +35,7 @@ import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { EVENTS, stateEvent } from '../telemetry/events.js';
 import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
+import { failpoint } from '../util/failpoint.js';
 import { stableStringify } from '../util/stableJson.js';
 import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
@@ -82,6 +83,14 @@ function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
 function reached(current: TrainState | undefined, target: TrainState): boolean {
   return ORDER.indexOf(current ?? 'PENDING') >= ORDER.indexOf(target);
 }
@@ -122,6 +131,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     await job.progress({ state: next });
     await job.log(`${now().toISOString()} ${next}`);
     log.info({ event: stateEvent(next), state: next }, `${spec.symbol} ${next}`);
+    failpoint(`enter:${next}`);
   };
   const saveFacts = async (patch: Partial<TrainFacts>) => {
     facts = { ...facts, ...patch };
@@ -236,6 +246,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         onLeaseCreated: async (info) => {
           await saveFacts({ lease: info });
           await deps.spend?.hold(job.data.runId, info);
+          failpoint('provisioning:created');
         },
         onLeaseReleased: async (info) => {
           const cost = await bookCost(info);
@@ -297,6 +308,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         jobId: spec.jobId,
       });
       await stageRun(t, { workdir, files, archives: [archive], script });
+      failpoint('transferring:staged');
       log.info(
         { event: 'inputs.staged', bytes: packed.bytes, sha256: packed.sha256 },
         `${spec.symbol} inputs staged and verified on the host`,
@@ -311,7 +323,14 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       const env = secretEnv(recipe, deps.secretEnv ?? process.env);
       const pid = await startDetached(t, workdir, { env });
       if (facts.pid !== pid) await saveFacts({ pid });
+      failpoint('executing:started');
       await mkdir(join(home, 'logs', `${spec.date}Z`, spec.symbol), { recursive: true });
+      // The local training.log holds this attempt's log from localLogBase on. A worker that died
+      // after appending but before saving the offset left bytes we will read again: cut them.
+      const localSize = await fileSize(trainingLog);
+      if (facts.localLogBase === undefined) await saveFacts({ localLogBase: localSize });
+      const expected = facts.localLogBase! + (facts.logOffset ?? 0);
+      if (localSize > expected) await truncate(trainingLog, expected);
       const partialSaved = new Set(facts.partialSaved ?? []);
       let lastSave = Date.now();
       // The connection may drop while the training runs on: reconnect and follow on from the last
@@ -346,8 +365,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
               signal: followSignal,
               pollMs: config.train.pollMs,
               logOffset: facts.logOffset ?? 0,
-              onLog: async (text, newOffset) => {
-                await appendFile(trainingLog, text);
+              onLog: async (text, newOffset, raw) => {
+                await appendFile(trainingLog, raw);
                 for (const line of text.split('\n').slice(0, 50))
                   if (line.trim()) await job.log(line.slice(0, 2000));
                 if (Date.now() - lastSave > 5000) {
@@ -415,6 +434,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await rm(outDir, { recursive: true, force: true });
       await mkdir(outDir, { recursive: true });
       const outputs = await collectOutputs(t, workdir, outDir, recipe);
+      failpoint('fetching:collected');
       const metricsFile = outputs.find((o) => o.name === 'metrics.json');
       if (!metricsFile)
         throw new OutputContractError(`${spec.symbol}: the recipe did not produce metrics.json`);
@@ -495,6 +515,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       const held = lease;
       lease = null;
       await releaseLease(held.info);
+      failpoint('releasing:released');
       await held.transport.close().catch(() => undefined);
       await rm(stagingDir, { recursive: true, force: true });
       await enter('SUCCEEDED');

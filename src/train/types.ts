@@ -23,6 +23,8 @@ export interface TrainFacts {
   pid?: number;
   executingSince?: string;
   logOffset?: number;
+  /** Size of the local training.log when this attempt began following (resume point). */
+  localLogBase?: number;
   partialSaved?: string[];
 }
 

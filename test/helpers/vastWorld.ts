@@ -1,0 +1,123 @@
+/**
+ * A world for GPU-path tests: a sandbox (own RETRAIN_HOME + Redis prefix), a real sshd on loopback
+ * standing in for every rented host, and the Vast simulator over real HTTP, wired into the
+ * sandbox's environment so the CLI and workers rent from the simulator.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
+import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
+import { sandbox, type Sandbox } from './harness.js';
+import { startSshd, type SshdHandle } from './sshd.js';
+
+export const SIM_API_KEY = 'sim-account-key-world';
+
+export interface VastWorld {
+  sb: Sandbox;
+  sshd: SshdHandle;
+  sim: VastSim;
+  remoteRoot: string;
+  close(): Promise<void>;
+}
+
+export async function startVastWorld(
+  redisUrl: string,
+  opts: { env?: NodeJS.ProcessEnv; sim?: Partial<VastSimOptions> } = {},
+): Promise<VastWorld> {
+  const sb = await sandbox(redisUrl, opts.env ?? {});
+  const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
+  const sshd = await startSshd({ authorizedKeys: [key.publicKey] });
+  const sim = await startVastSim({
+    apiKey: SIM_API_KEY,
+    offers: defaultOffers(),
+    sshEndpoint: { host: sshd.host, port: sshd.port },
+    bootDelayMs: 300,
+    seed: 5,
+    ...opts.sim,
+  });
+  const remoteRoot = join(sb.home, 'remote');
+  Object.assign(sb.env, {
+    VAST_API_URL: sim.url,
+    VAST_API_KEY: SIM_API_KEY,
+    RETRAIN_DRIVER: 'vast',
+    RETRAIN_REMOTE_ROOT: remoteRoot,
+    RETRAIN_SSH_USER: sshd.user,
+    RETRAIN_BOOT_DEADLINE_SEC: '20',
+    RETRAIN_VAST_RETRY_MS: '100',
+  });
+  return {
+    sb,
+    sshd,
+    sim,
+    remoteRoot,
+    async close() {
+      await sim.close();
+      await sshd.stop();
+      await sb.cleanup();
+    },
+  };
+}
+
+/** Every instance rented was destroyed and none is alive. */
+export function rentedAllDestroyed(sim: VastSim): boolean {
+  const st = sim.state();
+  return st.alive.length === 0 && [...st.destroyed].sort().join() === [...st.rented].sort().join();
+}
+
+/** The artifacts of a job in the local store, each checked against the stored sha256.txt. */
+export function verifyStoredArtifacts(home: string, jobId: string): string[] {
+  const dir = join(home, 'store/ml-artifacts', jobId);
+  const lines = readFileSync(join(dir, 'sha256.txt'), 'utf8').trim().split('\n');
+  const bad: string[] = [];
+  for (const line of lines) {
+    const [hash, name] = line.split(/\s+/);
+    const actual = createHash('sha256')
+      .update(readFileSync(join(dir, name!)))
+      .digest('hex');
+    if (actual !== hash) bad.push(name!);
+  }
+  return bad;
+}
+
+/** Live processes whose command line holds `word`, the retrain CLI itself left out. */
+export function processesWith(word: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (cmd.includes(word) && !cmd.includes('retrain.mjs') && !/\) Z /.test(stat)) pids.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+/** Files named `name` anywhere under `dir`. */
+export function findFiles(dir: string, name: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...findFiles(p, name));
+    else if (e.name === name) out.push(p);
+  }
+  return out;
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
