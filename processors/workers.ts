@@ -15,6 +15,7 @@ import { createFinalizeProcessor } from './finalize.js';
 import { createMaintenanceProcessor } from './reaper.js';
 import { createPromoteProcessor } from './promote.js';
 import { createTrainProcessor } from './train.js';
+import { createScheduledRunProcessor } from './scheduledRun.js';
 
 export interface RunningWorkers {
   /** Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. */
@@ -67,7 +68,13 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     connection,
     concurrency: 2,
   });
-  const workers: Worker[] = [train, promote, finalize];
+  // The daily job scheduler's jobs (registered by `retrain scheduler`): each plans one run.
+  const scheduled = new Worker(
+    QUEUES.scheduler,
+    createScheduledRunProcessor({ config, redis: connection, store, ledger, logs }),
+    { ...base, connection, concurrency: 1 },
+  );
+  const workers: Worker[] = [train, promote, finalize, scheduled];
 
   // The orphan reaper, a repeatable maintenance job, wherever Vast instances can exist.
   let maintenanceQueue: Queue | undefined;

@@ -5,6 +5,8 @@ export const QUEUES = {
   finalize: 'finalize-run',
   /** Repeatable housekeeping (the orphan reaper). */
   maintenance: 'maintenance',
+  /** The daily job scheduler's jobs: each plans and enqueues one run (scheduler/). */
+  scheduler: 'scheduler',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];

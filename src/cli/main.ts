@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { RetrainError } from '../errors.js';
 import { executeRun } from './executeRun.js';
 import { parseRunOptions, type RawRunOptions } from './runOptions.js';
+import { schedulerCommand, type SchedulerFlags } from './scheduler.js';
 import { statusCommand } from './status.js';
 import { promoteCommand } from './promote.js';
 import { workerCommand } from './worker.js';
@@ -110,6 +111,20 @@ export function buildProgram(): Command {
     .option('--dry-run', 'list only')
     .action(async (opts: { config?: string; dryRun?: boolean }) => {
       process.exitCode = await reapCommand(opts);
+    });
+
+  program
+    .command('scheduler')
+    .description(
+      'register the daily run (cron schedule.cron, UTC) once and stay up keeping it in place; the workers run it',
+    )
+    .option('--config <file>', 'config file')
+    .option('--once', 'register (or update) the schedule and exit')
+    .option('--remove', 'remove the schedule and exit')
+    .option('--list', 'show the schedule and its next slot, and exit')
+    .option('--json', 'with --list: print JSON')
+    .action(async (opts: SchedulerFlags) => {
+      process.exitCode = await schedulerCommand(opts);
     });
 
   program

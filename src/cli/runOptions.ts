@@ -136,7 +136,7 @@ export function parseRunOptions(
       featureset: config.featureset,
       driver: config.train.driver,
       recipe: config.recipe,
-      vars: parseVars(raw.var),
+      vars: { ...config.recipeVars, ...parseVars(raw.var) },
       timeoutMinutes: config.train.timeoutMinutes,
       retries: config.train.retries,
       promote: config.promotion.mode,

@@ -16,6 +16,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     symbols: 'top20',
     featureset: 'v1',
     recipe: 'reference',
+    recipeVars: {},
     train: {
       driver: 'local',
       mode: 'hybrid',
@@ -58,6 +59,13 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       sshUser: 'root',
     },
     ssh: { port: 22, user: 'root', workRoot: '/root/retrain' },
+    schedule: {
+      enabled: true,
+      cron: '15 0 * * *',
+      tz: 'UTC',
+      ensureFeatures: false,
+      recheckSec: 60,
+    },
     log: { level: 'info' },
     dashboard: { host: '127.0.0.1', port: 3000, readOnly: false },
   };
@@ -113,6 +121,9 @@ function fromEnv(env: Env): Loose {
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
   set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
   set(['log', 'level'], env.LOG_LEVEL);
+  set(['schedule', 'enabled'], bool(env, 'RETRAIN_SCHEDULE_ENABLED'));
+  set(['schedule', 'cron'], env.RETRAIN_SCHEDULE_CRON);
+  set(['schedule', 'symbols'], env.RETRAIN_SCHEDULE_SYMBOLS);
   set(['dashboard', 'host'], env.DASHBOARD_HOST);
   set(['dashboard', 'port'], num(env, 'DASHBOARD_PORT'));
   set(['dashboard', 'readOnly'], bool(env, 'DASHBOARD_READ_ONLY'));

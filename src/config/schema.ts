@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 
 /**
@@ -51,6 +52,8 @@ export const ConfigSchema = z
     featureset: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/),
     recipe: z.string().min(1),
     costsFile: z.string().optional(),
+    /** Recipe variables (the model's parameters): each must be one the recipe declares; `--var` overrides. */
+    recipeVars: z.record(z.string(), z.string()),
     train: z
       .object({
         driver: DriverSchema,
@@ -143,6 +146,32 @@ export const ConfigSchema = z
         workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
       })
       .strict(),
+    /**
+     * The daily run (`retrain scheduler`): one BullMQ job scheduler whose job, taken by a worker,
+     * plans the run for the day before its scheduled slot (UTC) and enqueues it once per slot.
+     */
+    schedule: z
+      .object({
+        /** false: `retrain scheduler` removes the schedule instead of registering it. */
+        enabled: z.boolean(),
+        /** Cron pattern, 5 fields (or 6 with seconds first), read in `tz`. */
+        cron: z.string().refine(isCronPattern, 'must be a valid cron pattern, e.g. "15 0 * * *"'),
+        /** Run dates are UTC days: the slot's UTC day minus one. */
+        tz: z.literal('UTC'),
+        /** Unset: the top-level `symbols`. */
+        symbols: z.string().min(1).optional(),
+        /** Unset: `train.mode`. */
+        mode: ModeSchema.optional(),
+        /** Unset: `promotion.mode`. */
+        promote: PromoteModeSchema.optional(),
+        /** Build missing features (synthetic market data when none) instead of skipping the symbol. */
+        ensureFeatures: z.boolean(),
+        /** The run's rental budget (`--budget-usd`); unset: none. */
+        budgetUsd: z.number().min(0).optional(),
+        /** How often a running `retrain scheduler` checks that the schedule is still in place. */
+        recheckSec: z.number().int().min(1).max(86_400),
+      })
+      .strict(),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict(),
     /**
      * `retrain dashboard`. Credentials are not config (it is logged): DASHBOARD_USER +
@@ -160,6 +189,15 @@ export const ConfigSchema = z
       .strict(),
   })
   .strict();
+
+function isCronPattern(pattern: string): boolean {
+  try {
+    CronExpressionParser.parse(pattern, { tz: 'UTC' });
+    return pattern.trim().split(/\s+/).length >= 5;
+  } catch {
+    return false;
+  }
+}
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 export type Mode = z.infer<typeof ModeSchema>;

@@ -13,6 +13,8 @@ export const EVENTS = {
   instanceRented: 'instance_rented',
   instanceDestroyed: 'instance_destroyed',
   promotionDecided: 'promotion_decided',
+  /** A slot of the daily job scheduler was taken by a worker (and planned, or found already planned). */
+  scheduleFired: 'schedule_fired',
 } as const;
 
 export type EventName = (typeof EVENTS)[keyof typeof EVENTS] | `training.remote.${string}`;
