@@ -514,7 +514,15 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await enter('RELEASING');
       const held = lease;
       lease = null;
-      await releaseLease(held.info);
+      // The artifacts are stored and verified: a host that cannot be given back now (the API down)
+      // does not undo the training. It is still in facts.lease, so `finally` tries once more, and
+      // it keeps its label, so the reaper destroys it once its job has ended.
+      await releaseLease(held.info).catch((e) =>
+        log.error(
+          { event: 'instance.release_failed', instance: held.info.id, err: asRetrainError(e).message },
+          `${spec.symbol} could not release ${held.info.driver} ${held.info.id} after storing its artifacts`,
+        ),
+      );
       failpoint('releasing:released');
       await held.transport.close().catch(() => undefined);
       await rm(stagingDir, { recursive: true, force: true });

@@ -1,0 +1,399 @@
+/**
+ * Bad answers from everything a run talks to, end to end through the CLI on the GPU path (the Vast
+ * simulator over real HTTP, instances backed by a real sshd on loopback, the real Redis): a
+ * contract-breaking metrics.json, offers and error pages from the API, a training log of a
+ * gigabyte with a 10 MB line, a recipe reaching outside its work dir, a store answering 403. Each
+ * ends with the right status and a clear reason, nothing half-done stored as a candidate or
+ * promoted, and every rented instance destroyed.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
+import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
+import { FIXTURES, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { startSshd } from '../helpers/sshd.js';
+
+type Sshd = Awaited<ReturnType<typeof startSshd>>;
+const DATE = '20260112';
+const API_KEY = 'sim-account-key-bad-answers';
+const recipe = (name: string) => join(FIXTURES, 'recipes', name);
+const FAKE = recipe('fake');
+
+let sb: Sandbox;
+let sshd: Sshd;
+let sim: VastSim;
+const closers: (() => Promise<void>)[] = [];
+
+async function setUp(simOpts: Partial<VastSimOptions> = {}) {
+  sb = await sandbox(inject('redisUrl'));
+  const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
+  sshd = await startSshd({ authorizedKeys: [key.publicKey] });
+  sim = await startVastSim({
+    apiKey: API_KEY,
+    offers: defaultOffers(),
+    sshEndpoint: { host: sshd.host, port: sshd.port },
+    bootDelayMs: 300,
+    seed: 12,
+    ...simOpts,
+  });
+  Object.assign(sb.env, {
+    VAST_API_URL: sim.url,
+    VAST_API_KEY: API_KEY,
+    RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
+    RETRAIN_SSH_USER: sshd.user,
+    RETRAIN_BOOT_DEADLINE_SEC: '10',
+    RETRAIN_VAST_RETRY_MS: '40',
+  });
+}
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
+  await sim?.close();
+  await sshd?.stop();
+  await sb?.cleanup();
+});
+
+function vastRun(symbols: string[], recipeDir: string, extra: string[] = []) {
+  return runCli(
+    [
+      'run',
+      '--driver',
+      'vast',
+      '--symbols',
+      symbols.join(','),
+      '--date',
+      DATE,
+      '--ensure-features',
+      '--recipe',
+      recipeDir,
+      ...extra,
+    ],
+    sb.env,
+    240_000,
+  );
+}
+
+interface Entry {
+  status: string;
+  reason?: string;
+  attempts: number;
+  error?: { type: string; message: string };
+  decision?: string;
+}
+
+function ledger(): Record<string, Entry> {
+  return JSON.parse(readFileSync(join(sb.home, 'store/runs', `${DATE}Z`, 'status.json'), 'utf8')).symbols;
+}
+
+function expectNothingLeftRented() {
+  const st = sim.state();
+  expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
+  expect(st.alive).toEqual([]);
+}
+
+/** Nothing of the symbol became a candidate or production, and no model reached the store. */
+function expectNothingPromoted(symbol: string) {
+  const store = join(sb.home, 'store');
+  expect(existsSync(join(store, 'models/candidates', symbol)), `${symbol} candidate`).toBe(false);
+  expect(existsSync(join(store, 'models/production', symbol)), `${symbol} production`).toBe(false);
+  const artifacts = join(store, 'ml-artifacts', `train__${symbol}__${DATE}`);
+  for (const name of ['model.bin', 'metrics.json', 'sha256.txt'])
+    expect(existsSync(join(artifacts, name)), `${symbol} ${name}`).toBe(false);
+}
+
+describe('bad answers from the training', () => {
+  it('metrics.json with NaN, cut off, missing fields, out of range or not an object: bad_output at once, nothing promoted', async () => {
+    await setUp();
+    const broken = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT', 'DOGEUSDT'];
+    const r = await vastRun([...broken, 'ADAUSDT'], recipe('bad-metrics'), [
+      '--promote',
+      'auto',
+      '--retries',
+      '2',
+      '--max-concurrent',
+      '3',
+    ]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const l = ledger();
+    const expected: Record<string, RegExp> = {
+      BTCUSDT: /directionalHitRate: .*NaN/,
+      ETHUSDT: /not valid JSON/,
+      SOLUSDT: /maxDrawdown: missing; net_bps_after_costs: missing/,
+      XRPUSDT: /directionalHitRate: .*1\.7.*maxDrawdown: .*Infinity/,
+      DOGEUSDT: /\(root\): .*expected object/,
+    };
+    for (const s of broken) {
+      // Not retried: the same recipe would break the contract again.
+      expect(l[s], s).toMatchObject({ status: 'failed', reason: 'bad_output', attempts: 1 });
+      const msg = l[s]!.error!.message;
+      expect(msg, s).toMatch(/metrics\.json is invalid/);
+      expect(msg, s).toMatch(expected[s]!);
+      expect(msg.split('\n'), s).toHaveLength(1);
+      expectNothingPromoted(s);
+    }
+    // The one valid symbol of the same run is unaffected, and promoted.
+    expect(l.ADAUSDT).toMatchObject({ status: 'success', decision: 'promote' });
+    expect(existsSync(join(sb.home, 'store/models/production/ADAUSDT/model.bin'))).toBe(true);
+    expect(sim.state().rented).toHaveLength(6);
+    expectNothingLeftRented();
+  }, 240_000);
+});
+
+interface ApiReply {
+  status: number;
+  body: string;
+  type?: string;
+}
+
+/**
+ * A stand-in between the CLI and the simulator, standing for a proxy, a CDN or an API having a bad
+ * day: `answer` gets each request and either answers it itself or forwards it (`forward()`) and
+ * returns the simulator's reply, possibly altered.
+ */
+async function startApiProxy(
+  target: string,
+  answer: (req: { method: string; path: string }, forward: () => Promise<ApiReply>) => Promise<ApiReply>,
+): Promise<string> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const method = req.method ?? 'GET';
+      const forward = async (): Promise<ApiReply> => {
+        const headers: Record<string, string> = {};
+        for (const h of ['authorization', 'content-type', 'accept']) {
+          const v = req.headers[h];
+          if (typeof v === 'string') headers[h] = v;
+        }
+        const body = chunks.length ? Buffer.concat(chunks) : undefined;
+        const r = await fetch(target + (req.url ?? '/'), { method, headers, body });
+        return { status: r.status, body: await r.text(), type: r.headers.get('content-type') ?? undefined };
+      };
+      answer({ method, path: (req.url ?? '/').split('?')[0]! }, forward).then(
+        (reply) => {
+          res.writeHead(reply.status, { 'Content-Type': reply.type ?? 'application/json' });
+          res.end(reply.body);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+          res.end(String(err));
+        },
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+const NGINX_502 =
+  '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>' +
+  '</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+const isOffers = (r: { method: string; path: string }) =>
+  r.method === 'POST' && r.path.replace(/\/$/, '') === '/api/v0/bundles';
+
+describe('bad answers from the Vast API', () => {
+  it('hostile offers (negative, NaN, absurd or ghost offers, junk items) are never rented; a genuine one is', async () => {
+    await setUp();
+    const canary = join(sb.home, 'pwned');
+    const base = {
+      machine_id: 90001,
+      gpu_name: 'RTX 3090',
+      num_gpus: 1,
+      gpu_ram: 24576,
+      dph_total: 0.01,
+      reliability2: 0.999,
+      verified: true,
+      rentable: true,
+      disk_space: 500,
+      inet_down: 900,
+      cuda_max_good: 12.4,
+    };
+    const hostile: unknown[] = [
+      { ...base, id: 90001, dph_total: -5 },
+      { ...base, id: 90002, machine_id: 90002, dph_total: 'NaN' },
+      { ...base, id: 90003, machine_id: 90003, dph_total: Infinity },
+      { ...base, id: '90004; touch ' + canary, machine_id: 90004 },
+      { ...base, id: 90005, machine_id: 90005, gpu_name: `RTX 3090$(touch ${canary})` },
+      { ...base, id: 90006, machine_id: 90006, gpu_ram: 'lots' },
+      { ...base, id: 90007, machine_id: 90007, num_gpus: 0 },
+      { ...base, id: -90008, machine_id: 90008 },
+      // Valid in every field but unknown to the API: creating it fails, the next offer is tried.
+      { ...base, id: 90009, machine_id: 90009 },
+      null,
+      'offer',
+      [1, 2, 3],
+      { id: 90010 },
+    ];
+    const creates: string[] = [];
+    sb.env.VAST_API_URL = await startApiProxy(sim.url, async (req, forward) => {
+      if (req.method === 'PUT' && req.path.startsWith('/api/v0/asks/')) creates.push(req.path);
+      const reply = await forward();
+      if (!isOffers(req) || reply.status !== 200) return reply;
+      const json = JSON.parse(reply.body) as { offers: unknown[] };
+      // JSON.stringify writes Infinity as null: send it as 1e400, text a server could send.
+      const text = JSON.stringify({ ...json, offers: [...hostile, ...json.offers] });
+      return { ...reply, body: text.replace('"dph_total":null', '"dph_total":1e400') };
+    });
+    const r = await vastRun(['BTCUSDT'], FAKE);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'success', attempts: 1 });
+    const st = sim.state();
+    expect(st.instances).toHaveLength(1);
+    expect(st.instances[0]!.machine_id).toBeLessThan(90000);
+    // The ghost offer was the cheapest valid one: tried, found gone, and the next one rented.
+    expect(creates[0]).toBe('/api/v0/asks/90009/');
+    expect(creates.filter((c) => /\/9000\d\//.test(c))).toEqual(['/api/v0/asks/90009/']);
+    expect(existsSync(canary)).toBe(false);
+    expectNothingLeftRented();
+  }, 120_000);
+
+  it('an offers reply that is an HTML page, cut-off JSON or has no offers array: provisioning, at once, one clear line, nothing rented', async () => {
+    await setUp();
+    let mode = 'html';
+    sb.env.VAST_API_URL = await startApiProxy(sim.url, async (req, forward) => {
+      if (!isOffers(req)) return forward();
+      if (mode === 'html')
+        return {
+          status: 200,
+          type: 'text/html',
+          body: '<!DOCTYPE html><html><head><title>Just a moment...</title><script>var k="x"</script></head><body>Checking your browser</body></html>',
+        };
+      if (mode === 'cut') return { status: 200, body: '{"offers": [{"id": 7001001, "machine_id": 31' };
+      return { status: 200, body: '{"offers": "none today"}' };
+    });
+    const expected: Record<string, RegExp> = {
+      html: /POST \/api\/v0\/bundles\/: HTTP 200.*HTML page: Just a moment\.\.\. Checking your browser/,
+      cut: /POST \/api\/v0\/bundles\/: HTTP 200.*non-JSON body/,
+      shape: /POST \/api\/v0\/bundles\/: reply has no offers array/,
+    };
+    for (const m of ['html', 'cut', 'shape']) {
+      mode = m;
+      const r = await vastRun(['BTCUSDT'], FAKE, ['--retries', '2']);
+      expect(r.code, m).toBe(1);
+      const e = ledger().BTCUSDT!;
+      // A reply the client cannot read is not retried: another attempt would read the same page.
+      expect(e, m).toMatchObject({ status: 'failed', reason: 'provisioning', attempts: 1 });
+      expect(e.error!.message, m).toMatch(expected[m]!);
+      expect(e.error!.message, m).not.toMatch(/[<>\n]/);
+      expect(e.error!.message, m).not.toContain(API_KEY);
+    }
+    expect(sim.state().rented).toEqual([]);
+  }, 120_000);
+
+  it('an API answering only nginx 502 pages: retried, then provisioning with the page summed up in one line', async () => {
+    await setUp();
+    let hits = 0;
+    sb.env.VAST_API_URL = await startApiProxy(sim.url, async () => {
+      hits++;
+      return { status: 502, type: 'text/html', body: NGINX_502 };
+    });
+    const r = await vastRun(['BTCUSDT'], FAKE, ['--retries', '1']);
+    expect(r.code).toBe(1);
+    const e = ledger().BTCUSDT!;
+    expect(e).toMatchObject({ status: 'failed', reason: 'provisioning', attempts: 2 });
+    expect(e.error!.message).toMatch(/HTTP 502 Bad Gateway: HTML page: (502 Bad Gateway )+nginx/);
+    expect(e.error!.message).not.toMatch(/[<>\n]/);
+    // Each attempt retried the call (vast.apiRetries) before giving up.
+    expect(hits).toBeGreaterThanOrEqual(4);
+    expect(sim.state().rented).toEqual([]);
+  }, 120_000);
+
+  it('nginx 502 pages for a while mid-training: the training is unaffected and the instance still destroyed', async () => {
+    await setUp();
+    sb.env.RETRAIN_HOST_CHECK_SEC = '1';
+    let down = false;
+    let pages = 0;
+    sb.env.VAST_API_URL = await startApiProxy(sim.url, async (_req, forward) => {
+      if (!down) return forward();
+      pages++;
+      return { status: 502, type: 'text/html', body: NGINX_502 };
+    });
+    const marker = `retrain-badanswers-${Date.now()}`;
+    const running = vastRun(['BTCUSDT'], FAKE, ['--var', 'sleep=8', '--var', `marker=${marker}`]);
+    await waitFor(() => processesWith(marker).length > 0, 60_000);
+    down = true;
+    await new Promise((r) => setTimeout(r, 4000));
+    down = false;
+    const r = await running;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(pages).toBeGreaterThan(0);
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'success', attempts: 1 });
+    expect(sim.state().rented).toHaveLength(1);
+    expectNothingLeftRented();
+  }, 120_000);
+
+  it('nginx 502 pages from the moment the training ends: the verified training still succeeds, the instance is left to the reaper', async () => {
+    await setUp();
+    let down = false;
+    const refused: string[] = [];
+    sb.env.VAST_API_URL = await startApiProxy(sim.url, async (req, forward) => {
+      if (!down) return forward();
+      refused.push(`${req.method} ${req.path}`);
+      return { status: 502, type: 'text/html', body: NGINX_502 };
+    });
+    const running = vastRun(['BTCUSDT'], FAKE, ['--var', 'sleep=2', '--promote', 'auto']);
+    await waitFor(() => findFiles(join(sb.home, 'remote'), 'exit_code').length > 0, 60_000);
+    down = true;
+    const r = await running;
+    down = false;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    // The destroy was tried (and retried) while the API was down.
+    expect(refused.some((x) => /^DELETE \/api\/v0\/instances\/\d+\/$/.test(x))).toBe(true);
+    // One attempt: the training is not redone because its host could not be given back.
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'success', attempts: 1, decision: 'promote' });
+    expect(existsSync(join(sb.home, 'store/models/production/BTCUSDT/model.bin'))).toBe(true);
+    const engine = readFileSync(join(sb.home, 'logs', `${DATE}Z`, 'engine.log'), 'utf8');
+    expect(engine).toContain('"event":"instance.release_failed"');
+    const st = sim.state();
+    expect(st.rented).toHaveLength(1);
+    expect(st.alive).toEqual(st.rented);
+    // It carries the deployment's label and its job has ended: the reaper destroys it.
+    const reap = await runCli(['reap'], sb.env);
+    expect(reap.code, reap.stdout + reap.stderr).toBe(0);
+    expectNothingLeftRented();
+  }, 120_000);
+});
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Live processes whose command line contains `word`, the CLI itself left out. */
+function processesWith(word: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (cmd.includes(word) && !cmd.includes('retrain.mjs') && !/\) Z /.test(stat)) pids.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+function findFiles(dir: string, name: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...findFiles(p, name));
+    else if (e.name === name) out.push(p);
+  }
+  return out;
+}
