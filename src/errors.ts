@@ -103,6 +103,17 @@ export class StoreError extends RetrainError {
   }
 }
 
+/**
+ * A production model cannot be read as one consistent whole: its manifest is unreadable, or its files
+ * stay missing or unlike the manifest's SHA-256 after the bounded re-reads (damage, not a publish in
+ * flight); also a history entry that cannot be restored. Not retried.
+ */
+export class ProductionReadError extends StoreError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super(message, { ...opts, retryable: false });
+  }
+}
+
 /** Executing commands or moving files on the host failed. Retryable unless stated otherwise. */
 export class TransportError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {

@@ -1,9 +1,10 @@
-import { InputError } from '../errors.js';
+import { InputError, ProductionReadError } from '../errors.js';
 import type { PromoteMode } from '../jobspec/types.js';
 import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { parseMetricsText, type CandidateMetrics } from './metrics.js';
-import { publishProduction, readManifest } from './publish.js';
+import { publishProduction } from './publish.js';
+import { readProduction, type ProductionSnapshot } from './read.js';
 import { decide, RULES_VERSION } from './rules.js';
 
 export type { PromoteMode } from '../jobspec/types.js';
@@ -63,9 +64,11 @@ export function effectiveMode(mode: PromoteMode, canary: boolean): PromoteMode {
  * - `off` evaluates nothing and writes nothing;
  * - otherwise `models/candidates/<SYM>/<date>/decision.json` is always written (the result);
  * - a candidate without model.bin, or with missing/invalid metrics, is rejected, never promoted;
- * - a production model whose metrics cannot be read (missing metrics.json next to a model or
- *   manifest, or metrics that fail validation) is never replaced automatically: the candidate is
- *   rejected with rule `invalid_production_metrics`, and an operator must fix or remove production;
+ * - production is read through readProduction (never a mixed model/metrics pair); no manifest.json
+ *   means no production (stray top-level files are archived to history by the publish);
+ * - a production model that cannot be read consistently (unreadable manifest, files unlike its
+ *   SHA-256s) or whose metrics fail validation is never replaced automatically: the candidate is
+ *   rejected with rule `invalid_production_metrics`, and an operator must fix it (or roll back);
  * - production is written only in effective `auto` with decision `promote` (see publishProduction
  *   for the write order and history);
  * - idempotent on retry: when production's manifest already names this jobId and date, the result is
@@ -168,22 +171,19 @@ async function evaluate(
   }
   const candidate = cand.metrics;
 
-  const prodMetricsKey = keys.production(symbol, 'metrics.json');
-  const manifestKey = keys.production(symbol, 'manifest.json');
-  const [hasMetrics, hasModel, hasManifest] = await Promise.all([
-    store.exists(prodMetricsKey),
-    store.exists(keys.production(symbol, 'model.bin')),
-    store.exists(manifestKey),
-  ]);
-  if (!hasMetrics) {
-    if (hasModel || hasManifest) {
-      return {
-        decision: 'reject',
-        rule: 'invalid_production_metrics',
-        reason: `production has ${hasModel ? 'model.bin' : 'manifest.json'} but no metrics.json (${prodMetricsKey}); refusing to replace a production model that cannot be compared`,
-        candidate,
-      };
-    }
+  let prod: ProductionSnapshot | null;
+  try {
+    prod = await readProduction(store, symbol, { model: 'skip' });
+  } catch (err) {
+    if (!(err instanceof ProductionReadError)) throw err;
+    return {
+      decision: 'reject',
+      rule: 'invalid_production_metrics',
+      reason: `${err.message}; refusing to replace a production model that cannot be compared`,
+      candidate,
+    };
+  }
+  if (prod === null) {
     return {
       ...decide(candidate, null, { maxDrawdownTolerance }),
       candidate,
@@ -191,34 +191,28 @@ async function evaluate(
       production: null,
     };
   }
-
-  if (hasManifest) {
-    const manifest = await readManifest(store, manifestKey);
-    if (manifest && manifest.jobId === jobId && manifest.date === date) {
-      return {
-        decision: 'promote',
-        rule: 'already_production',
-        reason: `production already holds this candidate (manifest names ${jobId})`,
-        candidate,
-        production: candidate,
-      };
-    }
+  if (prod.manifest.jobId === jobId && prod.manifest.date === date) {
+    return {
+      decision: 'promote',
+      rule: 'already_production',
+      reason: `production already holds this candidate (manifest names ${jobId})`,
+      candidate,
+      production: candidate,
+    };
   }
-
-  const prod = parseMetricsText((await store.getBytes(prodMetricsKey)).toString('utf8'));
-  if (!prod.ok) {
+  if (!prod.metrics.ok) {
     return {
       decision: 'reject',
       rule: 'invalid_production_metrics',
-      reason: `production ${prod.reason} (${prodMetricsKey}); refusing to replace a production model that cannot be compared`,
+      reason: `production ${prod.metrics.reason} (${prod.keys['metrics.json']}); refusing to replace a production model that cannot be compared`,
       candidate,
     };
   }
   return {
-    ...decide(candidate, prod.metrics, { maxDrawdownTolerance }),
+    ...decide(candidate, prod.metrics.metrics, { maxDrawdownTolerance }),
     candidate,
     candidateBytes,
-    production: prod.metrics,
+    production: prod.metrics.metrics,
   };
 }
 

@@ -4,40 +4,42 @@ import { join } from 'node:path';
 import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { sha256File } from '../util/hash.js';
+import {
+  freeStamp,
+  MODEL_FILES,
+  readManifest,
+  refOf,
+  toStamp,
+  type ManifestRef,
+  type ProductionManifest,
+} from './manifest.js';
 import type { CandidateMetrics } from './metrics.js';
 import { RULES_VERSION } from './rules.js';
 
-/** The files that make up a production model, in the order they are archived. */
-export const PRODUCTION_FILES = ['model.bin', 'metrics.json', 'manifest.json'] as const;
+export { readManifest, toStamp, type ProductionManifest } from './manifest.js';
 
-/** `models/production/<SYMBOL>/manifest.json` */
-export interface ProductionManifest {
-  symbol: string;
-  jobId: string;
-  /** YYYYMMDD, the candidate's run date. */
-  date: string;
-  promotedAt: string;
-  rule: string;
-  rulesVersion: string;
-  metrics: CandidateMetrics;
-  sha256: { 'model.bin': string; 'metrics.json': string };
-  /** The manifest this one replaced, or null when there was none. */
-  replaced: { jobId: string; date: string; sha256: Record<string, string> } | null;
-  /** Where the replaced production files were archived (`history/<stamp>/`), or null when none. */
-  history: string | null;
-}
+/** The top-level files of a production model, in the order they are archived. */
+export const PRODUCTION_FILES = ['model.bin', 'metrics.json', 'manifest.json'] as const;
 
 export interface PublishInput {
   store: ArtifactStore;
   symbol: string;
+  /** The model's run date (YYYYMMDD). */
   date: string;
+  /** The model's training job. */
   jobId: string;
   rule: string;
-  /** The decision time; also names the history folder (YYYYMMDDTHHMMSSZ). */
+  /** The decision time; also names the history and version folders (YYYYMMDDTHHMMSSZ). */
   decidedAt: Date;
   metrics: CandidateMetrics;
   /** The exact metrics.json bytes the decision was made on: these become production's. */
   metricsBytes: Buffer;
+  /** Where model.bin comes from; default: the candidate of `date`. */
+  modelKey?: string;
+  /** model.bin must hash to this (a rollback checks the history entry against its manifest). */
+  modelSha256?: string;
+  /** Set by a rollback: the history entry restored and when that model was first promoted. */
+  rollback?: { restoredFrom: string; originallyPromotedAt?: string };
 }
 
 export interface PublishOutput {
@@ -46,48 +48,56 @@ export interface PublishOutput {
   historyStamp: string | null;
 }
 
+/** How many version folders a publish keeps: the new one and the one it replaced. */
+const KEPT_VERSIONS = 2;
+
 /**
- * Replaces a symbol's production model with a candidate. The only writer of `models/production/`.
- *
- * Order, so that an interruption never leaves a manifest naming a model that is not in place:
- * 1. copy every existing production file to `history/<stamp>/` (verified copies);
- * 2. delete the old manifest (production is "in flux" while there is none);
- * 3. write model.bin (downloaded from the candidate, hashed, uploaded with that hash verified) and
- *    metrics.json (the bytes the decision was made on);
- * 4. write manifest.json last.
- * A failure at any step throws; re-running completes the publish (the partial production is archived
- * again first). Not a lock: callers run at most one publish per symbol at a time.
+ * Replaces a symbol's production model. The only writer of `models/production/`, so production
+ * changes all at once for readers that follow the manifest (readProduction):
+ * 1. archive the current production (the files its manifest names, else whatever top-level files
+ *    exist, plus manifest.json) to `history/<stamp>/` with verified copies;
+ * 2. write the new model.bin and metrics.json under a fresh, never-rewritten
+ *    `versions/<version>/` folder (model.bin hashed and verified, `modelSha256` checked);
+ * 3. write the top-level `model.bin` and `metrics.json` (the documented keys; between this step and
+ *    the next they do not match the manifest, which readers detect by hash);
+ * 4. replace manifest.json (one atomic put: the pointer flips from the old version to the new one);
+ * 5. delete version folders other than the new one and the one just replaced (a reader still holding
+ *    the old manifest finds its files; an older one re-reads the manifest). Best effort.
+ * The old manifest stays in place until step 4, so an interruption leaves the previous production
+ * readable and whole; re-running the publish completes it. Not a lock: callers run at most one
+ * publish per symbol at a time.
  */
 export async function publishProduction(input: PublishInput): Promise<PublishOutput> {
   const { store, symbol, date, jobId } = input;
   const prod = (name: string) => keys.production(symbol, name);
+  const prefix = keys.productionPrefix(symbol);
+  const stamp = toStamp(input.decidedAt);
 
-  const present: string[] = [];
-  for (const name of PRODUCTION_FILES) if (await store.exists(prod(name))) present.push(name);
-  const previous = present.includes('manifest.json')
-    ? await readManifest(store, prod('manifest.json'))
-    : null;
+  const previous = await readManifest(store, symbol);
+  const historyStamp = await archive(store, symbol, previous, stamp);
+  const history = historyStamp === null ? null : `${prefix}history/${historyStamp}/`;
 
-  let historyStamp: string | null = null;
-  if (present.length > 0) {
-    historyStamp = await freeStamp(store, symbol, toStamp(input.decidedAt));
-    for (const name of present)
-      await store.copy(prod(name), keys.productionHistory(symbol, historyStamp, name));
-    if (present.includes('manifest.json')) await store.delete(prod('manifest.json'));
-  }
-
-  const dir = await mkdtemp(join(tmpdir(), 'retrain-promote-'));
+  const version = await freeStamp(store, `${prefix}versions/`, stamp);
+  const files = {
+    'model.bin': `${prefix}versions/${version}/model.bin`,
+    'metrics.json': `${prefix}versions/${version}/metrics.json`,
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'retrain-publish-'));
   let modelSha: string;
   try {
     const local = join(dir, 'model.bin');
-    await store.getFile(keys.candidate(symbol, date, 'model.bin'), local);
+    const source = input.modelKey ?? keys.candidate(symbol, date, 'model.bin');
+    await store.getFile(source, local, input.modelSha256);
     modelSha = (await sha256File(local)).sha256;
+    await store.putFile(files['model.bin'], local, modelSha);
+    await store.putBytes(files['metrics.json'], input.metricsBytes);
     await store.putFile(prod('model.bin'), local, modelSha);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const metricsPut = await store.putBytes(prod('metrics.json'), input.metricsBytes);
+  const metricsSha = (await store.putBytes(prod('metrics.json'), input.metricsBytes)).sha256;
 
+  const replaced: ManifestRef | null = previous ? refOf(previous) : null;
   const manifest: ProductionManifest = {
     symbol,
     jobId,
@@ -96,37 +106,64 @@ export async function publishProduction(input: PublishInput): Promise<PublishOut
     rule: input.rule,
     rulesVersion: RULES_VERSION,
     metrics: input.metrics,
-    sha256: { 'model.bin': modelSha, 'metrics.json': metricsPut.sha256 },
-    replaced: previous ? { jobId: previous.jobId, date: previous.date, sha256: previous.sha256 } : null,
-    history: historyStamp === null ? null : `${keys.productionPrefix(symbol)}history/${historyStamp}/`,
+    sha256: { 'model.bin': modelSha, 'metrics.json': metricsSha },
+    version,
+    files,
+    replaced,
+    history,
+    ...(input.rollback
+      ? {
+          rolledBackFrom: replaced ? { ...replaced, history } : null,
+          restoredFrom: input.rollback.restoredFrom,
+          ...(input.rollback.originallyPromotedAt
+            ? { originallyPromotedAt: input.rollback.originallyPromotedAt }
+            : {}),
+        }
+      : {}),
   };
   await store.putJson(prod('manifest.json'), manifest);
+
+  await pruneVersions(store, symbol, [version, previous?.version]).catch(() => undefined);
   return { manifest, historyStamp };
 }
 
-/** Reads a production manifest; an unreadable one counts as absent (its file is still archived). */
-export async function readManifest(store: ArtifactStore, key: string): Promise<ProductionManifest | null> {
-  try {
-    const m = await store.getJson<ProductionManifest>(key);
-    return m && typeof m === 'object' && typeof m.jobId === 'string' ? m : null;
-  } catch {
-    return null;
+/**
+ * Copies the current production to `history/<stamp>/` and returns the stamp (null when there is
+ * nothing to archive). The model is taken from the files the manifest names when they exist (they
+ * are what readers were given), else from the top-level keys (older manifests, no manifest).
+ */
+async function archive(
+  store: ArtifactStore,
+  symbol: string,
+  previous: ProductionManifest | null,
+  stamp: string,
+): Promise<string | null> {
+  const prod = (name: string) => keys.production(symbol, name);
+  const sources: [string, string][] = [];
+  for (const name of MODEL_FILES) {
+    const named = previous?.files?.[name];
+    if (named && (await store.exists(named))) sources.push([name, named]);
+    else if (await store.exists(prod(name))) sources.push([name, prod(name)]);
   }
+  if (await store.exists(prod('manifest.json'))) sources.push(['manifest.json', prod('manifest.json')]);
+  if (sources.length === 0) return null;
+
+  const historyStamp = await freeStamp(store, `${keys.productionPrefix(symbol)}history/`, stamp);
+  for (const [name, from] of sources) {
+    await store.copy(from, keys.productionHistory(symbol, historyStamp, name));
+  }
+  return historyStamp;
 }
 
-/** 2026-01-16T00:00:05.123Z → 20260116T000005Z */
-export function toStamp(d: Date): string {
-  return d
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
-}
-
-/** The stamp, or stamp-2, stamp-3, ... when a history folder of that name already exists. */
-async function freeStamp(store: ArtifactStore, symbol: string, stamp: string): Promise<string> {
-  for (let n = 1; ; n++) {
-    const candidate = n === 1 ? stamp : `${stamp}-${n}`;
-    const taken = await store.list(`${keys.productionPrefix(symbol)}history/${candidate}/`);
-    if (taken.length === 0) return candidate;
+/** Deletes every `versions/<v>/` object whose version is not in `keep`. */
+async function pruneVersions(
+  store: ArtifactStore,
+  symbol: string,
+  keep: (string | undefined)[],
+): Promise<void> {
+  const parent = `${keys.productionPrefix(symbol)}versions/`;
+  const kept = new Set(keep.filter((v): v is string => typeof v === 'string').slice(0, KEPT_VERSIONS));
+  for (const key of await store.list(parent)) {
+    if (!kept.has(key.slice(parent.length).split('/')[0]!)) await store.delete(key);
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promoteCandidate, type PromoteOptions, type PromotionResult } from '../../../src/promotion/guard.js';
-import type { ProductionManifest } from '../../../src/promotion/publish.js';
+import { publishProduction, type ProductionManifest } from '../../../src/promotion/publish.js';
 import { keys } from '../../../src/storage/layout.js';
 import { LocalStore } from '../../../src/storage/local.js';
 import { sha256Hex } from '../../../src/util/hash.js';
@@ -46,6 +46,12 @@ describe('promotion guard', () => {
       now: () => new Date((clock += 1000)),
       ...over,
     });
+  /** Puts model bytes at a scratch key and returns it (a publish source). */
+  async function putModel(bytes: string): Promise<string> {
+    const key = `scratch/${sha256Hex(bytes)}/model.bin`;
+    await store.putBytes(key, bytes);
+    return key;
+  }
   const decisionOf = (date: string) =>
     store.getJson<PromotionResult>(keys.candidate(SYM, date, 'decision.json'));
   const productionKeys = () => store.list(keys.productionPrefix(SYM));
@@ -60,10 +66,14 @@ describe('promotion guard', () => {
       mode: 'auto',
       production: null,
     });
+    const version = (await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'))).version;
+    expect(version).toMatch(/^\d{8}T\d{6}Z$/);
     expect(await productionKeys()).toEqual([
       'models/production/BTCUSDT/manifest.json',
       'models/production/BTCUSDT/metrics.json',
       'models/production/BTCUSDT/model.bin',
+      `models/production/BTCUSDT/versions/${version}/metrics.json`,
+      `models/production/BTCUSDT/versions/${version}/model.bin`,
     ]);
     expect((await store.getBytes(keys.production(SYM, 'model.bin'))).toString()).toBe('model-20260115');
     const manifest = await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'));
@@ -203,19 +213,55 @@ describe('promotion guard', () => {
     expect(await productionKeys()).toEqual([]);
   });
 
-  it('never replaces a production whose metrics cannot be read', async () => {
-    await store.putBytes(keys.production(SYM, 'model.bin'), 'prod');
-    await store.putBytes(keys.production(SYM, 'metrics.json'), '{"directionalHitRate": NaN}');
+  it('never replaces a production whose metrics cannot be read or verified', async () => {
+    // metrics that fail validation (a production published before a rules change, say)
+    await publishProduction({
+      store,
+      symbol: SYM,
+      date: '20260110',
+      jobId: `train__${SYM}__20260110`,
+      rule: 'no_production',
+      decidedAt: new Date(clock),
+      metrics: metrics(0.5, 0.1),
+      metricsBytes: Buffer.from('{"directionalHitRate": NaN}'),
+      modelKey: await putModel('prod'),
+    });
     await putCandidate('20260115', metrics(0.9, 0.01));
     const r = await run('20260115');
     expect(r).toMatchObject({ decision: 'reject', rule: 'invalid_production_metrics', promoted: false });
     expect(r.reason).toMatch(/production .*directionalHitRate/);
     expect((await store.getBytes(keys.production(SYM, 'model.bin'))).toString()).toBe('prod');
 
-    await store.delete(keys.production(SYM, 'metrics.json'));
+    // metrics.json unlike the manifest's SHA-256 (damage): reject, naming the file
+    const m = await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'));
+    await store.putJson(m.files!['metrics.json'], metrics(0.5, 0.1));
     const r2 = await run('20260115');
     expect(r2).toMatchObject({ decision: 'reject', rule: 'invalid_production_metrics' });
-    expect(r2.reason).toMatch(/no metrics\.json/);
+    expect(r2.reason).toMatch(/metrics\.json .* has sha256 [0-9a-f]{64}, the manifest says/);
+
+    // an unreadable manifest
+    await store.putBytes(keys.production(SYM, 'manifest.json'), '{"jobId": ');
+    const r3 = await run('20260115');
+    expect(r3).toMatchObject({ decision: 'reject', rule: 'invalid_production_metrics' });
+    expect(r3.reason).toMatch(/manifest\.json is not valid JSON/);
+    expect((await store.getBytes(keys.production(SYM, 'model.bin'))).toString()).toBe('prod');
+  });
+
+  it('files without a manifest are no production: promoted over, and archived to history', async () => {
+    await store.putBytes(keys.production(SYM, 'model.bin'), 'stray');
+    await store.putBytes(keys.production(SYM, 'metrics.json'), '{"directionalHitRate": NaN}');
+    await putCandidate('20260115', metrics(0.5, 0.1));
+    const r = await run('20260115');
+    expect(r).toMatchObject({ decision: 'promote', rule: 'no_production', promoted: true });
+    expect((await store.getBytes(keys.productionHistory(SYM, r.historyStamp!, 'model.bin'))).toString()).toBe(
+      'stray',
+    );
+    expect(await store.exists(keys.productionHistory(SYM, r.historyStamp!, 'manifest.json'))).toBe(false);
+    const manifest = await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'));
+    expect(manifest).toMatchObject({
+      replaced: null,
+      history: `models/production/BTCUSDT/history/${r.historyStamp}/`,
+    });
   });
 
   it('a retry after a completed publish reports the promotion without writing again', async () => {
@@ -239,9 +285,11 @@ describe('promotion guard', () => {
     expect(b.historyStamp).toBe('20260116T010000Z-2');
   });
 
-  it('archives first, removes the old manifest before replacing the model, and writes the manifest last', async () => {
+  it('archives first, writes the new files (versioned, then top level) and flips the manifest last', async () => {
     await putCandidate('20260115', metrics(0.55, 0.1));
-    await run('20260115');
+    const first = await run('20260115');
+    expect(first.promoted).toBe(true);
+    const v1 = (await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'))).version!;
     await putCandidate('20260116', metrics(0.6, 0.1));
     const ops: string[] = [];
     const prod = keys.productionPrefix(SYM);
@@ -262,14 +310,24 @@ describe('promotion guard', () => {
     });
     const r = await run('20260116', { store: spy });
     const h = `history/${r.historyStamp}/`;
+    const v2 = (await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'))).version!;
+    expect(v2).not.toBe(v1);
     expect(ops).toEqual([
       `copy ${h}model.bin`,
       `copy ${h}metrics.json`,
       `copy ${h}manifest.json`,
-      'delete manifest.json',
+      `putFile versions/${v2}/model.bin`,
+      `putBytes versions/${v2}/metrics.json`,
       'putFile model.bin',
       'putBytes metrics.json',
       'putJson manifest.json',
+    ]);
+    // the manifest is never deleted, and both the new and the replaced version stay readable
+    expect(await store.list(`${prod}versions/`)).toEqual([
+      `${prod}versions/${v1}/metrics.json`,
+      `${prod}versions/${v1}/model.bin`,
+      `${prod}versions/${v2}/metrics.json`,
+      `${prod}versions/${v2}/model.bin`,
     ]);
   });
 
