@@ -5,6 +5,7 @@ import { parseRunOptions, type RawRunOptions } from './runOptions.js';
 import { schedulerCommand, type SchedulerFlags } from './scheduler.js';
 import { statusCommand } from './status.js';
 import { promoteCommand } from './promote.js';
+import { rollbackCommand, type RollbackFlags } from './rollback.js';
 import { workerCommand } from './worker.js';
 import { demoCommand } from './demo.js';
 import { reapCommand } from './reap.js';
@@ -101,6 +102,18 @@ export function buildProgram(): Command {
         process.exitCode = await promoteCommand(opts);
       },
     );
+
+  program
+    .command('rollback')
+    .description('restore the previous production model of a symbol from its history')
+    .option('--config <file>', 'config file')
+    .requiredOption('--symbol <symbol>', 'symbol')
+    .option('--to <stamp>', 'history entry to restore (default: the most recent, e.g. 20260116T003000Z)')
+    .option('--dry-run', 'check and tell what would be restored; write nothing')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: RollbackFlags) => {
+      process.exitCode = await rollbackCommand(opts);
+    });
 
   program
     .command('reap')
