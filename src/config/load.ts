@@ -66,6 +66,16 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       ensureFeatures: false,
       recheckSec: 60,
     },
+    notify: {
+      telegram: {
+        apiUrl: 'https://api.telegram.org',
+        groupWindowMs: 3000,
+        timeoutMs: 5000,
+        maxAttempts: 4,
+        maxRetryAfterSec: 60,
+        flushTimeoutMs: 1000,
+      },
+    },
     log: { level: 'info' },
     dashboard: { host: '127.0.0.1', port: 3000, readOnly: false },
   };
@@ -121,6 +131,9 @@ function fromEnv(env: Env): Loose {
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
   set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
   set(['log', 'level'], env.LOG_LEVEL);
+  set(['notify', 'telegram', 'chatId'], env.TELEGRAM_CHAT_ID);
+  set(['notify', 'telegram', 'apiUrl'], env.TELEGRAM_API_URL);
+  set(['notify', 'telegram', 'groupWindowMs'], num(env, 'RETRAIN_TELEGRAM_GROUP_MS'));
   set(['schedule', 'enabled'], bool(env, 'RETRAIN_SCHEDULE_ENABLED'));
   set(['schedule', 'cron'], env.RETRAIN_SCHEDULE_CRON);
   set(['schedule', 'symbols'], env.RETRAIN_SCHEDULE_SYMBOLS);

@@ -172,6 +172,45 @@ export const ConfigSchema = z
         recheckSec: z.number().int().min(1).max(86_400),
       })
       .strict(),
+    /**
+     * Notifications (src/notify). Telegram sends when TELEGRAM_TOKEN is in the environment (never
+     * config: it is a secret) and a chat id is set; sends never delay or fail a run.
+     */
+    notify: z
+      .object({
+        telegram: z
+          .object({
+            /** TELEGRAM_CHAT_ID: a numeric chat id (groups are negative) or @channelname. */
+            chatId: z
+              .union([z.string(), z.number().int()])
+              .transform(String)
+              .pipe(
+                z
+                  .string()
+                  .regex(
+                    /^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$/,
+                    'must be a numeric chat id or @channelname',
+                  ),
+              )
+              .optional(),
+            /** TELEGRAM_API_URL: the Bot API base (a local stand-in in tests). */
+            apiUrl: z
+              .string()
+              .regex(/^https?:\/\/[^\s/@]+(:\d+)?(\/\S*)?$/, 'must be an http(s) URL without credentials'),
+            /** Failures of a run this close together go out as one message (0: same tick only). */
+            groupWindowMs: z.number().int().min(0).max(600_000),
+            /** Per request. */
+            timeoutMs: z.number().int().min(100).max(60_000),
+            /** Tries per message (5xx, network errors, 429), then it is dropped with a warning. */
+            maxAttempts: z.number().int().min(1).max(10),
+            /** A 429's retry_after is honoured up to this. */
+            maxRetryAfterSec: z.number().min(0).max(3600),
+            /** How long closing the workers (or the CLI exiting) waits for pending messages. */
+            flushTimeoutMs: z.number().int().min(0).max(60_000),
+          })
+          .strict(),
+      })
+      .strict(),
     log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict(),
     /**
      * `retrain dashboard`. Credentials are not config (it is logged): DASHBOARD_USER +
