@@ -1,5 +1,6 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { Ledger } from '../src/ledger/ledger.js';
+import type { Notifier } from '../src/notify/index.js';
 import { keys } from '../src/storage/layout.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
@@ -10,9 +11,15 @@ import type { FinalizeJobData } from '../queues/enqueue.js';
 /**
  * The `finalize-run` processor, parent of the run's train jobs: runs once all of them have ended
  * (failures included), waits for pending promotion decisions, then writes the summary and the
- * final ledger mirror.
+ * final ledger mirror, and tells the notifier (the completion summary).
  */
-export function createFinalizeProcessor(deps: { store: ArtifactStore; ledger: Ledger; logs: LogHub }) {
+export function createFinalizeProcessor(deps: {
+  store: ArtifactStore;
+  ledger: Ledger;
+  logs: LogHub;
+  /** Gets the completion summary; never blocks. */
+  notifier?: Notifier;
+}) {
   return async (job: Job<FinalizeJobData>, token?: string): Promise<EngineSummary> => {
     const d = job.data;
     const log = deps.logs.forDate(d.date).child({ runId: d.runId });
@@ -59,6 +66,7 @@ export function createFinalizeProcessor(deps: { store: ArtifactStore; ledger: Le
       },
       `run ${d.runId} completed: ${summary.succeeded} succeeded, ${summary.failed} failed, ${summary.skipped} skipped`,
     );
+    deps.notifier?.runCompleted(summary);
     return summary;
   };
 }

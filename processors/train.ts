@@ -4,6 +4,7 @@ import type { ComputeProvider } from '../src/compute/provider.js';
 import { asRetrainError, CancelledError, RunCancelledError, shortStack } from '../src/errors.js';
 import { promoteJobId } from '../src/jobspec/build.js';
 import type { Ledger } from '../src/ledger/ledger.js';
+import type { Notifier } from '../src/notify/index.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
 import type { LogHub } from '../src/telemetry/logger.js';
@@ -25,6 +26,8 @@ export interface TrainProcessorDeps {
   isRunCancelled?: (runId: string) => Promise<boolean>;
   /** Aborted when the worker shuts down gracefully. */
   shutdown: AbortSignal;
+  /** Told when a symbol finally fails (a grouped alert); never blocks. */
+  notifier?: Notifier;
 }
 
 function handleFor(job: Job<TrainJobData>): JobHandle {
@@ -138,6 +141,14 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
           { event: EVENTS.coinFailed, reason: err.code, err: err.message, attempt },
           `${spec.symbol} failed: ${err.message}`,
         );
+        deps.notifier?.symbolFailed({
+          runId: job.data.runId,
+          date: spec.date,
+          symbol: spec.symbol,
+          reason: err.code,
+          message: err.message,
+          attempts: attempt,
+        });
       } else {
         log.warn(
           { event: EVENTS.coinRetrying, reason: err.code, err: err.message, attempt },

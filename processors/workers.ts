@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { createProvider, vastClientFrom } from '../src/compute/factory.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
+import { processNotifier } from '../src/notify/index.js';
 import { createStore } from '../src/storage/index.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
@@ -42,6 +43,8 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   const base = workerOptions(config);
+  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
+  const notifier = processNotifier(config, logs);
 
   const train = new Worker(
     QUEUES.train,
@@ -55,6 +58,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
       spend,
       isRunCancelled: (runId) => isRunCancelled(connection, config.queuePrefix, runId),
       shutdown: shutdown.signal,
+      notifier,
     }),
     { ...base, connection, concurrency: config.train.workerConcurrency },
   );
@@ -63,7 +67,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     connection,
     concurrency: 4,
   });
-  const finalize = new Worker(QUEUES.finalize, createFinalizeProcessor({ store, ledger, logs }), {
+  const finalize = new Worker(QUEUES.finalize, createFinalizeProcessor({ store, ledger, logs, notifier }), {
     ...base,
     connection,
     concurrency: 2,
@@ -110,6 +114,8 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
           await Promise.all(workers.map((w) => w.close(true)));
         }
+        // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
+        await notifier.flush(config.notify.telegram.flushTimeoutMs);
         await promoteQueue.close();
         await maintenanceQueue?.close();
         await trainQueue?.close();

@@ -2,6 +2,7 @@ import { FlowProducer, Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config/schema.js';
 import type { Ledger } from '../src/ledger/ledger.js';
+import { processNotifier, type Notifier } from '../src/notify/index.js';
 import type { Plan } from '../src/plan/planRun.js';
 import { finalizeJobId, QUEUES } from './names.js';
 import { finalizeJobOptions, trainJobOptions } from './options.js';
@@ -38,7 +39,8 @@ const LIVE_STATES = new Set(['active', 'waiting', 'delayed', 'prioritized', 'wai
  * Adds the run: ledger entries first (so a fast worker never races the plan), then one flow — a
  * `finalize-run` parent over one `train` child per symbol — and sets the global cap on `train`.
  * A symbol whose job is still live is left alone; a finished job with the same id is removed first
- * (its history stays in the ledger), so re-running a date works with deterministic ids.
+ * (its history stays in the ledger), so re-running a date works with deterministic ids. Once the
+ * flow is added, the notifier gets the start message (whoever enqueued: CLI or scheduler).
  */
 export async function enqueueRun(opts: {
   config: Config;
@@ -51,6 +53,8 @@ export async function enqueueRun(opts: {
   force: boolean;
   budgetUsd?: number;
   now?: () => Date;
+  /** Told once the run is enqueued (the start message); default: the process's notifier. */
+  notifier?: Notifier;
 }): Promise<EnqueueResult> {
   const { config, redis, ledger, plan } = opts;
   const now = opts.now ?? (() => new Date());
@@ -117,6 +121,18 @@ export async function enqueueRun(opts: {
         },
         opts: trainJobOptions(config, spec),
       })),
+    });
+    (opts.notifier ?? processNotifier(config)).runStarted({
+      runId,
+      date: plan.date,
+      symbols: opts.symbols.length,
+      enqueued: toAdd.length,
+      skipped: plan.skipped.length,
+      inFlight: inFlight.length,
+      mode: opts.mode,
+      cap: opts.cap,
+      driver: data.driver,
+      promote: data.promote,
     });
     return {
       runId,

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { RetrainError } from '../errors.js';
+import { flushProcessNotifier } from '../notify/index.js';
 import { executeRun } from './executeRun.js';
 import { parseRunOptions, type RawRunOptions } from './runOptions.js';
 import { schedulerCommand, type SchedulerFlags } from './scheduler.js';
@@ -211,5 +212,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.stderr.write(`retrain: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
     process.exitCode = 1;
+  } finally {
+    // Messages still queued (e.g. `enqueue`'s start message) get a short, bounded chance to go.
+    await flushProcessNotifier();
   }
 }
