@@ -209,4 +209,34 @@ describe('retrain scheduler: one schedule, one run per slot, dated from the slot
       }
     }
   }, 120_000);
+
+  it('bad schedule input: exit 2 with one line, nothing registered; --once and --list --json', async () => {
+    for (const [env, what] of [
+      [{ RETRAIN_SCHEDULE_CRON: '61 * * * *' }, /schedule\.cron: must be a valid cron pattern/],
+      [{ RETRAIN_SCHEDULE_SYMBOLS: 'BTC;rm -rf /' }, /^retrain: invalid symbol "BTC;rm -rf \/"/],
+    ] as const) {
+      const r = await runCli(['scheduler', '--once'], { ...sb.env, ...env });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(what);
+    }
+    expect(await schedulerQ.getJobSchedulers()).toEqual([]);
+
+    const once = await runCli(['scheduler', '--once'], { ...sb.env, RETRAIN_SCHEDULE_CRON: '15 0 * * *' });
+    expect(once.code, once.stderr).toBe(0);
+    expect(once.stdout).toMatch(
+      /^daily schedule created: daily-retrain: cron "15 0 \* \* \*" UTC; next slot \S+T00:15:00\.000Z plans \d{8}/,
+    );
+    const list = await runCli(['scheduler', '--list', '--json'], sb.env);
+    const info = JSON.parse(list.stdout) as {
+      pattern: string;
+      next: number;
+      nextDate: string;
+      data: { symbols: string[] };
+    };
+    expect(info.pattern).toBe('15 0 * * *');
+    expect(new Date(info.next).toISOString()).toMatch(/T00:15:00\.000Z$/);
+    expect(info.nextDate).toBe(expectedDate(info.next));
+    expect(info.data.symbols).toEqual(['BTCUSDT', 'ETHUSDT']);
+  });
 });
