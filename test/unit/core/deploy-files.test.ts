@@ -88,7 +88,7 @@ describe('docker-compose.yml', () => {
       'src/storage/s3.ts',
       'src/compute/factory.ts',
     ]
-      .concat(['dashboards/auth.ts', 'src/telemetry/logger.ts', 'src/cli/dashboard.ts'])
+      .concat(['dashboards/auth.ts', 'src/cli/dashboard.ts', 'src/notify/index.ts'])
       .map((f) => readFileSync(join(REPO, f), 'utf8'))
       .join('\n');
     for (const [name, s] of appServices) {
