@@ -42,6 +42,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   const spend = new RunSpend(connection, config.queuePrefix);
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
+  promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
   const base = workerOptions(config);
   // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
   const notifier = processNotifier(config, logs);
@@ -87,6 +88,9 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     const client = vastClientFrom(config);
     maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
     trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
+    for (const q of [maintenanceQueue, trainQueue]) {
+      q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
+    }
     await scheduleMaintenance(maintenanceQueue, config);
     workers.push(
       new Worker(

@@ -25,22 +25,42 @@ export async function waitForRun(opts: {
   pollMs?: number;
   signal?: AbortSignal;
   onTick?: (ledger: Record<string, LedgerEntry>) => void;
+  /** Called once when Redis stops answering and once when it is back. */
+  onRedisOutage?: (down: boolean, err?: Error) => void;
+  /** Give up after Redis has been away this long (default 15 min). */
+  maxOutageMs?: number;
 }): Promise<RunOutcome> {
   const queue = new Queue(QUEUES.finalize, { connection: opts.redis, prefix: opts.config.queuePrefix });
+  queue.on('error', () => undefined); // outages are handled below
+  let downSince: number | undefined;
   try {
     for (;;) {
-      const ledger = await opts.ledger.get(opts.date);
-      opts.onTick?.(ledger);
-      const job = await queue.getJob(opts.finalizeJobId);
-      if (job) {
-        const state = await job.getState();
-        if (state === 'completed')
-          return {
-            state,
-            summary: job.returnvalue as EngineSummary,
-            ledger: await opts.ledger.get(opts.date),
-          };
-        if (state === 'failed') return { state, error: job.failedReason, ledger };
+      try {
+        const ledger = await opts.ledger.get(opts.date);
+        if (downSince !== undefined) {
+          downSince = undefined;
+          opts.onRedisOutage?.(false);
+        }
+        opts.onTick?.(ledger);
+        const job = await queue.getJob(opts.finalizeJobId);
+        if (job) {
+          const state = await job.getState();
+          if (state === 'completed')
+            return {
+              state,
+              summary: job.returnvalue as EngineSummary,
+              ledger: await opts.ledger.get(opts.date),
+            };
+          if (state === 'failed') return { state, error: job.failedReason, ledger };
+        }
+      } catch (err) {
+        // Redis restarting: the workers ride it out, and so does the wait.
+        if (downSince === undefined) {
+          downSince = Date.now();
+          opts.onRedisOutage?.(true, err as Error);
+        } else if (Date.now() - downSince > (opts.maxOutageMs ?? 15 * 60_000)) {
+          throw err;
+        }
       }
       if (opts.signal?.aborted) throw new Error('interrupted');
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));

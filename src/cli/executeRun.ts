@@ -140,6 +140,12 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
         date: result.date,
         signal: abort.signal,
         onTick: (l) => view.update(l),
+        onRedisOutage: (down, err) =>
+          process.stderr.write(
+            down
+              ? `\nRedis is not answering (${err?.message ?? 'unknown error'}); waiting for it to come back...\n`
+              : 'Redis is back.\n',
+          ),
       });
     } finally {
       view.stop();

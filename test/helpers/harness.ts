@@ -37,6 +37,7 @@ export async function sandbox(redisUrl: string, extraEnv: NodeJS.ProcessEnv = {}
   };
   delete env.RETRAIN_CONFIG;
   const redis = new Redis(redisUrl);
+  redis.on('error', () => undefined); // a Redis restarted by a chaos test comes back
   return {
     home,
     prefix,
