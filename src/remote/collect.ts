@@ -5,7 +5,8 @@ import { join, posix } from 'node:path';
 import { ChecksumError, OutputContractError, RetrainError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { parseSha256Txt, sha256File } from '../util/hash.js';
-import { checkName, SAFE_SEGMENT_RE } from './execUtil.js';
+import { shellQuote as q } from '../recipes/template.js';
+import { checkName, mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
 import type { Transport } from './transport.js';
 
 /** sha256.txt larger than this is refused as malformed. */
@@ -31,6 +32,20 @@ export async function collectOutputs(
 ): Promise<CollectedOutput[]> {
   const outDir = posix.join(workdir, 'out');
   const shaPath = posix.join(outDir, 'sha256.txt');
+  // Outputs are only read from the work dir's own out/: one the recipe replaced by a symlink would
+  // lead every read below somewhere else on the host.
+  const kind = await mustExec(
+    t,
+    `cd -- ${q(workdir)} && if [ -L out ]; then echo link; elif [ -d out ]; then echo dir; else echo none; fi`,
+    'inspect out/',
+  );
+  if (kind.stdout.trim() !== 'dir') {
+    throw new OutputContractError(
+      kind.stdout.trim() === 'link'
+        ? 'out/ was replaced by a symlink: outputs are only read from the work dir'
+        : 'out/ is missing: the recipe removed its output dir',
+    );
+  }
   const st = await t.stat(shaPath);
   if (!st || st.isDirectory) {
     throw new OutputContractError('out/sha256.txt is missing: the recipe did not finish successfully');

@@ -87,7 +87,7 @@ export async function probeRun(
     '[ -f train.log ] && echo "log=$(stat -c %s train.log 2>/dev/null || wc -c < train.log)"',
     ...partial.map(
       (n) =>
-        `f=out/${n}; [ -f "$f" ] && [ ! -L "$f" ] && echo "partial=$(stat -c %s -- "$f" 2>/dev/null || wc -c < "$f") ${n}"`,
+        `f=out/${n}; [ ! -L out ] && [ -f "$f" ] && [ ! -L "$f" ] && echo "partial=$(stat -c %s -- "$f" 2>/dev/null || wc -c < "$f") ${n}"`,
     ),
     'true',
   ].join('\n');

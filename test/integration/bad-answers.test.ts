@@ -6,13 +6,16 @@
  * ends with the right status and a clear reason, nothing half-done stored as a candidate or
  * promoted, and every rented instance destroyed.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
-import { FIXTURES, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { BIN, FIXTURES, REPO, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { s3ErrorXml, startS3Server } from '../helpers/s3server.js';
 import { startSshd } from '../helpers/sshd.js';
 
 type Sshd = Awaited<ReturnType<typeof startSshd>>;
@@ -363,6 +366,199 @@ describe('bad answers from the Vast API', () => {
   }, 120_000);
 });
 
+describe('a recipe reaching outside its work dir', () => {
+  it('outputs are only read from out/: symlinks and ../ names in sha256.txt are never followed, fetched or stored', async () => {
+    await setUp();
+    const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'];
+    const r = await vastRun(symbols, recipe('escape'), ['--promote', 'auto', '--max-concurrent', '2']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const l = ledger();
+    // Symlinked optional outputs are left out (sha256.txt lists regular files only); the rest is fine.
+    expect(l.BTCUSDT).toMatchObject({ status: 'success', decision: 'promote' });
+    const btc = join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`);
+    expect(readdirSync(btc)).not.toContain('features.json');
+    expect(readdirSync(btc)).not.toContain('notes.txt');
+    expect(readFileSync(join(btc, 'sha256.txt'), 'utf8')).not.toMatch(/features\.json|notes\.txt/);
+    // A required output that is a symlink is a missing output.
+    expect(l.ETHUSDT).toMatchObject({ status: 'failed', reason: 'bad_output', attempts: 1 });
+    expect(l.ETHUSDT!.error!.message).toMatch(/required output model\.bin is missing/);
+    // A sha256.txt naming a file outside out/ is refused as a whole.
+    expect(l.SOLUSDT).toMatchObject({ status: 'failed', reason: 'bad_output', attempts: 1 });
+    expect(l.SOLUSDT!.error!.message).toMatch(
+      /sha256\.txt lists an unsafe name "\.\.\/outside-SOLUSDT\.txt"/,
+    );
+    // An out/ replaced by a symlink to a directory elsewhere is refused, and nothing is read from it.
+    expect(l.XRPUSDT).toMatchObject({ status: 'failed', reason: 'bad_output', attempts: 1 });
+    expect(l.XRPUSDT!.error!.message).toMatch(/out\/ was replaced by a symlink/);
+    const elsewhere = join(sb.home, 'remote/XRPUSDT/elsewhere-XRPUSDT');
+    expect(existsSync(join(elsewhere, 'features.json'))).toBe(true);
+    expect(existsSync(join(elsewhere, 'sha256.txt')), 'the runner wrote outside the work dir').toBe(false);
+    for (const s of ['ETHUSDT', 'SOLUSDT', 'XRPUSDT']) expectNothingPromoted(s);
+    // Nothing from outside any work dir reached the store.
+    for (const file of listFiles(join(sb.home, 'store'))) {
+      const text = readFileSync(file, 'utf8');
+      expect(text, file).not.toContain('OUTSIDE-CANARY');
+      expect(text, file).not.toContain('root:x:0:0');
+    }
+    expectNothingLeftRented();
+  }, 240_000);
+});
+
+describe('a store answering 403', () => {
+  it('wrong credentials stop the run before renting; a write refused mid-run fails the symbol with reason store, naming the key and never the secret', async () => {
+    await setUp();
+    const s3 = await startS3Server();
+    closers.push(() => s3.stop());
+    const bucket = await s3.createBucket();
+    const target = new URL(s3.endpoint);
+    // A stand-in in front of the S3 server: `deny` decides which requests get S3's 403.
+    let deny: (method: string, path: string) => boolean = () => false;
+    const server = createServer((req, res) => {
+      const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
+      if (deny(req.method ?? 'GET', path)) {
+        req.resume();
+        res.writeHead(403, { 'Content-Type': 'application/xml' });
+        res.end(req.method === 'HEAD' ? undefined : s3ErrorXml('AccessDenied', 'Access Denied'));
+        return;
+      }
+      const up = httpRequest(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    closers.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+    const secret = `s3-secret-${Date.now()}-do-not-print`;
+    Object.assign(sb.env, {
+      RETRAIN_STORE: 's3',
+      S3_BUCKET: bucket,
+      S3_ENDPOINT: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+      S3_REGION: s3.region,
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'AKIARETRAINBADANSWERS',
+      S3_SECRET_ACCESS_KEY: secret,
+    });
+    const redisLedger = async (): Promise<Record<string, Entry>> => {
+      const raw = await sb.redis.hgetall(`${sb.prefix}:ledger:${DATE}`);
+      return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v) as Entry]));
+    };
+
+    // Credentials the bucket refuses: every request is a 403.
+    deny = () => true;
+    const bad = await vastRun(['BTCUSDT'], FAKE);
+    expect(bad.code).not.toBe(0);
+    const lines = bad.stderr.trim().split('\n');
+    expect(lines, bad.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`access denied.*s3://${bucket}/|s3://${bucket}/.*access denied`));
+    expect(bad.stdout + bad.stderr).not.toContain(secret);
+    expect(sim.state().rented).toEqual([]);
+
+    // A bucket policy that lets the run read its data but refuses writes under ml-artifacts/.
+    deny = (method, path) => ['PUT', 'POST'].includes(method) && path.startsWith(`/${bucket}/ml-artifacts/`);
+    const r = await vastRun(['BTCUSDT'], FAKE, ['--promote', 'auto', '--retries', '2']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const e = (await redisLedger()).BTCUSDT!;
+    // A 403 is not retried: another attempt would be refused the same way.
+    expect(e).toMatchObject({ status: 'failed', reason: 'store', attempts: 1 });
+    expect(e.error!.message).toMatch(
+      new RegExp(`access denied.*s3://${bucket}/ml-artifacts/train__BTCUSDT__${DATE}/`),
+    );
+    expect(JSON.stringify(e)).not.toContain(secret);
+    const everything = [r.stdout, r.stderr, ...listFiles(sb.home).map((f) => readFileSync(f, 'latin1'))];
+    for (const text of everything) expect(text).not.toContain(secret);
+    // Nothing of it is a candidate or in production, and its instance is gone.
+    const keys: string[] = [];
+    for await (const k of listBucket(s3.client, bucket)) keys.push(k);
+    expect(keys.filter((k) => k.startsWith('models/'))).toEqual([]);
+    expect(keys.filter((k) => k.startsWith('ml-artifacts/'))).toEqual([]);
+    expect(sim.state().rented).toHaveLength(1);
+    expectNothingLeftRented();
+  }, 240_000);
+});
+
+describe('a training log of a gigabyte with a 10 MB line', () => {
+  it('is followed to its end with bounded memory: the run succeeds, progress after the giant line is seen, the job log stays capped', async () => {
+    await setUp();
+    const MB = 1024;
+    const jobId = `train__BTCUSDT__${DATE}`;
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        '--driver',
+        'vast',
+        '--symbols',
+        'BTCUSDT',
+        '--date',
+        DATE,
+        '--ensure-features',
+        '--recipe',
+        recipe('loud'),
+        '--var',
+        `mb=${MB}`,
+        '--var',
+        'line_mb=10',
+        '--retries',
+        '0',
+      ],
+      { env: sb.env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // The run's worker lives in this process: sample its resident memory (peak, as the kernel
+    // keeps it) and the job's progress until it exits.
+    let peakKb = 0;
+    let maxStep = 0;
+    let done = false;
+    void exited.then(() => (done = true));
+    try {
+      while (!done) {
+        try {
+          const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+          peakKb = Math.max(peakKb, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0));
+        } catch {
+          /* exiting */
+        }
+        const progress = await sb.redis.hget(`${sb.prefix}:train:${jobId}`, 'progress');
+        const step = progress ? (JSON.parse(progress) as { step?: number }).step : undefined;
+        if (step) maxStep = Math.max(maxStep, step);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await exited, out).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(ledger().BTCUSDT).toMatchObject({ status: 'success', attempts: 1 });
+
+    const remoteLog = findFiles(join(sb.home, 'remote'), 'train.log')[0]!;
+    const remoteBytes = statSync(remoteLog).size;
+    expect(remoteBytes).toBeGreaterThan(MB * 1024 * 1024 + 10 * 1024 * 1024);
+    // Memory stayed flat, far below the log's size: the CLI with its worker peaks at ~220 MB with
+    // a 10 MB log and ~260 MB with this one.
+    expect(peakKb * 1024, `peak RSS ${Math.round(peakKb / 1024)} MB`).toBeLessThan(400 * 1024 * 1024);
+    // The progress line right after the 10 MB line was read (the scanner recovered from it).
+    expect(maxStep).toBeGreaterThanOrEqual(2);
+    // The symbol's training.log is the whole log, streamed to disk rather than held in memory.
+    const local = join(sb.home, 'logs', `${DATE}Z`, 'BTCUSDT', 'training.log');
+    expect(statSync(local).size).toBe(remoteBytes);
+    // The BullMQ job log is capped (retention.keepLogs), each line at 2000 characters.
+    const logKey = `${sb.prefix}:train:${jobId}:logs`;
+    const lines = await sb.redis.lrange(logKey, 0, -1);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(500);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(2000);
+    expectNothingLeftRented();
+  }, 400_000);
+});
+
 async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
@@ -396,4 +592,24 @@ function findFiles(dir: string, name: string): string[] {
     else if (e.name === name) out.push(p);
   }
   return out;
+}
+
+function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+async function* listBucket(client: S3Client, bucket: string): AsyncGenerator<string> {
+  let token: string | undefined;
+  do {
+    const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of res.Contents ?? []) yield o.Key!;
+    token = res.IsTruncated ? res.NextContinuationToken : undefined;
+  } while (token);
 }

@@ -56,7 +56,13 @@ retrain_reap() {
 }
 
 # Writes RETRAIN_OUT/sha256.txt: one sha256sum line per regular (non-symlink) file, sorted by name.
+# An out dir the recipe removed or replaced by a symlink gets nothing (never a write outside the
+# work dir); the collector then refuses it.
 retrain_checksums() {
+  if [ -L "$RETRAIN_OUT" ] || [ ! -d "$RETRAIN_OUT" ]; then
+    printf '[retrain] out/ is not a directory of the work dir (removed or a symlink): no sha256.txt\n' >>train.log
+    return 0
+  fi
   (
     cd -- "$RETRAIN_OUT" || exit 1
     LC_ALL=C
