@@ -126,6 +126,7 @@ function fromEnv(env: Env): Loose {
   set(['train', 'driver'], env.RETRAIN_DRIVER);
   set(['train', 'backoffMs'], num(env, 'RETRAIN_BACKOFF_MS'));
   set(['train', 'pollMs'], num(env, 'RETRAIN_POLL_MS'));
+  set(['train', 'workerConcurrency'], num(env, 'RETRAIN_WORKER_CONCURRENCY'));
   set(['promotion', 'mode'], env.RETRAIN_PROMOTE);
   if (env.RUN_MODE === 'canary') set(['promotion', 'canary'], true);
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));

@@ -32,8 +32,19 @@ describe('modes: the cap holds across two worker processes', () => {
   let workers: WorkerProc[] = [];
   beforeEach(async () => {
     sb = await sandbox(inject('redisUrl'));
-    workers = [startWorker(sb.env), startWorker(sb.env)];
   });
+  /**
+   * Two worker processes, each taking at most half the cap: reaching the cap then needs both, so the
+   * cap is shown to hold across processes, not within one.
+   */
+  async function startTwo(cap: number) {
+    const env = { ...sb.env, RETRAIN_WORKER_CONCURRENCY: String(Math.max(1, Math.ceil(cap / 2))) };
+    workers = [startWorker(env), startWorker(env)];
+    const end = Date.now() + 30_000;
+    while (!workers.every((w) => w.output().includes('"event":"worker_started"')) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   afterEach(async () => {
     await Promise.all(workers.map((w) => w.stop()));
     await sb.cleanup();
@@ -51,6 +62,7 @@ describe('modes: the cap holds across two worker processes', () => {
   ];
   for (const c of cases) {
     it(`${c.mode}: at most ${c.cap} at once, and the cap is reached`, async () => {
+      await startTwo(c.cap);
       const events = join(sb.home, 'events.txt');
       const r = await runCli(
         [
