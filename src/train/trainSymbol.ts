@@ -545,6 +545,15 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       // A failed attempt must leave no training behind (a timeout has already killed it).
       await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
     }
+    if (!cancelled && lease && facts.workdir && reached(state, 'EXECUTING')) {
+      // A failure must be diagnosable from the store alone: keep the attempt's log and partials.
+      await keepFailedAttempt(lease, facts.workdir).catch((e) =>
+        log.warn(
+          { event: 'attempt.logs_not_kept', err: asRetrainError(e).message },
+          `${spec.symbol} could not store the failed attempt's log`,
+        ),
+      );
+    }
     if (runCancelled && !(err instanceof RunCancelledError)) {
       throw new RunCancelledError(`${spec.symbol}: run ${job.data.runId} was cancelled; training stopped`, {
         cause: err,
@@ -566,6 +575,39 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       );
     }
     if (lease) await lease.transport.close().catch(() => undefined);
+  }
+
+  /**
+   * Copies a failed attempt's train.log and whatever partial outputs exist to
+   * `ml-artifacts/<jobId>/attempts/<n>/` (best effort; bounded in time by the transport's own limits).
+   */
+  async function keepFailedAttempt(held: Lease, workdir: string): Promise<void> {
+    const dir = join(stagingDir, 'failed');
+    await mkdir(dir, { recursive: true });
+    const names = ['train.log', ...(recipe.def.partial ?? []).map((n) => `out/${n}`)];
+    const kept: string[] = [];
+    for (const rel of names) {
+      const remote = `${workdir}/${rel}`;
+      const st = await held.transport.stat(remote).catch(() => null);
+      if (!st || st.isDirectory) continue;
+      const local = join(dir, rel.replace('/', '_'));
+      await held.transport.getFile(remote, local);
+      await store.putFile(
+        keys.artifact(spec.jobId, `attempts/${job.attempt}/${rel.split('/').pop()}`),
+        local,
+      );
+      kept.push(rel);
+    }
+    if (kept.length) {
+      log.info(
+        {
+          event: 'attempt.logs_kept',
+          files: kept,
+          prefix: `${keys.artifactsPrefix(spec.jobId)}attempts/${job.attempt}/`,
+        },
+        `${spec.symbol} failed attempt ${job.attempt}: ${kept.join(', ')} kept in the store`,
+      );
+    }
   }
 
   /** The result of an attempt whose artifacts are already in the store. */

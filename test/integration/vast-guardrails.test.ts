@@ -136,6 +136,18 @@ describe('driver vast under trouble', () => {
     expect(sim.state().rented).toHaveLength(2);
     expectNothingLeftRented();
     expect(processesWith(marker)).toEqual([]);
+    // Each failed attempt left its log in the store, so the failure can be read from there alone.
+    for (const n of [1, 2]) {
+      const kept = join(
+        sb.home,
+        'store/ml-artifacts',
+        `train__BTCUSDT__${DATE}`,
+        'attempts',
+        String(n),
+        'train.log',
+      );
+      expect(readFileSync(kept, 'utf8')).toContain(`--marker '${marker}'`);
+    }
   }, 120_000);
 
   it('--budget-usd: once the run has spent it, remaining symbols fail with reason budget and nothing more is rented', async () => {
