@@ -20,6 +20,7 @@ import {
 import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
+import { shellQuote } from '../recipes/template.js';
 import { secretEnv } from '../recipes/secrets.js';
 import { buildRunScript } from '../remote/runScript.js';
 import { packFiles } from '../remote/pack.js';
@@ -585,11 +586,17 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     const dir = join(stagingDir, 'failed');
     await mkdir(dir, { recursive: true });
     const names = ['train.log', ...(recipe.def.partial ?? []).map((n) => `out/${n}`)];
+    // Regular files only, never through a symlink (a recipe may plant one pointing anywhere).
+    const probe = await held.transport.exec(
+      `cd -- ${shellQuote(workdir)} && for f in ${names.map(shellQuote).join(' ')}; do ` +
+        `d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
+        `[ -f "$f" ] && [ ! -L "$f" ] && printf '%s\\n' "$f"; done; true`,
+      { timeoutMs: 30_000 },
+    );
+    const present = new Set(probe.stdout.split('\n').filter(Boolean));
     const kept: string[] = [];
-    for (const rel of names) {
+    for (const rel of names.filter((n) => present.has(n))) {
       const remote = `${workdir}/${rel}`;
-      const st = await held.transport.stat(remote).catch(() => null);
-      if (!st || st.isDirectory) continue;
       const local = join(dir, rel.replace('/', '_'));
       await held.transport.getFile(remote, local);
       await store.putFile(

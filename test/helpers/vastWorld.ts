@@ -23,9 +23,10 @@ export interface VastWorld {
 
 export async function startVastWorld(
   redisUrl: string,
+  /** `env` overrides the world's defaults; `sim` the simulator's options. */
   opts: { env?: NodeJS.ProcessEnv; sim?: Partial<VastSimOptions> } = {},
 ): Promise<VastWorld> {
-  const sb = await sandbox(redisUrl, opts.env ?? {});
+  const sb = await sandbox(redisUrl);
   const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
   const sshd = await startSshd({ authorizedKeys: [key.publicKey] });
   const sim = await startVastSim({
@@ -45,6 +46,7 @@ export async function startVastWorld(
     RETRAIN_SSH_USER: sshd.user,
     RETRAIN_BOOT_DEADLINE_SEC: '20',
     RETRAIN_VAST_RETRY_MS: '100',
+    ...opts.env,
   });
   return {
     sb,

@@ -12,50 +12,33 @@ import { createServer, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
-import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
-import { BIN, FIXTURES, REPO, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
+import { BIN, FIXTURES, REPO, runCli, type Sandbox } from '../helpers/harness.js';
 import { s3ErrorXml, startS3Server } from '../helpers/s3server.js';
-import { startSshd } from '../helpers/sshd.js';
+import { findFiles, processesWith, startVastWorld, type VastWorld } from '../helpers/vastWorld.js';
 
-type Sshd = Awaited<ReturnType<typeof startSshd>>;
 const DATE = '20260112';
 const API_KEY = 'sim-account-key-bad-answers';
 const recipe = (name: string) => join(FIXTURES, 'recipes', name);
 const FAKE = recipe('fake');
 
 let sb: Sandbox;
-let sshd: Sshd;
+let world: VastWorld | undefined;
 let sim: VastSim;
 const closers: (() => Promise<void>)[] = [];
 
 async function setUp(simOpts: Partial<VastSimOptions> = {}) {
-  sb = await sandbox(inject('redisUrl'));
-  const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
-  sshd = await startSshd({ authorizedKeys: [key.publicKey] });
-  sim = await startVastSim({
-    apiKey: API_KEY,
-    offers: defaultOffers(),
-    sshEndpoint: { host: sshd.host, port: sshd.port },
-    bootDelayMs: 300,
-    seed: 12,
-    ...simOpts,
+  world = await startVastWorld(inject('redisUrl'), {
+    env: { VAST_API_KEY: API_KEY, RETRAIN_BOOT_DEADLINE_SEC: '10', RETRAIN_VAST_RETRY_MS: '40' },
+    sim: { apiKey: API_KEY, seed: 12, ...simOpts },
   });
-  Object.assign(sb.env, {
-    VAST_API_URL: sim.url,
-    VAST_API_KEY: API_KEY,
-    RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
-    RETRAIN_SSH_USER: sshd.user,
-    RETRAIN_BOOT_DEADLINE_SEC: '10',
-    RETRAIN_VAST_RETRY_MS: '40',
-  });
+  ({ sb, sim } = world);
 }
 
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
-  await sim?.close();
-  await sshd?.stop();
-  await sb?.cleanup();
+  await world?.close();
+  world = undefined;
 });
 
 function vastRun(symbols: string[], recipeDir: string, extra: string[] = []) {
@@ -567,33 +550,6 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
     if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** Live processes whose command line contains `word`, the CLI itself left out. */
-function processesWith(word: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (cmd.includes(word) && !cmd.includes('retrain.mjs') && !/\) Z /.test(stat)) pids.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
-
-function findFiles(dir: string, name: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...findFiles(p, name));
-    else if (e.name === name) out.push(p);
-  }
-  return out;
 }
 
 function listFiles(dir: string): string[] {

@@ -3,50 +3,35 @@
  * faults injected, instances backed by a real sshd on loopback, the real Redis.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
-import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
-import { BIN, fakeRecipe, REPO, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
-import { startSshd } from '../helpers/sshd.js';
+import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
+import { BIN, fakeRecipe, REPO, runCli, type Sandbox } from '../helpers/harness.js';
+import type { SshdHandle } from '../helpers/sshd.js';
+import { findFiles, processesWith, startVastWorld, type VastWorld } from '../helpers/vastWorld.js';
 
-type Sshd = Awaited<ReturnType<typeof startSshd>>;
 const DATE = '20260111';
 const API_KEY = 'sim-account-key-guardrails';
 /** The cheapest offer that meets the default constraints lives on this machine. */
 const CHEAPEST_MACHINE = 31001;
 
 let sb: Sandbox;
-let sshd: Sshd;
+let sshd: SshdHandle;
+let world: VastWorld | undefined;
 let sim: VastSim;
 
 async function setUp(simOpts: Partial<VastSimOptions> = {}) {
-  sb = await sandbox(inject('redisUrl'));
-  const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
-  sshd = await startSshd({ authorizedKeys: [key.publicKey] });
-  sim = await startVastSim({
-    apiKey: API_KEY,
-    offers: defaultOffers(),
-    sshEndpoint: { host: sshd.host, port: sshd.port },
-    bootDelayMs: 300,
-    seed: 11,
-    ...simOpts,
+  world = await startVastWorld(inject('redisUrl'), {
+    env: { VAST_API_KEY: API_KEY, RETRAIN_BOOT_DEADLINE_SEC: '5', RETRAIN_VAST_RETRY_MS: '40' },
+    sim: { apiKey: API_KEY, seed: 11, ...simOpts },
   });
-  Object.assign(sb.env, {
-    VAST_API_URL: sim.url,
-    VAST_API_KEY: API_KEY,
-    RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
-    RETRAIN_SSH_USER: sshd.user,
-    RETRAIN_BOOT_DEADLINE_SEC: '5',
-    RETRAIN_VAST_RETRY_MS: '40',
-  });
+  ({ sb, sshd, sim } = world);
 }
 
 afterEach(async () => {
-  await sim?.close();
-  await sshd?.stop();
-  await sb?.cleanup();
+  await world?.close();
+  world = undefined;
 });
 
 function vastRun(symbols: string[], extra: string[]) {
@@ -75,23 +60,6 @@ function ledger(): Record<string, Record<string, unknown>> {
 
 function summary(): Record<string, unknown> & { costs: Record<string, unknown> } {
   return JSON.parse(readFileSync(join(sb.home, 'store/summary', `${DATE}Z`, 'engine_summary.json'), 'utf8'));
-}
-
-/** Live training processes whose command line contains `word` (the sshd "host" is this machine). */
-function processesWith(word: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      // Not the CLI itself, whose own command line carries the word as a --var.
-      if (cmd.includes(word) && !cmd.includes('retrain.mjs') && !/\) Z /.test(stat)) pids.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
 }
 
 function expectNothingLeftRented() {
@@ -334,15 +302,4 @@ async function waitForRemoteLog(root: string, needle: string, timeoutMs: number)
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no remote train.log with ${JSON.stringify(needle)} after ${timeoutMs} ms`);
-}
-
-function findFiles(dir: string, name: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...findFiles(p, name));
-    else if (e.name === name) out.push(p);
-  }
-  return out;
 }
