@@ -2,7 +2,7 @@
  * Bringing a run's outputs back, verified against the sha256.txt the run wrote.
  */
 import { join, posix } from 'node:path';
-import { ChecksumError, OutputContractError, RetrainError } from '../errors.js';
+import { ChecksumError, OutputContractError, RetrainError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { parseSha256Txt, sha256File } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
@@ -84,4 +84,22 @@ export async function collectOutputs(
     out.push({ name, sha256, bytes });
   }
   return out;
+}
+
+/**
+ * Which of `rels` (paths relative to the work dir) are regular files reached without any symlink
+ * (the file itself and its parent dir inside the work dir are checked). A recipe may plant a link
+ * pointing anywhere on the host; nothing is ever read through one.
+ */
+export async function regularFiles(t: Transport, workdir: string, rels: string[]): Promise<string[]> {
+  if (rels.length === 0) return [];
+  const r = await t.exec(
+    `cd -- ${q(workdir)} && for f in ${rels.map(q).join(' ')}; do ` +
+      `d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
+      `[ -f "$f" ] && [ ! -L "$f" ] && printf '%s\\n' "$f"; done; true`,
+    { timeoutMs: 30_000 },
+  );
+  if (r.code !== 0) throw new TransportError(`cannot list outputs in ${workdir}: exit ${r.code}`);
+  const found = new Set(r.stdout.split('\n').filter(Boolean));
+  return rels.filter((rel) => found.has(rel));
 }

@@ -20,9 +20,9 @@ import {
 import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
-import { shellQuote } from '../recipes/template.js';
 import { secretEnv } from '../recipes/secrets.js';
 import { buildRunScript } from '../remote/runScript.js';
+import { regularFiles } from '../remote/collect.js';
 import { packFiles } from '../remote/pack.js';
 import {
   collectOutputs,
@@ -447,6 +447,9 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       const endedAt = now();
       const startedAt = facts.executingSince ? new Date(facts.executingSince) : endedAt;
       const trainMinutes = (endedAt.getTime() - startedAt.getTime()) / 60_000;
+      if ((await regularFiles(t, workdir, ['train.log'])).length === 0) {
+        throw new OutputContractError(`${spec.symbol}: train.log is missing or not a regular file`);
+      }
       await t.getFile(`${workdir}/train.log`, join(outDir, 'train.log'));
       await writeFile(join(outDir, 'job.json'), stableStringify(spec, 2) + '\n');
       await writeFile(join(outDir, 'costs.json'), JSON.stringify(spec.costs, null, 2) + '\n');
@@ -586,14 +589,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     const dir = join(stagingDir, 'failed');
     await mkdir(dir, { recursive: true });
     const names = ['train.log', ...(recipe.def.partial ?? []).map((n) => `out/${n}`)];
-    // Regular files only, never through a symlink (a recipe may plant one pointing anywhere).
-    const probe = await held.transport.exec(
-      `cd -- ${shellQuote(workdir)} && for f in ${names.map(shellQuote).join(' ')}; do ` +
-        `d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
-        `[ -f "$f" ] && [ ! -L "$f" ] && printf '%s\\n' "$f"; done; true`,
-      { timeoutMs: 30_000 },
-    );
-    const present = new Set(probe.stdout.split('\n').filter(Boolean));
+    const present = new Set(await regularFiles(held.transport, workdir, names));
     const kept: string[] = [];
     for (const rel of names.filter((n) => present.has(n))) {
       const remote = `${workdir}/${rel}`;
