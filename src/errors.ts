@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'cancelled'
   | 'budget'
   | 'host_lost'
+  | 'hung'
   | 'internal';
 
 export interface RetrainErrorOptions {
@@ -132,6 +133,13 @@ export class ConnectionLostError extends TransportError {
 export class HostLostError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {
     super('host_lost', message, { ...opts, retryable: true });
+  }
+}
+
+/** The training is alive but gave no sign of work for heartbeatStaleMin: killed. Retryable. */
+export class HungError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('hung', message, { ...opts, retryable: true });
   }
 }
 

@@ -25,6 +25,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       retries: 2,
       backoffMs: 30_000,
       workerConcurrency: 32,
+      heartbeatStaleMin: 5,
       pollMs: 1000,
     },
     promotion: { mode: 'off', canary: false, maxDrawdownTolerance: 1.1 },
@@ -127,6 +128,7 @@ function fromEnv(env: Env): Loose {
   set(['train', 'backoffMs'], num(env, 'RETRAIN_BACKOFF_MS'));
   set(['train', 'pollMs'], num(env, 'RETRAIN_POLL_MS'));
   set(['train', 'workerConcurrency'], num(env, 'RETRAIN_WORKER_CONCURRENCY'));
+  set(['train', 'heartbeatStaleMin'], num(env, 'RETRAIN_HEARTBEAT_STALE_MIN'));
   set(['promotion', 'mode'], env.RETRAIN_PROMOTE);
   if (env.RUN_MODE === 'canary') set(['promotion', 'canary'], true);
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));

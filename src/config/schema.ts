@@ -71,6 +71,11 @@ export const ConfigSchema = z
         backoffMs: z.number().int().min(0),
         /** Jobs one worker process can hold at once (the global cap still applies). */
         workerConcurrency: z.number().int().min(1).max(1000),
+        /**
+         * A training with no new log line, no progress and no touch of RETRAIN_HEARTBEAT_FILE for
+         * this long is taken for hung: killed, and the attempt retried.
+         */
+        heartbeatStaleMin: z.number().positive(),
         pollMs: z.number().int().min(50).max(60_000),
       })
       .strict(),

@@ -27,6 +27,9 @@ export interface RunContext {
   jobId: string;
 }
 
+/** The file a recipe may touch to say it is alive though silent (RETRAIN_HEARTBEAT_FILE). */
+export const RECIPE_HEARTBEAT = 'recipe.heartbeat';
+
 /** Seconds between heartbeat writes. */
 export const HEARTBEAT_INTERVAL_SEC = 5;
 /** Seconds `timeout` waits after SIGTERM before SIGKILL for a step over its timeoutSec. */
@@ -109,6 +112,8 @@ export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
     `RETRAIN_HB_SEC=${HEARTBEAT_INTERVAL_SEC}`,
     `RETRAIN_KILL_AFTER_SEC=${STEP_KILL_AFTER_SEC}`,
     'retrain_env() {',
+    // Touched by a recipe that is working but quiet, so it is not taken for hung (heartbeatStaleMin).
+    `  export RETRAIN_HEARTBEAT_FILE=${shellQuote(posix.join(ctx.workdir, RECIPE_HEARTBEAT))}`,
     ...exports,
     '  :',
     '}',

@@ -11,6 +11,7 @@ import {
   RunCancelledError,
   ConnectionLostError,
   HostLostError,
+  HungError,
   OutputContractError,
   RecipeError,
   TimeoutError,
@@ -21,7 +22,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
 import { secretEnv } from '../recipes/secrets.js';
-import { buildRunScript } from '../remote/runScript.js';
+import { buildRunScript, RECIPE_HEARTBEAT } from '../remote/runScript.js';
 import { regularFiles } from '../remote/collect.js';
 import { packFiles } from '../remote/pack.js';
 import {
@@ -354,7 +355,30 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
           }, config.vast.healthCheckSec * 1000)
         : undefined;
       healthTimer?.unref();
-      const followSignal = AbortSignal.any([signal, hostLost.signal]);
+      // A training that is alive but shows no sign of work (no log, no progress, no touch of its
+      // heartbeat file) for heartbeatStaleMin is hung: stop following, and the catch kills it.
+      const hung = new AbortController();
+      let lastActivity = Date.now();
+      let lastBeat: number | undefined;
+      const staleMs = config.train.heartbeatStaleMin * 60_000;
+      const beatPath = `${workdir}/${RECIPE_HEARTBEAT}`;
+      const staleTimer = setInterval(
+        () => {
+          t.stat(beatPath).then(
+            (st) => {
+              if (st && st.mtimeMs !== lastBeat) {
+                if (lastBeat !== undefined) lastActivity = Date.now();
+                lastBeat = st.mtimeMs;
+              }
+              if (Date.now() - lastActivity > staleMs) hung.abort();
+            },
+            () => undefined,
+          );
+        },
+        Math.min(30_000, Math.max(250, staleMs / 4)),
+      );
+      staleTimer.unref();
+      const followSignal = AbortSignal.any([signal, hostLost.signal, hung.signal]);
       try {
         while (!followed) {
           const offsetBefore = facts.logOffset ?? 0;
@@ -375,8 +399,12 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
                   await saveFacts({ logOffset: newOffset });
                 }
                 facts.logOffset = newOffset;
+                lastActivity = Date.now();
               },
-              onProgress: (p) => void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined),
+              onProgress: (p) => {
+                lastActivity = Date.now();
+                void job.progress({ state: 'EXECUTING', ...p }).catch(() => undefined);
+              },
               partial: (recipe.def.partial ?? []).filter((n) => !partialSaved.has(n)),
               onPartial: async (name) => {
                 const local = join(stagingDir, 'partial', name);
@@ -393,6 +421,16 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
             });
             followed = res;
           } catch (err) {
+            if (hung.signal.aborted && !signal.aborted) {
+              log.warn(
+                { event: 'training.hung', staleMin: config.train.heartbeatStaleMin },
+                `${spec.symbol}: no log, progress or heartbeat for ${config.train.heartbeatStaleMin} min; killing it`,
+              );
+              throw new HungError(
+                `${spec.symbol}: training gave no sign of work for ${config.train.heartbeatStaleMin} min (hung); killed`,
+                { cause: err },
+              );
+            }
             if (hostLost.signal.aborted && !signal.aborted) {
               throw new HostLostError(
                 `${spec.symbol}: ${lease.info.driver} host ${lease.info.id} died during training`,
@@ -411,6 +449,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         }
       } finally {
         if (healthTimer) clearInterval(healthTimer);
+        clearInterval(staleTimer);
       }
       const { exitCode, logOffset } = followed;
       await saveFacts({ logOffset });
