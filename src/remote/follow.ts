@@ -10,6 +10,12 @@ import type { Transport } from './transport.js';
 
 /** Largest single readRange while tailing train.log. */
 export const LOG_CHUNK_BYTES = 256 * 1024;
+/**
+ * The first wait between polls; each next one doubles up to `pollMs`. A run that ends within
+ * moments of its start (a quick recipe, a reattach to a finished run) is seen at once instead of a
+ * whole `pollMs` later, and a run of hours costs a handful of extra polls.
+ */
+export const FIRST_POLL_MS = 25;
 
 export interface FollowOptions {
   pid: number;
@@ -18,14 +24,14 @@ export interface FollowOptions {
   /** For the timeout message only: the limit the deadline stands for. */
   timeLimitMs?: number;
   signal?: AbortSignal;
-  /** Default 1000. */
+  /** Default 1000. The first polls come sooner (FIRST_POLL_MS, doubling up to this). */
   pollMs?: number;
   /** Byte offset in train.log already seen (resume after a reattach). */
   logOffset?: number;
   /** `raw` holds the exact bytes read (`text` is their UTF-8 decoding). */
   onLog?: (text: string, newOffset: number, raw: Buffer) => Promise<void> | void;
   onProgress?: (p: Progress) => void;
-  /** Output names to report as soon as they exist with a size stable across two polls. */
+  /** Output names to report once they exist with a size that stayed the same for `pollMs`. */
   partial?: string[];
   /** Called once per partial file; an error it throws ends the follow. */
   onPartial?: (name: string) => Promise<void>;
@@ -51,9 +57,11 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
   const pollMs = opts.pollMs ?? 1000;
   const logPath = posix.join(workdir, 'train.log');
   const scanner = new LogScanner();
-  const partialSeen = new Map<string, number>();
+  /** Size of each partial output and since when it has had that size. */
+  const partialSeen = new Map<string, { size: number; since: number }>();
   const partialDone = new Set<string>();
   let offset = opts.logOffset ?? 0;
+  let polls = 0;
 
   const checkAbort = () => {
     if (opts.signal?.aborted) throw new CancelledError('stopped following the training run');
@@ -88,10 +96,12 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
 
     for (const [name, size] of probe.partialSizes) {
       if (partialDone.has(name)) continue;
-      if (partialSeen.get(name) === size) {
+      const seen = partialSeen.get(name);
+      if (seen?.size !== size) partialSeen.set(name, { size, since: Date.now() });
+      else if (Date.now() - seen.since >= pollMs) {
         partialDone.add(name);
         await opts.onPartial?.(name);
-      } else partialSeen.set(name, size);
+      }
     }
 
     if (probe.exitCode !== undefined) {
@@ -118,7 +128,7 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
       });
     }
     try {
-      await sleep(pollMs, undefined, { signal: opts.signal });
+      await sleep(Math.min(pollMs, FIRST_POLL_MS * 2 ** polls++), undefined, { signal: opts.signal });
     } catch {
       checkAbort();
     }

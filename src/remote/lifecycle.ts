@@ -32,10 +32,11 @@ export async function startDetached(
     `[ -f run.sh ] || { echo 'error norun'; exit 0; }`,
     'rm -f -- pid pid.tmp heartbeat',
     'setsid bash run.sh 9>&- </dev/null >/dev/null 2>&1 &',
+    // run.sh writes its pid first thing: look every 10 ms at first, then every 100 ms (10 s in all).
     'i=0',
-    'while [ "$i" -lt 100 ]; do',
+    'while [ "$i" -lt 120 ]; do',
     '  if [ -s pid ]; then IFS= read -r pid < pid; echo "started $pid"; exit 0; fi',
-    '  sleep 0.1; i=$((i + 1))',
+    '  if [ "$i" -lt 20 ]; then sleep 0.01; else sleep 0.1; fi; i=$((i + 1))',
     'done',
     "echo 'error nopid'",
   ].join('\n');
