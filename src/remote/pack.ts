@@ -12,6 +12,9 @@ import tar from 'tar-stream';
 import { InputError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
 
+/** Bytes per read of an input: large reads keep packing a big dataset close to disk speed. */
+const READ_CHUNK = 1024 * 1024;
+
 /** A relative path of plain segments (no `..`, no leading dot or slash). */
 const ENTRY_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9_][A-Za-z0-9._-]{0,127})*$/;
 
@@ -79,7 +82,7 @@ export async function packFiles(
           },
           (err) => (err ? reject(err) : resolve()),
         );
-        const src = createReadStream(f.path);
+        const src = createReadStream(f.path, { highWaterMark: READ_CHUNK });
         src.once('error', (err) => {
           entry.destroy(err);
           reject(err);

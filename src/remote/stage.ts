@@ -1,7 +1,7 @@
 /**
  * Staging a work dir on the host: inputs/, recipe/, out/ and run.sh, verified by SHA-256.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { ChecksumError, TransportError } from '../errors.js';
@@ -42,7 +42,7 @@ export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[
 /**
  * Prepares the work dir: creates inputs/, recipe/ and out/, uploads each file or archive whose
  * remote copy is missing or differs (a transport that resumes partial uploads resumes them),
- * verifies every upload's SHA-256 on the host in one `sha256sum` call (ChecksumError naming the
+ * verifies every upload's SHA-256 on the host in one call (ChecksumError naming the
  * file on a mismatch), extracts each archive whose entries are not already in place and verifies
  * the entries, then installs run.sh with mode 0700 (by rename, so a shell already reading an
  * older run.sh is not disturbed). Idempotent: a second call with the same inputs sends nothing.
@@ -72,7 +72,9 @@ export async function stageRun(
 
   const scriptSha = sha256Hex(opts.script);
   const allRels = [...uploads.map((f) => f.remoteRel), 'run.sh'];
-  const before = await remoteHashes(t, workdir, allRels, [...dirs]);
+  // openssl pays off for big files only: its start costs more than hashing a small file.
+  const big = (await localBytes(uploads)) >= OPENSSL_FROM_BYTES;
+  const before = await remoteHashes(t, workdir, allRels, [...dirs], big);
 
   const tmp = await mkdtemp(join(tmpdir(), 'retrain-stage-'));
   try {
@@ -86,30 +88,97 @@ export async function stageRun(
       await t.putFile(local, posix.join(workdir, 'run.sh.tmp'));
     }
 
+    // The rest is one exec (each exec costs a shell start on the host, and over ssh a login shell):
+    // verify every upload, then per archive extract it unless its entries are already in place and
+    // verify them, then install run.sh. Each check stops the script before the next step, and what
+    // it saw comes back so the error names the file, as it would from separate calls.
     const expected: Record<string, string> = { [scriptRel]: scriptSha };
     for (const f of uploads) expected[f.remoteRel] = f.sha256;
-    verifyHashes(expected, await remoteHashes(t, workdir, Object.keys(expected)), 'staged file');
-
-    for (const a of archives) {
+    const wants = archives.map((a) => {
       const want: Record<string, string> = {};
       for (const [name, sha] of Object.entries(a.entries)) want[posix.join(a.into, name)] = sha;
-      const have = await remoteHashes(t, workdir, Object.keys(want));
-      if (Object.entries(want).some(([rel, sha]) => have[rel] !== sha)) {
-        await mustExec(
-          t,
-          `cd -- ${q(workdir)} && ${untarCommand(a.remoteRel, a.into)}`,
-          `extract ${a.remoteRel}`,
-        );
-        verifyHashes(want, await remoteHashes(t, workdir, Object.keys(want)), `entry of ${a.remoteRel}:`);
-      }
+      return want;
+    });
+    const lines = [
+      SHA_FN,
+      `cd -- ${q(workdir)} || exit 1`,
+      `got=$(${sha256Cmd(Object.keys(expected), big)})`,
+      `if [ "$got" != ${q(sha256Lines(expected))} ]; then echo 'stage uploads'; printf '%s\\n' "$got"; exit 0; fi`,
+      ...archives.flatMap((a, i) => [
+        `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
+        `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then`,
+        `  ${untarCommand(a.remoteRel, a.into)} || { echo "stage extract ${i} $?"; exit 0; }`,
+        `  got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
+        `  if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then echo 'stage entries ${i}'; printf '%s\\n' "$got"; exit 0; fi`,
+        'fi',
+      ]),
+      scriptRel === 'run.sh.tmp'
+        ? `chmod 700 run.sh.tmp && mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
+        : `chmod 700 run.sh || { echo "stage install $?"; exit 0; }`,
+      "echo 'stage ok'",
+    ];
+    const r = await mustExec(t, lines.join('\n'), 'stage the work dir');
+    const [head = '', ...rest] = r.stdout.split('\n');
+    const seen = () => parseHashes(rest.join('\n'));
+    const [what, index, code] = head.split(' ').slice(1);
+    const detail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+    if (what === 'uploads') verifyHashes(expected, seen(), 'staged file');
+    else if (what === 'extract') {
+      const rel = archives[Number(index)]?.remoteRel;
+      throw new TransportError(`could not extract ${rel} (exit ${code})${detail ? `: ${detail}` : ''}`);
+    } else if (what === 'entries') {
+      const a = archives[Number(index)]!;
+      verifyHashes(wants[Number(index)]!, seen(), `entry of ${a.remoteRel}:`);
+    } else if (what === 'install') {
+      throw new TransportError(`could not install run.sh (exit ${index})${detail ? `: ${detail}` : ''}`);
     }
-
-    const install =
-      scriptRel === 'run.sh.tmp' ? 'chmod 700 run.sh.tmp && mv -f -- run.sh.tmp run.sh' : 'chmod 700 run.sh';
-    await mustExec(t, `cd -- ${q(workdir)} && ${install}`, 'install run.sh');
+    if (what !== 'ok') throw new TransportError(`unexpected answer while staging: ${JSON.stringify(head)}`);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * `retrain_sha FILE...` prints `sha256sum`'s lines for the files that exist, in order. It hashes
+ * with `openssl dgst` where the host has it (SHA extensions: ~3x coreutils' sha256sum, which a
+ * gigabyte of inputs hashed twice on the host feels), checking each answer's shape, and with
+ * sha256sum otherwise. Names are plain relative paths (checkRel), never starting with `-`. Used for
+ * inputs of OPENSSL_FROM_BYTES or more; smaller ones take one sha256sum for all files.
+ */
+const SHA_FN = [
+  'retrain_sha() {',
+  '  if ! command -v openssl >/dev/null 2>&1; then sha256sum -- "$@" 2>/dev/null; return 0; fi',
+  '  local f h',
+  '  for f in "$@"; do',
+  '    [ -f "$f" ] || continue',
+  '    h=$(openssl dgst -sha256 -r "$f" 2>/dev/null); h=${h%% *}',
+  '    case $h in "" | *[!0-9a-f]*) h=$(sha256sum -- "$f" 2>/dev/null); h=${h%% *} ;; esac',
+  '    [ "${#h}" -eq 64 ] && printf \'%s  %s\\n\' "$h" "$f"',
+  '  done',
+  '  return 0',
+  '}',
+].join('\n');
+
+/** Inputs of at least this many bytes are hashed on the host with `retrain_sha` (openssl). */
+const OPENSSL_FROM_BYTES = 32 * 1024 * 1024;
+
+/** The SHA-256 lines of the listed files (missing ones print nothing), never failing. */
+function sha256Cmd(rels: string[], big: boolean): string {
+  const list = rels.map(q).join(' ');
+  return big ? `retrain_sha ${list}` : `sha256sum -- ${list} 2>/dev/null`;
+}
+
+async function localBytes(files: StageFile[]): Promise<number> {
+  let n = 0;
+  for (const f of files) n += (await stat(f.localPath).catch(() => ({ size: 0 }))).size;
+  return n;
+}
+
+/** What `sha256Cmd` prints when every file has its expected hash (same order, no trailing newline). */
+function sha256Lines(expected: Record<string, string>): string {
+  return Object.entries(expected)
+    .map(([rel, sha]) => `${sha}  ${rel}`)
+    .join('\n');
 }
 
 function verifyHashes(expected: Record<string, string>, actual: Record<string, string>, what: string): void {
@@ -126,13 +195,17 @@ async function remoteHashes(
   t: Transport,
   workdir: string,
   rels: string[],
-  mkdirs: string[] = [],
+  mkdirs: string[],
+  big: boolean,
 ): Promise<Record<string, string>> {
   const mk = mkdirs.length ? `mkdir -p -- ${mkdirs.map(q).join(' ')} && ` : '';
-  const cmd = `mkdir -p -- ${q(workdir)} && cd -- ${q(workdir)} && ${mk}{ sha256sum -- ${rels.map(q).join(' ')} 2>/dev/null; true; }`;
-  const r = await mustExec(t, cmd, 'hash staged files');
+  const cmd = `${SHA_FN}\nmkdir -p -- ${q(workdir)} && cd -- ${q(workdir)} && ${mk}{ ${sha256Cmd(rels, big)}; true; }`;
+  return parseHashes((await mustExec(t, cmd, 'hash staged files')).stdout);
+}
+
+function parseHashes(stdout: string): Record<string, string> {
   try {
-    return parseSha256Txt(r.stdout);
+    return parseSha256Txt(stdout);
   } catch (err) {
     throw new TransportError(`unexpected sha256sum output from the host: ${(err as Error).message}`);
   }
