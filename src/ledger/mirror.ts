@@ -24,12 +24,23 @@ export interface LedgerMirrorOptions {
   version: (date: string) => Promise<number>;
   now: () => Date;
   onError?: (err: unknown, date: string) => void;
+  /** Least time between two writes of one date (default MIRROR_MIN_INTERVAL_MS). */
+  minIntervalMs?: number;
 }
 
 interface DateState {
   tail: Promise<void>;
   written: number;
+  /** performance.now() at the end of the last write (0: none yet). */
+  lastWriteAt: number;
 }
+
+/**
+ * A date's mirror is written at most this often: every write reads and writes the whole date (for
+ * a run of 1,000 symbols, ~1 MB), and a run changes its ledger several times per symbol. The first
+ * change after a quiet spell is written at once; the last change of a burst always is.
+ */
+export const MIRROR_MIN_INTERVAL_MS = 1000;
 
 /** How many times one write re-reads when the ledger moved on while it was writing. */
 const MAX_ROUNDS = 5;
@@ -41,6 +52,7 @@ const MAX_ROUNDS = 5;
  * - within a process, writes for a date are serialised (one promise chain per date) and a write only
  *   happens when the snapshot read is newer than the last one this process wrote, so the mirror
  *   never goes back to an older version because of this process;
+ * - a burst of changes is written at most once per `minIntervalMs`, always ending with the latest;
  * - after each write the version is read again, and if the ledger moved on meanwhile the write is
  *   redone from a fresh snapshot, so when updaters in several processes race, the last write to
  *   land reflects the latest version (eventual convergence);
@@ -49,14 +61,23 @@ const MAX_ROUNDS = 5;
  */
 export class LedgerMirror {
   private readonly states = new Map<string, DateState>();
+  private readonly minIntervalMs: number;
 
-  constructor(private readonly opts: LedgerMirrorOptions) {}
+  constructor(private readonly opts: LedgerMirrorOptions) {
+    this.minIntervalMs = opts.minIntervalMs ?? MIRROR_MIN_INTERVAL_MS;
+  }
 
   /** A change produced `version` for `date`: schedule a mirror write unless one already covers it. */
   notify(date: string, version: number): void {
     const st = this.state(date);
     st.tail = st.tail
-      .then(() => (version > st.written ? this.write(date, st, false) : undefined))
+      .then(async () => {
+        if (version <= st.written) return;
+        const wait = st.lastWriteAt + this.minIntervalMs - performance.now();
+        // Changes made meanwhile queue behind this write, and it reads them all.
+        if (st.lastWriteAt > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (version > st.written) await this.write(date, st, false);
+      })
       .catch((err: unknown) => this.report(err, date));
   }
 
@@ -81,7 +102,7 @@ export class LedgerMirror {
   private state(date: string): DateState {
     let st = this.states.get(date);
     if (!st) {
-      st = { tail: Promise.resolve(), written: 0 };
+      st = { tail: Promise.resolve(), written: 0, lastWriteAt: 0 };
       this.states.set(date, st);
     }
     return st;
@@ -92,6 +113,7 @@ export class LedgerMirror {
       const snap = await this.opts.snapshot(date);
       if (!force && snap.version <= st.written) return;
       await this.opts.store.putJson(keys.runStatus(date), this.doc(date, snap));
+      st.lastWriteAt = performance.now();
       st.written = Math.max(st.written, snap.version);
       force = false;
       if ((await this.opts.version(date)) <= st.written) return;
