@@ -123,6 +123,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         await promoteQueue.close();
         await maintenanceQueue?.close();
         await trainQueue?.close();
+        await provider.close?.().catch(() => undefined);
         await connection.quit().catch(() => connection.disconnect());
       })();
       return closing;

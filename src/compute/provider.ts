@@ -53,4 +53,6 @@ export interface ComputeProvider {
   release(info: LeaseInfo): Promise<void>;
   /** What this deployment holds now (for the reaper). */
   list(): Promise<LeaseInfo[]>;
+  /** Lets go of what the provider keeps between leases (pooled connections); for shutdown. */
+  close?(): Promise<void>;
 }

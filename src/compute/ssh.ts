@@ -1,6 +1,9 @@
 /**
  * The ssh ComputeProvider: an existing host we do not own, reached over SSH with a private key
- * file and a pinned host key. Acquiring connects; releasing leaves the host alone.
+ * file and a pinned host key. Acquiring hands out a connection; releasing leaves the host alone.
+ * Connections are reused: a lease's transport, once closed, goes back to the provider and serves the
+ * next lease (one lease at a time per connection), so a run of many symbols on one host does not
+ * pay an SSH handshake per symbol. Idle connections are closed after IDLE_CONNECTION_MS.
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -8,7 +11,11 @@ import { CancelledError, ConfigError, TransportError } from '../errors.js';
 import type { JobSpec } from '../jobspec/types.js';
 import { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { SshTransport } from '../remote/sshTransport.js';
+import type { ExecOptions, ExecResult, RemoteStat, Transport } from '../remote/transport.js';
 import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
+
+/** How long a connection no lease uses is kept for the next one. */
+export const IDLE_CONNECTION_MS = 5000;
 
 export interface SshProviderOptions {
   host: string;
@@ -54,7 +61,10 @@ export async function connectLease(
 }
 
 /** Turns `~` / `~/x` into an absolute path under the remote $HOME; checks it is absolute. */
-export async function resolveRemoteRoot(t: SshTransport, workRoot: string): Promise<string> {
+export async function resolveRemoteRoot(
+  t: Pick<Transport, 'exec'> & { readonly label: string },
+  workRoot: string,
+): Promise<string> {
   let root = workRoot;
   if (root === '~' || root.startsWith('~/')) {
     const r = await t.exec('printf %s "$HOME"', { timeoutMs: 30_000 });
@@ -73,6 +83,11 @@ export class SshProvider implements ComputeProvider {
   readonly driver = 'ssh' as const;
   private readonly pins: HostKeyPins;
   private key: Buffer | undefined;
+  /** Connections no lease holds now, newest last. */
+  private readonly idle: { t: SshTransport; timer: NodeJS.Timeout }[] = [];
+  /** The resolved work root, once it was created on the host. */
+  private root: string | undefined;
+  private closed = false;
 
   constructor(private readonly opts: SshProviderOptions) {
     if (!opts.host || !Number.isInteger(opts.port) || opts.port <= 0 || opts.port > 65535 || !opts.user) {
@@ -101,6 +116,25 @@ export class SshProvider implements ComputeProvider {
     return this.privateKey().then((key) => connectLease(info, key, this.pins, extra));
   }
 
+  /** An idle connection, else a new one; lent until the lease's transport is closed. */
+  private async lend(info: LeaseInfo): Promise<LentTransport> {
+    if (this.closed) throw new TransportError('ssh provider is closed', { retryable: false });
+    const held = this.idle.pop();
+    if (held) clearTimeout(held.timer);
+    const t = held?.t ?? (await this.connect(info));
+    return new LentTransport(t, (back) => this.giveBack(back));
+  }
+
+  private giveBack(t: SshTransport): void {
+    if (this.closed) return void t.close();
+    const timer = setTimeout(() => {
+      const i = this.idle.findIndex((e) => e.t === t);
+      if (i >= 0) this.idle.splice(i, 1);
+      void t.close();
+    }, IDLE_CONNECTION_MS);
+    this.idle.push({ t, timer });
+  }
+
   /** Connects and returns the lease (id `user@host:port`, cost 0); the work root is created. */
   async acquire(_spec: JobSpec, ctx: AcquireContext): Promise<Lease> {
     if (ctx.signal.aborted) throw new CancelledError('acquire cancelled');
@@ -115,11 +149,15 @@ export class SshProvider implements ComputeProvider {
       acquiredAt: new Date().toISOString(),
       hourlyCostUsd: 0,
     };
-    const transport = await this.connect(base);
+    const transport = await this.lend(base);
     try {
       if (ctx.signal.aborted) throw new CancelledError('acquire cancelled');
-      const info: LeaseInfo = { ...base, workRoot: await resolveRemoteRoot(transport, this.opts.workRoot) };
-      await transport.mkdirp(info.workRoot);
+      if (this.root === undefined) {
+        const root = await resolveRemoteRoot(transport, this.opts.workRoot);
+        await transport.mkdirp(root);
+        this.root = root;
+      }
+      const info: LeaseInfo = { ...base, workRoot: this.root };
       await ctx.onLeaseCreated?.(info);
       return { info, transport };
     } catch (err) {
@@ -132,7 +170,7 @@ export class SshProvider implements ComputeProvider {
   async reattach(info: LeaseInfo): Promise<Lease | null> {
     if (info.driver !== 'ssh') return null;
     if (info.host !== this.opts.host || (info.port ?? 22) !== this.opts.port) return null;
-    return { info, transport: await this.connect(info) };
+    return { info, transport: await this.lend(info) };
   }
 
   /** The host is not ours: nothing to give back. Idempotent. */
@@ -141,5 +179,68 @@ export class SshProvider implements ComputeProvider {
   /** Nothing billable is held. */
   async list(): Promise<LeaseInfo[]> {
     return [];
+  }
+
+  /** Closes the idle connections; those still lent close when their lease's transport does. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const held = this.idle.splice(0);
+    for (const e of held) clearTimeout(e.timer);
+    await Promise.all(held.map((e) => e.t.close()));
+  }
+}
+
+/** A pooled connection as one lease sees it: closing it hands the connection back. */
+class LentTransport implements Transport {
+  readonly kind = 'ssh' as const;
+  private readonly base: number;
+  private returned = false;
+
+  constructor(
+    private readonly inner: SshTransport,
+    private readonly giveBack: (t: SshTransport) => void,
+  ) {
+    this.base = inner.reconnects;
+  }
+
+  /** Reconnects while this lease held the connection. */
+  get reconnects(): number {
+    return this.inner.reconnects - this.base;
+  }
+
+  get label(): string {
+    return this.inner.label;
+  }
+
+  /** The connection, unless this lease gave it back (then, as a closed transport: not retryable). */
+  private use(): SshTransport {
+    if (this.returned) {
+      throw new TransportError(`ssh transport to ${this.inner.label} is closed`, { retryable: false });
+    }
+    return this.inner;
+  }
+
+  async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.use().exec(command, opts);
+  }
+  async putFile(localPath: string, remotePath: string): Promise<void> {
+    return this.use().putFile(localPath, remotePath);
+  }
+  async getFile(remotePath: string, localPath: string): Promise<void> {
+    return this.use().getFile(remotePath, localPath);
+  }
+  async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
+    return this.use().readRange(remotePath, offset, maxBytes);
+  }
+  async stat(remotePath: string): Promise<RemoteStat | null> {
+    return this.use().stat(remotePath);
+  }
+  async mkdirp(remotePath: string): Promise<void> {
+    return this.use().mkdirp(remotePath);
+  }
+  async close(): Promise<void> {
+    if (this.returned) return;
+    this.returned = true;
+    this.giveBack(this.inner);
   }
 }
