@@ -68,8 +68,11 @@ export async function enqueueRun(opts: {
 
     const inFlight: string[] = [];
     const toAdd = [];
-    for (const spec of plan.specs) {
-      const old: Job | undefined = await trainQueue.getJob(spec.jobId);
+    // All lookups at once (ioredis pipelines them): one round trip per symbol, in turn, was half the
+    // time of enqueueing 10,000 symbols.
+    const olds: (Job | undefined)[] = await Promise.all(plan.specs.map((s) => trainQueue.getJob(s.jobId)));
+    for (const [i, spec] of plan.specs.entries()) {
+      const old = olds[i];
       if (old) {
         const state = await old.getState();
         if (LIVE_STATES.has(state)) {
