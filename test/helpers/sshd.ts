@@ -78,7 +78,14 @@ async function descendants(root: number): Promise<{ pid: number; comm: string }[
   return out;
 }
 
-export async function startSshd(opts: { authorizedKeys: string[] }): Promise<SshdHandle> {
+/**
+ * `extraConfig`: more sshd_config lines (e.g. `SetEnv SHLVL=1`, which makes the login shell skip
+ * ~/.bashrc: the benchmarks use it to measure retrain rather than this machine's rc files).
+ */
+export async function startSshd(opts: {
+  authorizedKeys: string[];
+  extraConfig?: string[];
+}): Promise<SshdHandle> {
   if (!existsSync(SSHD_PATH)) {
     throw new Error(`${SSHD_PATH} is missing: install openssh-server to run the ssh tests`);
   }
@@ -114,6 +121,7 @@ export async function startSshd(opts: { authorizedKeys: string[] }): Promise<Ssh
       'MaxSessions 50',
       'LogLevel ERROR',
       'Subsystem sftp internal-sftp',
+      ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),
     { mode: 0o600 },

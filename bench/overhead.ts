@@ -1,0 +1,160 @@
+/**
+ * Orchestration overhead: N symbols (BENCH_N, default 1000) with a recipe that does nothing, one
+ * Redis, concurrency 8, through the whole pipeline (plan, enqueue, train state machine, staging,
+ * detached run, follow, collect, store, ledger). Per symbol, overhead = the train job's wall time
+ * (finishedOn - processedOn) minus the recipe's own run time (it prints it). Run with the local
+ * driver, then the ssh driver against a loopback sshd, beside a bare BullMQ worker doing the same
+ * no-op on the same Redis. Knobs (bench/README.md): BENCH_N, BENCH_CONCURRENCY, BENCH_SKIP_LOCAL,
+ * BENCH_SKIP_SSH, BENCH_SSH_RC.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startSshd } from '../test/helpers/sshd.js';
+import { createStore } from '../src/storage/index.js';
+import {
+  bareBullmq,
+  BENCH_DATE,
+  runPipeline,
+  seedFeatures,
+  throughput,
+  type RunTimings,
+} from './lib/runs.js';
+import {
+  benchRedisUrl,
+  figures,
+  machineLine,
+  NOOP_RECIPE,
+  percentile,
+  round,
+  say,
+  stopPrivateRedis,
+  syntheticSymbols,
+  world,
+} from './lib/world.js';
+
+const run = promisify(execFile);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+
+interface Variant {
+  p50: number;
+  p99: number;
+  perSec: number;
+}
+
+function report(name: string, r: RunTimings): Variant {
+  if (r.failed.length) {
+    say(`${name}: ${r.failed.length} symbols did not succeed, e.g. ${r.failed[0]}`);
+  }
+  const overhead = r.jobs.map((j) => j.jobMs - j.recipeMs);
+  const recipe = r.jobs.map((j) => j.recipeMs);
+  const perSec = throughput(r.jobs);
+  const v = { p50: percentile(overhead, 50), p99: percentile(overhead, 99), perSec };
+  say(
+    `${name}: ${r.jobs.length} symbols, plan ${round(r.planMs / 1000, 2)} s, enqueue ${round(r.enqueueMs / 1000, 2)} s, ` +
+      `run ${round(r.wallMs / 1000, 1)} s; ${round(perSec, 2)} symbols/s`,
+  );
+  say(
+    `  overhead per symbol: p50 ${round(v.p50)} ms, p99 ${round(v.p99)} ms, mean ${round(mean(overhead))} ms ` +
+      `(recipe's own run time: mean ${round(mean(recipe), 2)} ms)`,
+  );
+  say(
+    `  CPU per symbol: ${round(r.cpuMs / r.jobs.length)} ms in this process + ` +
+      `${round(r.childCpuMs / r.jobs.length)} ms in the commands it ran (2 cores: at most ` +
+      `${round(2000 / ((r.cpuMs + r.childCpuMs) / r.jobs.length), 1)} symbols/s from these alone)`,
+  );
+  const states = new Map<string, number[]>();
+  for (const j of r.jobs)
+    for (const [s, sec] of Object.entries(j.states)) states.set(s, [...(states.get(s) ?? []), sec * 1000]);
+  say(
+    '  time per state (p50 ms): ' +
+      [...states].map(([s, ms]) => `${s} ${round(percentile(ms, 50))}`).join(', '),
+  );
+  return v;
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+async function localRun(redisUrl: string, symbols: string[]): Promise<Variant> {
+  const w = await world('overhead-local', redisUrl);
+  try {
+    const config = w.config({
+      recipe: NOOP_RECIPE,
+      train: { driver: 'local', workerConcurrency: CONCURRENCY, maxConcurrent: CONCURRENCY, retries: 0 },
+    });
+    await seedFeatures(createStore(config.store), symbols, BENCH_DATE);
+    return report(
+      'local driver',
+      await runPipeline(config, symbols, { cap: CONCURRENCY, recipe: NOOP_RECIPE }),
+    );
+  } finally {
+    await w.cleanup();
+  }
+}
+
+async function sshRun(redisUrl: string, symbols: string[]): Promise<Variant> {
+  const w = await world('overhead-ssh', redisUrl);
+  const keyPath = join(w.home, 'bench_ed25519');
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'retrain-bench', '-f', keyPath]);
+  // The login shell that runs every exec would source root's ~/.bashrc here (on this machine: pyenv
+  // init, ~150 ms per exec); SHLVL=1 makes bash skip it, so the figure is retrain's own cost.
+  // BENCH_SSH_RC=1 keeps the rc files (the figure then includes them).
+  const keepRc = process.env.BENCH_SSH_RC === '1';
+  const sshd = await startSshd({
+    authorizedKeys: [await readFile(`${keyPath}.pub`, 'utf8')],
+    extraConfig: keepRc ? [] : ['SetEnv SHLVL=1'],
+  });
+  try {
+    const remote = join(w.home, 'remote');
+    await mkdir(remote, { recursive: true });
+    const config = w.config({
+      recipe: NOOP_RECIPE,
+      train: { driver: 'ssh', workerConcurrency: CONCURRENCY, maxConcurrent: CONCURRENCY, retries: 0 },
+      ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath, workRoot: remote },
+    });
+    await seedFeatures(createStore(config.store), symbols, BENCH_DATE);
+    return report(
+      `ssh driver (loopback sshd :${sshd.port}${keepRc ? ', login shell reading ~/.bashrc' : ''})`,
+      await runPipeline(config, symbols, { cap: CONCURRENCY, recipe: NOOP_RECIPE }),
+    );
+  } finally {
+    await sshd.stop();
+    await w.cleanup();
+  }
+}
+
+export async function overhead(): Promise<void> {
+  const n = Number(process.env.BENCH_N ?? 1000);
+  const redisUrl = await benchRedisUrl();
+  say(machineLine());
+  say(`overhead: ${n} symbols, no-op recipe, concurrency ${CONCURRENCY}, Redis ${redisUrl}`);
+  const symbols = syntheticSymbols(n);
+  try {
+    const bare = await bareBullmq(redisUrl, `bench-bare-${process.pid}`, n, CONCURRENCY);
+    say(
+      `bare BullMQ worker: ${n} no-op jobs, ${round(bare.perSec, 1)} jobs/s, ` +
+        `job time p50 ${round(percentile(bare.jobMs, 50), 2)} ms, p99 ${round(percentile(bare.jobMs, 99), 2)} ms`,
+    );
+    const local =
+      process.env.BENCH_SKIP_LOCAL === '1'
+        ? { p50: NaN, p99: NaN, perSec: NaN }
+        : await localRun(redisUrl, symbols);
+    const ssh = process.env.BENCH_SKIP_SSH === '1' ? undefined : await sshRun(redisUrl, symbols);
+    say('targets: p50 overhead <= 25 ms local, <= 150 ms over ssh');
+    figures({
+      local_p50_ms: round(local.p50),
+      local_p99_ms: round(local.p99),
+      ssh_p50_ms: ssh ? round(ssh.p50) : null,
+      ssh_p99_ms: ssh ? round(ssh.p99) : null,
+      retrain_per_s: round(local.perSec, 2),
+      bare_bullmq_per_s: round(bare.perSec, 1),
+      ...(ssh ? { ssh_retrain_per_s: round(ssh.perSec, 2) } : {}),
+      n,
+    });
+  } finally {
+    stopPrivateRedis();
+  }
+}
