@@ -279,11 +279,10 @@ describe('vast simulator', () => {
     expect(ver.json.instances_found).toBe(4);
     const f = await req(s, 'GET', '/api/v0/instances/filters/');
     expect(f.json.success).toBe(true);
-    expect(f.json.filters).toContainEqual({
-      actual_status: null,
-      verification: 'verified',
-      gpu_name: 'RTX 4090',
-    });
+    // (the status depends on how far the instance has booted by now: not asserted)
+    expect(f.json.filters).toContainEqual(
+      expect.objectContaining({ verification: 'verified', gpu_name: 'RTX 4090' }),
+    );
     // public, keyless: the CLI fetches it on every start
     const names = await req(s, 'GET', '/api/v0/gpu_names/unique/', undefined, null);
     expect(names.json.gpu_names).toEqual(expect.arrayContaining(['RTX 3090', 'RTX 4090', 'H100 SXM']));
