@@ -29,3 +29,20 @@ export function checkName(name: string): void {
     throw new OutputContractError(`output name ${JSON.stringify(name)} is not a plain file name`);
   }
 }
+
+/** Keeps the first `max` bytes of a stream. */
+export class Capped {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {}
+  add(b: Buffer): void {
+    const room = this.max - this.size;
+    if (room <= 0) return;
+    const part = b.length > room ? b.subarray(0, room) : b;
+    this.parts.push(part);
+    this.size += part.length;
+  }
+  text(): string {
+    return Buffer.concat(this.parts).toString('utf8');
+  }
+}

@@ -9,6 +9,7 @@ import { copyFile, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { CancelledError, TransportError } from '../errors.js';
+import { Capped } from './execUtil.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
@@ -158,21 +159,4 @@ function ioError(op: string, path: string, err: unknown): TransportError {
 
 function signalNumber(signal: NodeJS.Signals | null): number {
   return signal ? (constants.signals[signal] ?? 0) : 0;
-}
-
-/** Keeps the first `max` bytes of a stream. */
-class Capped {
-  private readonly parts: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly max: number) {}
-  add(b: Buffer): void {
-    const room = this.max - this.size;
-    if (room <= 0) return;
-    const part = b.length > room ? b.subarray(0, room) : b;
-    this.parts.push(part);
-    this.size += part.length;
-  }
-  text(): string {
-    return Buffer.concat(this.parts).toString('utf8');
-  }
 }

@@ -27,6 +27,7 @@ import type { Client, ClientChannel, ConnectConfig, SFTPWrapper, Stats } from 's
 import { CancelledError, ConnectionLostError, RetrainError, TransportError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
 import type { HostKeyPins, PinResult } from './ssh/hostKeys.js';
+import { Capped } from './execUtil.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
@@ -709,21 +710,4 @@ function signalNumber(signal: string | undefined): number {
   if (!signal) return 0;
   const name = (signal.startsWith('SIG') ? signal : `SIG${signal}`) as NodeJS.Signals;
   return constants.signals[name] ?? 0;
-}
-
-/** Keeps the first `max` bytes of a stream. */
-class Capped {
-  private readonly parts: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly max: number) {}
-  add(b: Buffer): void {
-    const room = this.max - this.size;
-    if (room <= 0) return;
-    const part = b.length > room ? b.subarray(0, room) : b;
-    this.parts.push(part);
-    this.size += part.length;
-  }
-  text(): string {
-    return Buffer.concat(this.parts).toString('utf8');
-  }
 }

@@ -42,3 +42,15 @@ function keyProblem(key: string): string | undefined {
   }
   return undefined;
 }
+
+/** An object's bytes as JSON; StoreError (not retryable) naming the key when they are not JSON. */
+export function parseStoredJson<T = unknown>(key: string, buf: Buffer): T {
+  try {
+    return JSON.parse(buf.toString('utf8')) as T;
+  } catch (err) {
+    throw new StoreError(`invalid JSON at ${key}: ${(err as Error).message}`, {
+      retryable: false,
+      cause: err,
+    });
+  }
+}

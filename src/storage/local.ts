@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
 import { sha256File, sha256Hex } from '../util/hash.js';
-import { TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
+import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
 /**
@@ -81,15 +81,7 @@ export class LocalStore implements ArtifactStore {
 
   /** Throws StoreError (not retryable) naming the key when the object is not valid JSON. */
   async getJson<T = unknown>(key: string): Promise<T> {
-    const buf = await this.getBytes(key);
-    try {
-      return JSON.parse(buf.toString('utf8')) as T;
-    } catch (err) {
-      throw new StoreError(`invalid JSON at ${key}: ${(err as Error).message}`, {
-        retryable: false,
-        cause: err,
-      });
-    }
+    return parseStoredJson<T>(key, await this.getBytes(key));
   }
 
   /**

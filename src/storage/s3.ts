@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
-import { TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
+import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
 const MiB = 1024 * 1024;
@@ -200,15 +200,7 @@ export class S3Store implements ArtifactStore {
 
   /** Throws StoreError (not retryable) naming the key when the object is not valid JSON. */
   async getJson<T = unknown>(key: string): Promise<T> {
-    const buf = await this.getBytes(key);
-    try {
-      return JSON.parse(buf.toString('utf8')) as T;
-    } catch (err) {
-      throw new StoreError(`invalid JSON at ${key}: ${(err as Error).message}`, {
-        retryable: false,
-        cause: err,
-      });
-    }
+    return parseStoredJson<T>(key, await this.getBytes(key));
   }
 
   /**
