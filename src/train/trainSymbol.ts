@@ -127,7 +127,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   const enter = async (next: TrainState, patch: Partial<TrainFacts> = {}) => {
     state = next;
-    facts = { ...facts, ...patch };
+    facts = { ...facts, ...patch, stateSince: now().toISOString() };
     await job.save({ state, attempt: job.attempt, facts });
     await ledger.update(spec.date, spec.symbol, { state: next });
     await job.progress({ state: next });

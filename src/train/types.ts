@@ -26,6 +26,8 @@ export interface TrainFacts {
   /** Size of the local training.log when this attempt began following (resume point). */
   localLogBase?: number;
   partialSaved?: string[];
+  /** When the current state was entered (ISO): what a stuck-state alert measures. */
+  stateSince?: string;
 }
 
 export interface TrainJobData {
