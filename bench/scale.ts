@@ -52,7 +52,7 @@ export async function scale(): Promise<void> {
   const store = createStore(config.store);
   const redis = producerConnection(redisUrl);
   redis.on('error', () => undefined);
-  const ledger = new Ledger({ redis, prefix: w.prefix, store });
+  const ledger = new Ledger({ redis, prefix: w.prefix, store, retentionDays: config.ledger.retentionDays });
   const trainQueue = new Queue(QUEUES.train, { connection: redis, prefix: w.prefix });
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: false });
   try {
@@ -155,10 +155,14 @@ export async function scale(): Promise<void> {
         `per finished symbol (${round(((processed / Math.max(1, finish)) * n) / 2 ** 20, 1)} MiB for the whole run), plus ` +
         `${round(finalizeJob / 1024)} KiB of job data; kept as long as that job (${r.completedAgeSec / 86400} days)`,
     );
+    const ledgerTtl = await redis.ttl(`${w.prefix}:ledger:${BENCH_DATE}`);
+    const days = config.ledger.retentionDays;
     say(
-      `per run date, never expired: the ledger hash, ${round(ledgerBytes / 2 ** 20, 1)} MiB for this date ` +
+      `per run date: the ledger hash, ${round(ledgerBytes / 2 ** 20, 1)} MiB for this date ` +
         `(${round(ledgerBytes / n)} bytes per symbol with ${n - finish} still pending; a finished symbol's ` +
-        `entry is ${round(finishedEntry)} bytes of JSON) -- one such hash more every day, whatever the retention`,
+        `entry is ${round(finishedEntry)} bytes of JSON), expiring ${round(ledgerTtl / 86400, 1)} days after ` +
+        `its last change (ledger.retentionDays ${days}): at most ~${round((days * finishedEntry * n) / 2 ** 20)} MiB ` +
+        `of ledger for ${days} days of such runs`,
     );
 
     // The dashboard's runs pages with this run in the ledger.

@@ -33,6 +33,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     redis: connection,
     prefix: config.queuePrefix,
     store,
+    retentionDays: config.ledger.retentionDays,
     onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
   });
   const provider = await createProvider(config, {

@@ -62,6 +62,8 @@ export async function enqueueRun(opts: {
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
   const flow = new FlowProducer({ connection, prefix: config.queuePrefix });
   try {
+    // Kept without an expiry (one small key per date, unlike the ledger): a run id must never be
+    // reused while anything keyed by it (finalize-run job, run spend, checkpoints) may still exist.
     const seq = await redis.incr(`${config.queuePrefix}:runseq:${plan.date}`);
     const runId = `${plan.date}-${seq}`;
     const fid = finalizeJobId(plan.date, seq);

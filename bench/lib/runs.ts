@@ -95,7 +95,12 @@ export async function runPipeline(
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: false });
   const redis = producerConnection(config.redisUrl);
   redis.on('error', () => undefined);
-  const ledger = new Ledger({ redis, prefix: config.queuePrefix, store });
+  const ledger = new Ledger({
+    redis,
+    prefix: config.queuePrefix,
+    store,
+    retentionDays: config.ledger.retentionDays,
+  });
   const trainQueue = new Queue(QUEUES.train, { connection: redis, prefix: config.queuePrefix });
   try {
     let t = performance.now();

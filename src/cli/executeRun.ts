@@ -56,7 +56,12 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const wait = req.wait || opts.inProcessWorkers;
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: !wait });
   const redis = await connectRedis(config.redisUrl);
-  const ledger = new Ledger({ redis, prefix: config.queuePrefix, store });
+  const ledger = new Ledger({
+    redis,
+    prefix: config.queuePrefix,
+    store,
+    retentionDays: config.ledger.retentionDays,
+  });
   let workers: RunningWorkers | undefined;
   let interrupted = false;
   let runId: string | undefined;

@@ -15,7 +15,12 @@ export async function statusCommand(opts: {
   const requested = opts.date !== undefined ? parseRunDate(opts.date) : undefined;
   const redis = await connectRedis(config.redisUrl);
   try {
-    const ledger = new Ledger({ redis, prefix: config.queuePrefix, store: createStore(config.store) });
+    const ledger = new Ledger({
+      redis,
+      prefix: config.queuePrefix,
+      store: createStore(config.store),
+      retentionDays: config.ledger.retentionDays,
+    });
     const date = requested ?? (await ledger.dates())[0];
     if (!date) {
       process.stdout.write(opts.json ? '{}\n' : 'the ledger is empty: no run has been planned yet\n');

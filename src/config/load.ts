@@ -36,6 +36,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       shutdownGraceMs: 20_000,
     },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
+    ledger: { retentionDays: 30 },
     vast: {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
@@ -143,6 +144,7 @@ function fromEnv(env: Env): Loose {
   set(['dashboard', 'host'], env.DASHBOARD_HOST);
   set(['dashboard', 'port'], num(env, 'DASHBOARD_PORT'));
   set(['dashboard', 'readOnly'], bool(env, 'DASHBOARD_READ_ONLY'));
+  set(['ledger', 'retentionDays'], num(env, 'RETRAIN_LEDGER_RETENTION_DAYS'));
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));

@@ -105,6 +105,20 @@ export const ConfigSchema = z
         keepLogs: z.number().int().min(10),
       })
       .strict(),
+    /**
+     * The resume ledger in Redis (src/ledger). A date's keys expire `retentionDays` after the date was
+     * last written; `runs/<date>Z/status.json` in the store stays the durable record.
+     */
+    ledger: z
+      .object({
+        /**
+         * Days a run date's ledger stays in Redis after its last change (0: forever). Past it,
+         * `retrain status --date` shows nothing for the date and re-planning it trains every symbol
+         * again (its successes are no longer there to be skipped).
+         */
+        retentionDays: z.number().min(0).max(3650),
+      })
+      .strict(),
     /** Renting on Vast.ai (driver `vast`). The API key comes from VAST_API_KEY, never from a file. */
     vast: z
       .object({

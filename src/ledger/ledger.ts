@@ -26,6 +26,12 @@ export interface LedgerOptions {
   now?: () => Date;
   /** Mirror write failures end here (they never fail an update). */
   onMirrorError?: (err: unknown, date: string) => void;
+  /**
+   * `ledger.retentionDays`: a date's keys expire this long after its last change (0: they are
+   * kept, an expiry set before is removed; unset: the expiry is left as it is, for readers and
+   * tools). The store's `status.json` stays the durable record of an expired date.
+   */
+  retentionDays?: number;
 }
 
 /** The outcome of a conditional update. */
@@ -50,7 +56,9 @@ type ScriptCmd = (...args: (string | number)[]) => Promise<unknown>;
  *
  * Redis is authoritative: one hash per date (`<prefix>:ledger:<date>`, field = symbol, value = entry
  * JSON), a version counter per date (`<prefix>:ledger:<date>:v`, incremented by every change) and
- * the set of known dates (`<prefix>:ledger:dates`). Every change is one Lua script doing
+ * the set of known dates (`<prefix>:ledger:dates`). With `retentionDays`, a date's hash and version
+ * counter expire that long after its last change, and dates whose hash is gone leave the set when
+ * the dates are listed or a plan is written. Every change is one Lua script doing
  * read-merge-write inside Redis, so concurrent updaters in any number of processes lose nothing.
  *
  * After every change the whole date is mirrored to the store at `runs/<date>Z/status.json` (see
@@ -63,10 +71,13 @@ export class Ledger {
   private readonly prefix: string;
   private readonly now: () => Date;
   private readonly mirror: LedgerMirror;
+  /** Expiry of a date's keys after its last change, seconds (0: none, -1: left as it is). */
+  readonly ttlSec: number;
 
   constructor(opts: LedgerOptions) {
     this.redis = opts.redis;
     this.prefix = opts.prefix;
+    this.ttlSec = ledgerTtlSec(opts.retentionDays);
     this.now = opts.now ?? (() => new Date());
     const r = this.redis as unknown as Record<string, unknown>;
     if (typeof r[UPDATE_CMD] !== 'function')
@@ -119,6 +130,7 @@ export class Ledger {
       opts.appendHistory ? JSON.stringify(opts.appendHistory) : '',
       opts.patchLastHistory ? encodePatch(opts.patchLastHistory, new Set()) : '',
       opts.onlyIf?.statusNot?.length ? JSON.stringify(opts.onlyIf.statusNot) : '',
+      this.ttlSec,
     )) as [number, string, number];
     const [applied, json, version] = res;
     if (applied === 1) this.mirror.notify(date, Number(version));
@@ -149,11 +161,13 @@ export class Ledger {
       force ? '1' : '0',
       date,
       JSON.stringify(plan),
+      this.ttlSec,
     )) as [number, ...string[]];
     const [version, ...pairs] = res;
     const out: Record<string, LedgerEntry> = {};
     for (let i = 0; i + 1 < pairs.length; i += 2) out[pairs[i]!] = parseEntry(pairs[i + 1]!, pairs[i]!);
     this.mirror.notify(date, Number(version));
+    await this.pruneDates();
     return out;
   }
 
@@ -191,10 +205,20 @@ export class Ledger {
     return Number((await this.redis.get(this.versionKey(date))) ?? 0);
   }
 
-  /** The dates the ledger holds, newest first. */
+  /** The dates the ledger holds, newest first (expired ones are dropped from the set). */
   async dates(): Promise<string[]> {
-    const members = await this.redis.smembers(this.datesKey());
+    const members = await this.pruneDates();
     return members.filter((d) => /^\d{8}$/.test(d)).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  }
+
+  /** Removes from the set of dates those whose hash has expired; returns the ones left. */
+  private async pruneDates(): Promise<string[]> {
+    const members = await this.redis.smembers(this.datesKey());
+    if (members.length === 0) return members;
+    const exists = await Promise.all(members.map((d) => this.redis.exists(this.hashKey(d))));
+    const gone = members.filter((_, i) => exists[i] === 0);
+    if (gone.length > 0) await this.redis.srem(this.datesKey(), ...gone);
+    return members.filter((_, i) => exists[i] !== 0);
   }
 
   /**
@@ -204,12 +228,14 @@ export class Ledger {
    */
   async remove(date: string): Promise<void> {
     checkDate(date);
-    await this.redis
+    const m = this.redis
       .multi()
       .del(this.hashKey(date))
       .srem(this.datesKey(), date)
-      .incr(this.versionKey(date))
-      .exec();
+      .incr(this.versionKey(date));
+    if (this.ttlSec > 0) m.expire(this.versionKey(date), this.ttlSec);
+    else if (this.ttlSec === 0) m.persist(this.versionKey(date));
+    await m.exec();
   }
 
   /** Writes the date's full ledger to the store now and waits for it; rejects if that write fails. */
@@ -240,6 +266,12 @@ export class Ledger {
   private datesKey(): string {
     return `${this.prefix}:ledger:dates`;
   }
+}
+
+/** `ledger.retentionDays` as a key expiry in seconds (0: keep; -1, unset: leave the expiry alone). */
+export function ledgerTtlSec(retentionDays: number | undefined): number {
+  if (retentionDays === undefined) return -1;
+  return retentionDays > 0 ? Math.max(1, Math.round(retentionDays * 86_400)) : 0;
 }
 
 /**

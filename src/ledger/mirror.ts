@@ -33,6 +33,8 @@ interface DateState {
   written: number;
   /** performance.now() at the end of the last write (0: none yet). */
   lastWriteAt: number;
+  /** performance.now() when the last snapshot was read (0: none yet). */
+  readAt: number;
 }
 
 /**
@@ -41,6 +43,13 @@ interface DateState {
  * change after a quiet spell is written at once; the last change of a burst always is.
  */
 export const MIRROR_MIN_INTERVAL_MS = 1000;
+
+/**
+ * A notify that a write seems to cover, this long after the last snapshot read, first checks that
+ * the date's versions did not start again (its keys expired under `ledger.retentionDays` and the
+ * date was used again); within a burst of changes it costs nothing.
+ */
+export const RESTART_CHECK_AFTER_MS = 60_000;
 
 /** How many times one write re-reads when the ledger moved on while it was writing. */
 const MAX_ROUNDS = 5;
@@ -56,6 +65,9 @@ const MAX_ROUNDS = 5;
  * - after each write the version is read again, and if the ledger moved on meanwhile the write is
  *   redone from a fresh snapshot, so when updaters in several processes race, the last write to
  *   land reflects the latest version (eventual convergence);
+ * - a date whose keys expired and that is used again (its version restarts at 1) is written again:
+ *   version 1, or (checked after a quiet spell) a version below the one this process wrote, means
+ *   the date started over;
  * - `notify` never throws and never rejects: failures go to `onError`;
  * - `flush` forces a fresh full write and rejects if it fails.
  */
@@ -72,6 +84,8 @@ export class LedgerMirror {
     const st = this.state(date);
     st.tail = st.tail
       .then(async () => {
+        // Version 1 is a date's first change: new, or started over after its keys expired.
+        if (version === 1 || (version <= st.written && (await this.restarted(date, st)))) st.written = 0;
         if (version <= st.written) return;
         const wait = st.lastWriteAt + this.minIntervalMs - performance.now();
         // Changes made meanwhile queue behind this write, and it reads them all.
@@ -102,7 +116,7 @@ export class LedgerMirror {
   private state(date: string): DateState {
     let st = this.states.get(date);
     if (!st) {
-      st = { tail: Promise.resolve(), written: 0, lastWriteAt: 0 };
+      st = { tail: Promise.resolve(), written: 0, lastWriteAt: 0, readAt: 0 };
       this.states.set(date, st);
     }
     return st;
@@ -110,7 +124,10 @@ export class LedgerMirror {
 
   private async write(date: string, st: DateState, force: boolean): Promise<void> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
+      st.readAt = performance.now();
       const snap = await this.opts.snapshot(date);
+      // Versions only go down when the date expired and started over: what was written is moot.
+      if (snap.version < st.written) st.written = 0;
       if (!force && snap.version <= st.written) return;
       await this.opts.store.putJson(keys.runStatus(date), this.doc(date, snap));
       st.lastWriteAt = performance.now();
@@ -118,6 +135,13 @@ export class LedgerMirror {
       force = false;
       if ((await this.opts.version(date)) <= st.written) return;
     }
+  }
+
+  /** Whether the date's version went below what this process wrote (checked after a quiet spell). */
+  private async restarted(date: string, st: DateState): Promise<boolean> {
+    if (st.written === 0 || performance.now() - st.readAt < RESTART_CHECK_AFTER_MS) return false;
+    st.readAt = performance.now();
+    return (await this.opts.version(date)) < st.written;
   }
 
   private doc(date: string, snap: LedgerSnapshot): LedgerMirrorDoc {
