@@ -19,6 +19,8 @@ export interface HistoryItem {
   /** e.g. success | failed | retrying */
   outcome?: string;
   reason?: string;
+  /** Training minutes the checkpoint this attempt resumed from stood for (absent: started from zero). */
+  resumedFromMin?: number;
 }
 
 /** The resume ledger's record of one symbol on one run date. */
@@ -37,6 +39,8 @@ export interface LedgerEntry {
   endedAt?: string;
   trainMinutes?: number;
   costUsd: number;
+  /** Training minutes the symbol's retries did not redo because they resumed from checkpoints. */
+  resumeSavedMin?: number;
   metricsKey?: string;
   net_bps_after_costs?: number;
   /** pending | promote | reject | skipped | off | error */

@@ -38,6 +38,46 @@ const StepObject = z.strictObject(
   { error: 'must be a command string or {run, timeoutSec}' },
 );
 
+/**
+ * `checkpoints.path`: `<dir>/<pattern>` relative to the work dir, e.g. `ckpt/*.pt` or
+ * `out/ckpt/step-*`. The dir is plain segments; the pattern a file name where `*` and `?` match
+ * within the name. Nothing in it ever reaches a shell: matching is done by retrain.
+ */
+export const CHECKPOINT_PATH_RE =
+  /^(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\/){1,8}[A-Za-z0-9_.*?-][A-Za-z0-9._*?-]{0,127}$/;
+
+/** `30s`, `5m`, `1h`, `1.5m` or a number of seconds → seconds. */
+export function parseDurationSec(v: string | number): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) && v > 0 ? v : null;
+  const m = /^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?$/.exec(v.trim());
+  if (!m) return null;
+  const n = Number(m[1]) * ({ s: 1, sec: 1, m: 60, min: 60, h: 3600 }[m[2] ?? 's'] ?? 1);
+  return n > 0 ? n : null;
+}
+
+const Checkpoints = z.strictObject({
+  path: z
+    .string()
+    .regex(CHECKPOINT_PATH_RE, 'must be <dir>/<file pattern> inside the work dir, e.g. ckpt/*.pt')
+    .refine((p) => !p.split('/').some((seg) => seg === '..' || seg === '.'), 'must not contain . or ..')
+    .refine(
+      (p) => !['inputs', 'recipe'].includes(p.split('/')[0]!),
+      'must not be under inputs/ or recipe/ (retrain stages those)',
+    ),
+  every: z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const sec = parseDurationSec(v);
+      if (sec === null || sec < 1 || sec > 86_400) {
+        ctx.addIssue({ code: 'custom', message: 'must be a duration from 1s to 24h, like 30s, 5m or 1h' });
+        return z.NEVER;
+      }
+      return sec;
+    })
+    .default(300),
+});
+export type RecipeCheckpoints = z.output<typeof Checkpoints>;
+
 /** A step is a command string or `{run, timeoutSec?}`; both normalise to the object form. */
 const Step = z.preprocess((v) => (typeof v === 'string' ? { run: v } : v), StepObject);
 export type RecipeStep = z.output<typeof StepObject>;
@@ -60,6 +100,8 @@ export const RecipeSchema = z
       optional: z.array(plainName).default([]),
     }),
     partial: z.array(plainName).default([]),
+    /** Files the training writes now and then; retrain syncs the newest to the store and resumes from it. */
+    checkpoints: Checkpoints.optional(),
   })
   .superRefine((r, ctx) => {
     const issue = (path: (string | number)[], message: string) =>

@@ -17,6 +17,8 @@ export const BUILTIN_PLACEHOLDERS = [
   'dataset',
   'costs',
   'recipe_dir',
+  'checkpoint_dir',
+  'resume_from',
 ] as const;
 export type BuiltinPlaceholder = (typeof BUILTIN_PLACEHOLDERS)[number];
 

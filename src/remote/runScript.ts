@@ -25,6 +25,10 @@ export interface RunContext {
   date: string;
   featureset: string;
   jobId: string;
+  /** Absolute dir the recipe writes checkpoints to (`checkpoints.path`'s dir); created by run.sh. */
+  checkpointDir?: string;
+  /** Absolute path of the checkpoint this attempt resumes from; '' (or absent) for a fresh start. */
+  resumeFrom?: string;
 }
 
 /** The file a recipe may touch to say it is alive though silent (RETRAIN_HEARTBEAT_FILE). */
@@ -69,6 +73,8 @@ export function builtinValues(ctx: RunContext): Record<string, string> {
     dataset: ctx.dataset,
     costs: ctx.costs,
     recipe_dir: ctx.recipeDir,
+    checkpoint_dir: ctx.checkpointDir ?? posix.join(ctx.workdir, 'ckpt'),
+    resume_from: ctx.resumeFrom ?? '',
   };
 }
 
@@ -90,7 +96,8 @@ export function builtinValues(ctx: RunContext): Record<string, string> {
  */
 export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
   checkPaths(ctx);
-  const values = { ...recipe.vars, ...builtinValues(ctx) };
+  const builtins = builtinValues(ctx);
+  const values = { ...recipe.vars, ...builtins };
   const steps: RecipeStep[] = [...recipe.def.setup, ...recipe.def.train];
   const total = steps.length;
   const stepLines = steps.map((step, i) => {
@@ -114,6 +121,8 @@ export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
     'retrain_env() {',
     // Touched by a recipe that is working but quiet, so it is not taken for hung (heartbeatStaleMin).
     `  export RETRAIN_HEARTBEAT_FILE=${shellQuote(posix.join(ctx.workdir, RECIPE_HEARTBEAT))}`,
+    `  export RETRAIN_CHECKPOINT_DIR=${shellQuote(builtins.checkpoint_dir!)}`,
+    `  export RETRAIN_RESUME_FROM=${shellQuote(builtins.resume_from!)}`,
     ...exports,
     '  :',
     '}',
@@ -122,6 +131,7 @@ export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
     'retrain_heartbeat < /dev/null > /dev/null 2>&1 &',
     'RETRAIN_HB=$!',
     'rm -rf -- "$RETRAIN_OUT" && mkdir -p -- "$RETRAIN_OUT" || retrain_finish 98',
+    ...(ctx.checkpointDir ? [`mkdir -p -- ${shellQuote(ctx.checkpointDir)} || retrain_finish 98`] : []),
     ...stepLines,
     `retrain_checksums || { printf '[retrain] could not write sha256.txt\\n' >> train.log; retrain_finish 1; }`,
     `printf '[retrain] done\\n' >> train.log`,
@@ -131,11 +141,16 @@ export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
 }
 
 function checkPaths(ctx: RunContext): void {
-  for (const key of ['workdir', 'outdir', 'recipeDir', 'dataset', 'costs'] as const) {
-    if (!posix.isAbsolute(ctx[key])) throw new RecipeError(`run context: ${key} must be an absolute path`);
+  for (const key of ['workdir', 'outdir', 'recipeDir', 'dataset', 'costs', 'checkpointDir'] as const) {
+    const v = ctx[key];
+    if (v !== undefined && !posix.isAbsolute(v))
+      throw new RecipeError(`run context: ${key} must be an absolute path`);
   }
   const rel = posix.relative(posix.normalize(ctx.workdir), posix.normalize(ctx.outdir));
   if (!rel || rel.startsWith('..') || posix.isAbsolute(rel)) {
     throw new RecipeError('run context: outdir must be inside workdir');
+  }
+  if (ctx.resumeFrom && !posix.isAbsolute(ctx.resumeFrom)) {
+    throw new RecipeError('run context: resumeFrom must be an absolute path');
   }
 }

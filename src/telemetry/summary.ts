@@ -9,6 +9,8 @@ export interface SymbolSummary {
   decision: string | null;
   train_minutes: number | null;
   cost_usd: number;
+  /** Training minutes not redone because a retry resumed from a checkpoint (0 when none). */
+  resume_saved_minutes: number;
 }
 
 export interface EngineSummary {
@@ -22,6 +24,8 @@ export interface EngineSummary {
   median_train_minutes: number | null;
   total_wall_minutes: number;
   total_cost_usd: number;
+  /** Training minutes the run's retries did not redo thanks to checkpoints. */
+  resume_saved_minutes: number;
   promoted: string[];
   /** What the run's rentals cost (dph_total × rented seconds, per symbol across its attempts). */
   costs: RunCosts;
@@ -69,6 +73,7 @@ export function buildSummary(opts: {
   let failed = 0;
   let skipped = 0;
   let cost = 0;
+  let saved = 0;
   const costBySymbol: Record<string, number> = {};
   const stoppedByBudget: string[] = [];
   for (const symbol of opts.symbols) {
@@ -79,6 +84,7 @@ export function buildSummary(opts: {
     else if (status === 'skipped') skipped++;
     if (status === 'success' && typeof e?.trainMinutes === 'number') minutes.push(e.trainMinutes);
     cost += e?.costUsd ?? 0;
+    saved += e?.resumeSavedMin ?? 0;
     costBySymbol[symbol] = usd(e?.costUsd ?? 0);
     if (status === 'failed' && e?.reason === 'budget') stoppedByBudget.push(symbol);
     by[symbol] = {
@@ -90,6 +96,7 @@ export function buildSummary(opts: {
       decision: e?.decision ?? null,
       train_minutes: typeof e?.trainMinutes === 'number' ? round(e.trainMinutes) : null,
       cost_usd: usd(e?.costUsd ?? 0),
+      resume_saved_minutes: round(e?.resumeSavedMin ?? 0),
     };
   }
   const avg = minutes.length ? minutes.reduce((a, b) => a + b, 0) / minutes.length : null;
@@ -105,6 +112,7 @@ export function buildSummary(opts: {
     median_train_minutes: med === null ? null : round(med),
     total_wall_minutes: round((opts.endedAt.getTime() - opts.startedAt.getTime()) / 60_000),
     total_cost_usd: usd(cost),
+    resume_saved_minutes: round(saved),
     promoted: opts.promoted ?? [],
     costs: {
       total_usd: usd(cost),

@@ -1,5 +1,5 @@
 import { appendFile, mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Logger } from 'pino';
 import type { ComputeProvider, Lease, LeaseInfo } from '../compute/provider.js';
 import { leaseCostUsd } from '../compute/reap.js';
@@ -39,6 +39,7 @@ import { EVENTS, stateEvent } from '../telemetry/events.js';
 import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
 import { failpoint } from '../util/failpoint.js';
 import { stableStringify } from '../util/stableJson.js';
+import { CheckpointSync, checkpointKeys, readResumePoint } from './checkpoints.js';
 import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
 
@@ -194,6 +195,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   let lease: Lease | null = null;
   let cancelled = false;
+  const ckptDef = recipe.def.checkpoints;
+  let ckpt: CheckpointSync | undefined;
   /** Books what a lease cost (per-second billing from acquiredAt) to the symbol and the run. */
   const bookCost = async (info: LeaseInfo) => {
     const cost = leaseCostUsd(info, now());
@@ -298,6 +301,26 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         entries,
       };
       const files = await recipeStageFiles(recipe);
+      // A retry resumes from the newest checkpoint an earlier attempt of this run stored.
+      if (ckptDef && !facts.resumedFrom) {
+        const point = await readResumePoint(store, spec.jobId, job.data.runId, log);
+        if (point) {
+          await saveFacts({
+            resumedFrom: { name: point.name, sha256: point.sha256, trainedSec: point.trainedSec },
+          });
+        }
+      }
+      const resumedFrom = facts.resumedFrom;
+      if (resumedFrom) {
+        const local = join(stagingDir, 'resume', resumedFrom.name);
+        await mkdir(join(stagingDir, 'resume'), { recursive: true });
+        await store.getFile(checkpointKeys.file(spec.jobId, resumedFrom.name), local, resumedFrom.sha256);
+        files.push({
+          localPath: local,
+          remoteRel: `inputs/resume/${resumedFrom.name}`,
+          sha256: resumedFrom.sha256,
+        });
+      }
       const script = buildRunScript(recipe, {
         workdir,
         outdir: `${workdir}/out`,
@@ -308,8 +331,25 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         date: spec.date,
         featureset: spec.featureset,
         jobId: spec.jobId,
+        ...(ckptDef ? { checkpointDir: posix.join(workdir, posix.dirname(ckptDef.path)) } : {}),
+        resumeFrom: resumedFrom ? `${workdir}/inputs/resume/${resumedFrom.name}` : '',
       });
       await stageRun(t, { workdir, files, archives: [archive], script });
+      if (resumedFrom && !facts.resumeBooked) {
+        const savedMin = resumedFrom.trainedSec / 60;
+        const entry = await ledger.getEntry(spec.date, spec.symbol);
+        await ledger.update(
+          spec.date,
+          spec.symbol,
+          { resumeSavedMin: Math.round(((entry?.resumeSavedMin ?? 0) + savedMin) * 1000) / 1000 },
+          { patchLastHistory: { resumedFromMin: Math.round(savedMin * 1000) / 1000 } },
+        );
+        await saveFacts({ resumeBooked: true });
+        log.info(
+          { event: 'checkpoint.resume', file: resumedFrom.name, trainedSec: resumedFrom.trainedSec },
+          `${spec.symbol} resumes from checkpoint ${resumedFrom.name} (${savedMin.toFixed(1)} training min not redone)`,
+        );
+      }
       failpoint('transferring:staged');
       log.info(
         { event: 'inputs.staged', bytes: packed.bytes, sha256: packed.sha256 },
@@ -379,6 +419,41 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       );
       staleTimer.unref();
       const followSignal = AbortSignal.any([signal, hostLost.signal, hung.signal]);
+      // Checkpoints are copied back while the training runs, on the same connection, one at a time.
+      const ckptStop = new AbortController();
+      let ckptLoop: Promise<void> | undefined;
+      if (ckptDef) {
+        const sync = new CheckpointSync({
+          transport: t,
+          workdir,
+          path: ckptDef.path,
+          store,
+          jobId: spec.jobId,
+          runId: job.data.runId,
+          attempt: job.attempt,
+          stagingDir,
+          baseTrainedSec: facts.resumedFrom?.trainedSec ?? 0,
+          startedAtMs: Date.parse(facts.executingSince ?? now().toISOString()),
+          previous: await readResumePoint(store, spec.jobId, job.data.runId, log),
+          log,
+        });
+        ckpt = sync;
+        const stopOrGone = AbortSignal.any([ckptStop.signal, followSignal]);
+        ckptLoop = (async () => {
+          for (;;) {
+            await sleepUnlessAborted(ckptDef.every * 1000, stopOrGone);
+            if (stopOrGone.aborted) return;
+            await sync
+              .tick()
+              .catch((e: unknown) =>
+                log.warn(
+                  { event: 'checkpoint.sync_failed', err: asRetrainError(e).message },
+                  `${spec.symbol} could not sync a checkpoint; the training goes on`,
+                ),
+              );
+          }
+        })();
+      }
       try {
         while (!followed) {
           const offsetBefore = facts.logOffset ?? 0;
@@ -450,6 +525,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       } finally {
         if (healthTimer) clearInterval(healthTimer);
         clearInterval(staleTimer);
+        ckptStop.abort();
+        await ckptLoop;
       }
       const { exitCode, logOffset } = followed;
       await saveFacts({ logOffset });
@@ -584,6 +661,11 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
   } catch (err) {
     const runCancelled = deps.cancel?.aborted === true;
     cancelled = !runCancelled && (err instanceof CancelledError || signal.aborted);
+    if (!cancelled && ckpt && lease && state === 'EXECUTING' && err instanceof HungError) {
+      // Alive but stuck, on a host that answers: one last look for a newer checkpoint before the
+      // training is killed (a writer that died mid-write could leave a torn file, so only here).
+      await ckpt.tick().catch(() => undefined);
+    }
     if (!cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
       // A failed attempt must leave no training behind (a timeout has already killed it).
       await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);

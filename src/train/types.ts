@@ -26,6 +26,10 @@ export interface TrainFacts {
   /** Size of the local training.log when this attempt began following (resume point). */
   localLogBase?: number;
   partialSaved?: string[];
+  /** The checkpoint this attempt resumed from (name, training seconds it stands for). */
+  resumedFrom?: { name: string; sha256: string; trainedSec: number };
+  /** The resume's saved minutes are in the ledger (booked once per attempt). */
+  resumeBooked?: boolean;
   /** When the current state was entered (ISO): what a stuck-state alert measures. */
   stateSince?: string;
 }
