@@ -24,6 +24,13 @@ Outputs (in --out; every file written atomically: a temporary file, then os.repl
   metrics.json        directionalHitRate, maxDrawdown, sharpe, net_bps_after_costs, n_train, n_test
   stdout gets `RETRAIN_PROGRESS step=<epoch> total=<epochs>` after each epoch.
 
+Checkpoints (--checkpoint-dir, optional)
+  After every epoch, epoch-NNNNNN.json (written atomically; the two newest are kept): the epoch,
+  bias, weights, the batch order and the random generator's state, the loss history and a
+  fingerprint of the inputs and hyperparameters. With --resume-from naming such a file, training
+  goes on after its epoch and gives the same outputs, byte for byte, as a run never interrupted. A
+  checkpoint that does not match this run's inputs is ignored (training starts from epoch 0).
+
 model.bin (little-endian)
   offset 0  4 bytes   magic b"RTLR"
   offset 4  uint16    format version (1)
@@ -257,6 +264,8 @@ def parse_args(argv):
     p.add_argument("--l2", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--checkpoint-dir", default="")
+    p.add_argument("--resume-from", default="")
     a = p.parse_args(argv)
     if a.epochs < 1 or a.epochs > 100000:
         p.error("--epochs must be in 1..100000")
@@ -271,6 +280,61 @@ def parse_args(argv):
     if a.batch_size < 1:
         p.error("--batch-size must be >= 1")
     return a
+
+
+def run_fingerprint(args, features, n, n_train):
+    """What a checkpoint must agree with to be resumed from: the data's shape and the hyperparameters."""
+    return {
+        "features": features,
+        "n": n,
+        "n_train": n_train,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "l2": args.l2,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+
+
+def write_checkpoint(directory, epoch, fingerprint, b, w, order, rng, history):
+    os.makedirs(directory, exist_ok=True)
+    version, internal, gauss = rng.getstate()
+    state = {
+        "format": "reference-checkpoint-1",
+        "epoch": epoch,
+        "fingerprint": fingerprint,
+        "b": b,
+        "w": w,
+        "order": order,
+        "rng": [version, list(internal), gauss],
+        "history": history,
+    }
+    write_atomic(os.path.join(directory, "epoch-%06d.json" % epoch), json.dumps(state, sort_keys=True))
+    names = sorted(f for f in os.listdir(directory) if f.startswith("epoch-") and f.endswith(".json"))
+    for old in names[:-2]:
+        try:
+            os.remove(os.path.join(directory, old))
+        except OSError:
+            pass
+
+
+def read_checkpoint(path, fingerprint, d, n_train):
+    """The state in a checkpoint written by write_checkpoint for this same run, else None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        ok = (
+            state.get("format") == "reference-checkpoint-1"
+            and state.get("fingerprint") == fingerprint
+            and isinstance(state.get("epoch"), int)
+            and 1 <= state["epoch"] <= fingerprint["epochs"]
+            and len(state["w"]) == d
+            and sorted(state["order"]) == list(range(n_train))
+            and len(state["history"]) == state["epoch"]
+        )
+        return state if ok else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def train(args):
@@ -304,7 +368,18 @@ def train(args):
     order = list(range(n_train))
     lr, l2, bs = args.learning_rate, args.l2, args.batch_size
     history = []
-    for epoch in range(1, args.epochs + 1):
+    fingerprint = run_fingerprint(args, features, n, n_train)
+    first = 1
+    if args.resume_from:
+        state = read_checkpoint(args.resume_from, fingerprint, d, n_train)
+        if state is None:
+            log("checkpoint %s does not match this run; starting from epoch 0" % os.path.basename(args.resume_from))
+        else:
+            first = state["epoch"] + 1
+            b, w, order, history = state["b"], state["w"], state["order"], state["history"]
+            rng.setstate((state["rng"][0], tuple(state["rng"][1]), state["rng"][2]))
+            log("resumed from epoch %d (%s)" % (state["epoch"], os.path.basename(args.resume_from)))
+    for epoch in range(first, args.epochs + 1):
         rng.shuffle(order)
         for start in range(0, n_train, bs):
             batch = order[start : start + bs]
@@ -325,6 +400,8 @@ def train(args):
         write_json(out("training_log.json"), {"epochs": history})
         log("epoch %d/%d train_loss=%.6f test_loss=%.6f" % (epoch, args.epochs, train_loss, test_loss))
         log("RETRAIN_PROGRESS step=%d total=%d" % (epoch, args.epochs))
+        if args.checkpoint_dir:
+            write_checkpoint(args.checkpoint_dir, epoch, fingerprint, b, w, order, rng, history)
 
     probs = [sigmoid(logit(w, b, z)) for z in Z_test]
     positions = positions_from_probabilities(probs, args.threshold)

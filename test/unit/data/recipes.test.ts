@@ -1,5 +1,13 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  mkdirSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +107,50 @@ describe('recipes/reference/train.py', () => {
       for (const name of ['model.bin', 'metrics.json', 'config.json', 'training_log.json']) {
         expect(readFileSync(join(outB, name)).equals(readFileSync(join(outA, name))), name).toBe(true);
       }
+    },
+  );
+
+  it(
+    'killed mid-training and resumed from its newest checkpoint, gives the same outputs byte for byte',
+    { timeout: 120_000 },
+    async () => {
+      const ckpt = join(tmp, 'ckpt-resume');
+      const outC = join(tmp, 'out-c');
+      const child = spawn('python3', [REFERENCE, ...trainArgs(outC), '--checkpoint-dir', ckpt], {
+        stdio: 'ignore',
+      });
+      const newest = () =>
+        existsSync(ckpt)
+          ? readdirSync(ckpt)
+              .filter((f) => /^epoch-\d+\.json$/.test(f))
+              .sort()
+              .at(-1)
+          : undefined;
+      while (!newest() || newest()! < 'epoch-000005.json') await new Promise((r) => setTimeout(r, 20));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const from = newest()!;
+      expect(from < 'epoch-000030.json').toBe(true);
+      expect(readdirSync(ckpt).filter((f) => f.startsWith('epoch-')).length).toBeLessThanOrEqual(2);
+      const r = run(REFERENCE, [
+        ...trainArgs(outC),
+        '--checkpoint-dir',
+        ckpt,
+        '--resume-from',
+        join(ckpt, from),
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`resumed from epoch ${Number(from.slice(6, 12))}`);
+      expect(r.stdout).not.toContain('RETRAIN_PROGRESS step=1 total=30');
+      for (const name of ['model.bin', 'metrics.json', 'config.json', 'training_log.json']) {
+        expect(readFileSync(join(outC, name)).equals(readFileSync(join(outA, name))), name).toBe(true);
+      }
+      // A checkpoint of other hyperparameters is not resumed from: training starts at epoch 0.
+      const outD = join(tmp, 'out-d');
+      const d = run(REFERENCE, [...trainArgs(outD), '--seed', '99', '--resume-from', join(ckpt, newest()!)]);
+      expect(d.status).toBe(0);
+      expect(d.stdout).toContain('does not match this run; starting from epoch 0');
+      expect(d.stdout).toContain('RETRAIN_PROGRESS step=1 total=30');
     },
   );
 
