@@ -15,6 +15,7 @@ import {
   snapshotCheckpoint,
   type CheckpointFile,
   type CheckpointPattern,
+  type Snapshot,
 } from '../remote/checkpoints.js';
 import { SAFE_SEGMENT_RE } from '../remote/execUtil.js';
 import type { Transport } from '../remote/transport.js';
@@ -143,14 +144,25 @@ export class CheckpointSync {
     const o = this.o;
     const settle = o.settleSec ?? CHECKPOINT_SETTLE_SEC;
     const files = await listCheckpoints(o.transport, o.workdir, this.pattern);
-    // The newest settled one; a newer one still being written is left for a later tick.
-    const file = files.find((f) => f.ageSec >= settle);
-    if (!file || this.isLast(file)) return null;
-    const snap = await snapshotCheckpoint(o.transport, o.workdir, this.pattern, file);
-    if (!snap.ok) {
-      o.log.debug({ event: 'checkpoint.not_ready', file: file.name, why: snap.why }, 'checkpoint not ready');
-      return null;
+    // The newest complete one: a newer one still being written (changed lately, or held open) is
+    // left for a later tick, and the next older one taken meanwhile. Never older than what we have.
+    let file: CheckpointFile | undefined;
+    let snap: Snapshot | undefined;
+    for (const f of files.filter((c) => c.ageSec >= settle).slice(0, 3)) {
+      if (
+        this.isLast(f) ||
+        (this.last && this.last.attempt === o.attempt && Number(f.mtime) < Number(this.last.mtime))
+      )
+        return null;
+      const s = await snapshotCheckpoint(o.transport, o.workdir, this.pattern, f);
+      if (s.ok) {
+        file = f;
+        snap = s;
+        break;
+      }
+      o.log.debug({ event: 'checkpoint.not_ready', file: f.name, why: s.why }, 'checkpoint not ready');
     }
+    if (!file || !snap?.ok) return null;
     if (this.last && this.last.sha256 === snap.sha256 && this.last.name === snap.name) {
       this.last = { ...this.last, mtime: file.mtime };
       return null;

@@ -310,11 +310,28 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
           });
         }
       }
-      const resumedFrom = facts.resumedFrom;
+      let resumedFrom = facts.resumedFrom;
+      const resumeLocal = resumedFrom ? join(stagingDir, 'resume', resumedFrom.name) : '';
       if (resumedFrom) {
-        const local = join(stagingDir, 'resume', resumedFrom.name);
         await mkdir(join(stagingDir, 'resume'), { recursive: true });
-        await store.getFile(checkpointKeys.file(spec.jobId, resumedFrom.name), local, resumedFrom.sha256);
+        try {
+          await store.getFile(
+            checkpointKeys.file(spec.jobId, resumedFrom.name),
+            resumeLocal,
+            resumedFrom.sha256,
+          );
+        } catch (err) {
+          // Gone or damaged in the store: a fresh start is what the training would do without it.
+          log.warn(
+            { event: 'checkpoint.unusable', file: resumedFrom.name, err: asRetrainError(err).message },
+            `${spec.symbol} cannot use checkpoint ${resumedFrom.name}; starting from zero`,
+          );
+          resumedFrom = undefined;
+          await saveFacts({ resumedFrom: undefined });
+        }
+      }
+      if (resumedFrom) {
+        const local = resumeLocal;
         files.push({
           localPath: local,
           remoteRel: `inputs/resume/${resumedFrom.name}`,
@@ -526,7 +543,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         if (healthTimer) clearInterval(healthTimer);
         clearInterval(staleTimer);
         ckptStop.abort();
-        await ckptLoop;
+        // A sync under way on a host that is gone would only fail late: let it, in the background.
+        if (!followSignal.aborted) await ckptLoop;
       }
       const { exitCode, logOffset } = followed;
       await saveFacts({ logOffset });

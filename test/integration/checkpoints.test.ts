@@ -146,7 +146,7 @@ describe('checkpoints', () => {
     // Each checkpoint is written in two halves 2.5 s apart with the file held open: by then its
     // mtime is older than the settle time, so only the open-file check keeps the half out.
     const r = await run(date, ckptRecipe, [
-      'steps=5',
+      'steps=4',
       'step_ms=300',
       'mode=slow',
       'pause_ms=2500',

@@ -154,6 +154,41 @@ describe('CheckpointSync', () => {
     expect(await readResumePoint(store, 'job1', 'run2')).toBeNull();
   });
 
+  it('while the newest is held open by its writer, takes the newest complete one before it', async () => {
+    const workdir = await workdirWith({ 'step-1.json': 'state at step 1' });
+    await age(join(workdir, 'ckpt', 'step-1.json'), 20);
+    const path = join(workdir, 'ckpt', 'step-2.json');
+    const writer = spawn(
+      'python3',
+      [
+        '-c',
+        'import sys,time; f=open(sys.argv[1],"wb"); f.write(b"half"); f.flush(); print("ready", flush=True); time.sleep(60)',
+        path,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    children.push(writer);
+    await new Promise((r) => writer.stdout!.once('data', r));
+    await age(path, 10);
+    const store = new LocalStore(await makeTmp('retrain-store-'));
+    const sync = new CheckpointSync({
+      transport: new LocalTransport(),
+      workdir,
+      path: 'ckpt/step-*.json',
+      store,
+      jobId: 'job1',
+      runId: 'run1',
+      attempt: 1,
+      stagingDir: await makeTmp('retrain-staging-'),
+      baseTrainedSec: 0,
+      startedAtMs: Date.now() - 30_000,
+      previous: null,
+      log,
+    });
+    expect(await sync.tick()).toMatchObject({ name: 'step-1.json', sha256: sha('state at step 1') });
+    expect(await sync.tick()).toBeNull();
+  });
+
   it('ignores a manifest that does not hold together (a retry then starts from zero)', async () => {
     const store = new LocalStore(await makeTmp('retrain-store-'));
     await store.putJson(checkpointKeys.manifest('job1'), {
