@@ -1,12 +1,17 @@
 import { Queue, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../src/config/schema.js';
 import type { LeaseInfo } from '../src/compute/provider.js';
 import { reapOrphans, type ReapResult } from '../src/compute/reap.js';
 import { deploymentInstances, jobIdFromLabel } from '../src/compute/vast.js';
+import type { Notifier } from '../src/notify/index.js';
 import { EVENTS } from '../src/telemetry/events.js';
+import type { LogHub } from '../src/telemetry/logger.js';
 import type { TrainJobData } from '../src/train/types.js';
 import type { VastClient } from '../src/vast/client.js';
+import { REAP_SCHEDULER_ID, STUCK_SCHEDULER_ID } from '../queues/maintenance.js';
+import { checkStuckProvisioning } from './stuck.js';
 
 /** Job states in which a train job may legitimately hold an instance. */
 const LIVE = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children']);
@@ -72,16 +77,38 @@ export async function reapDeployment(opts: {
   return result;
 }
 
-/** The `maintenance` processor: the repeatable reaper pass (see queues/maintenance.ts). */
+/**
+ * The `maintenance` processor: the repeatable jobs of queues/maintenance.ts. `reap-orphans` is the
+ * reaper pass (a worker without a Vast client skips it); `check-stuck` reports train jobs stuck in
+ * PROVISIONING (processors/stuck.ts).
+ */
 export function createMaintenanceProcessor(deps: {
   config: Config;
-  client: Pick<VastClient, 'listInstances' | 'destroyInstance'>;
+  /** Absent where the driver is not vast. */
+  client?: Pick<VastClient, 'listInstances' | 'destroyInstance'> | undefined;
   trainQueue: Queue;
   log: Logger;
+  /** For `check-stuck`: the claims (one alert per job attempt). */
+  redis?: Redis;
+  notifier?: Notifier;
+  logs?: LogHub;
 }) {
-  return async (job: Job): Promise<{ destroyed: number; kept: number; failed: number }> => {
-    if (job.name !== 'reap-orphans') throw new Error(`unknown maintenance job ${job.name}`);
-    const r = await reapDeployment({ ...deps, dryRun: false });
+  return async (job: Job): Promise<Record<string, number | boolean>> => {
+    if (job.name === STUCK_SCHEDULER_ID) {
+      if (!deps.redis) return { skipped: true };
+      const reported = await checkStuckProvisioning({
+        config: deps.config,
+        trainQueue: deps.trainQueue,
+        redis: deps.redis,
+        log: deps.log,
+        ...(deps.notifier ? { notifier: deps.notifier } : {}),
+        ...(deps.logs ? { logs: deps.logs } : {}),
+      });
+      return { stuck: reported.length };
+    }
+    if (job.name !== REAP_SCHEDULER_ID) throw new Error(`unknown maintenance job ${job.name}`);
+    if (!deps.client) return { skipped: true };
+    const r = await reapDeployment({ ...deps, client: deps.client, dryRun: false });
     deps.log.info(
       { event: 'reaper.pass', destroyed: r.destroyed.length, kept: r.kept.length, failed: r.failed.length },
       `reaper: ${r.destroyed.length} destroyed, ${r.kept.length} in use, ${r.failed.length} failed`,

@@ -82,25 +82,30 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   );
   const workers: Worker[] = [train, promote, finalize, scheduled];
 
-  // The orphan reaper, a repeatable maintenance job, wherever Vast instances can exist.
-  let maintenanceQueue: Queue | undefined;
-  let trainQueue: Queue | undefined;
-  if (config.train.driver === 'vast') {
-    const client = vastClientFrom(config);
-    maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
-    trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-    for (const q of [maintenanceQueue, trainQueue]) {
-      q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
-    }
-    await scheduleMaintenance(maintenanceQueue, config);
-    workers.push(
-      new Worker(
-        QUEUES.maintenance,
-        createMaintenanceProcessor({ config, client, trainQueue, log: logs.root }),
-        { ...base, connection, concurrency: 1 },
-      ),
-    );
+  // The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
+  // and the check for train jobs stuck in PROVISIONING whatever the driver.
+  const client = config.train.driver === 'vast' ? vastClientFrom(config) : undefined;
+  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
+  const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
+  for (const q of [maintenanceQueue, trainQueue]) {
+    q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
   }
+  await scheduleMaintenance(maintenanceQueue, config);
+  workers.push(
+    new Worker(
+      QUEUES.maintenance,
+      createMaintenanceProcessor({
+        config,
+        client,
+        trainQueue,
+        log: logs.root,
+        redis: connection,
+        notifier,
+        logs,
+      }),
+      { ...base, connection, concurrency: 1 },
+    ),
+  );
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
     w.on('error', (err) => logs.root.warn({ queue: w.name, err: err.message }, 'worker error'));
@@ -122,8 +127,8 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
         await notifier.flush(config.notify.telegram.flushTimeoutMs);
         await promoteQueue.close();
-        await maintenanceQueue?.close();
-        await trainQueue?.close();
+        await maintenanceQueue.close();
+        await trainQueue.close();
         await provider.close?.().catch(() => undefined);
         await connection.quit().catch(() => connection.disconnect());
       })();

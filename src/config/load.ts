@@ -37,6 +37,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
     ledger: { retentionDays: 30 },
+    alerts: { checkEverySec: 60 },
     vast: {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
@@ -145,6 +146,8 @@ function fromEnv(env: Env): Loose {
   set(['dashboard', 'port'], num(env, 'DASHBOARD_PORT'));
   set(['dashboard', 'readOnly'], bool(env, 'DASHBOARD_READ_ONLY'));
   set(['ledger', 'retentionDays'], num(env, 'RETRAIN_LEDGER_RETENTION_DAYS'));
+  set(['alerts', 'provisioningStuckMin'], num(env, 'RETRAIN_PROVISIONING_STUCK_MIN'));
+  set(['alerts', 'checkEverySec'], num(env, 'RETRAIN_ALERT_CHECK_SEC'));
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));

@@ -119,6 +119,23 @@ export const ConfigSchema = z
         retentionDays: z.number().min(0).max(3650),
       })
       .strict(),
+    /** Operational alerts (Telegram when configured, and a log event), checked by the workers. */
+    alerts: z
+      .object({
+        /**
+         * A train job in PROVISIONING longer than this is reported stuck (once per attempt). Unset:
+         * derived from the driver: vast `bootDeadlineSec × maxProvisionTries` plus a minute, local and
+         * ssh 5 min; capped by the symbol's own timeout either way (see src/train/stuck.ts).
+         */
+        provisioningStuckMin: z
+          .number()
+          .positive()
+          .max(24 * 60)
+          .optional(),
+        /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
+        checkEverySec: z.number().int().min(0).max(3600),
+      })
+      .strict(),
     /** Renting on Vast.ai (driver `vast`). The API key comes from VAST_API_KEY, never from a file. */
     vast: z
       .object({

@@ -1,4 +1,5 @@
 import type { EngineSummary } from '../telemetry/summary.js';
+import type { StuckProvisioning } from '../train/stuck.js';
 
 /**
  * The text of every notification: short plain text (no parse mode, so nothing to escape), one fact
@@ -116,4 +117,36 @@ export function formatRunCompleted(s: EngineSummary): string {
     .map(([sym, e]) => `${sym}${e.reason ? ` (${e.reason})` : ''}`);
   if (failed.length === 0) return header.join('\n');
   return fitLines([...header, 'failed:'], failed);
+}
+
+/** A length of time the way a person reads it: seconds under 2 min, minutes under 2 h, then hours. */
+export function humanDuration(sec: number): string {
+  if (sec < 120) return `${Math.round(sec)} s`;
+  if (sec < 2 * 3600) return `${(sec / 60).toFixed(1)} min`;
+  return `${(sec / 3600).toFixed(1)} h`;
+}
+
+function stuckDetail(s: StuckProvisioning): string {
+  const host = s.instance ? `${s.driver} instance ${s.instance}` : `${s.driver}, no host yet`;
+  return `limit ${humanDuration(s.limitSec)}; ${host}; attempt ${s.attempt}; job ${s.jobId}`;
+}
+
+/**
+ * Symbols of one run stuck in PROVISIONING past their limit (one check's findings): how long each
+ * has been at it, the limit it passed and the host it waits on.
+ */
+export function formatProvisioningStuck(items: StuckProvisioning[]): string {
+  const first = items[0];
+  if (!first) return '';
+  const head = `retrain run ${first.runId} (${dashed(first.date)})`;
+  if (items.length === 1) {
+    return [
+      `${head}: ${first.symbol} stuck in PROVISIONING for ${humanDuration(first.stuckSec)}`,
+      `${stuckDetail(first)}; since ${first.since}`,
+    ].join('\n');
+  }
+  return fitLines(
+    [`${head}: ${items.length} symbols stuck in PROVISIONING`],
+    items.map((s) => `${s.symbol}: ${humanDuration(s.stuckSec)} (${stuckDetail(s)})`),
+  );
 }

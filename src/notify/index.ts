@@ -6,7 +6,7 @@ import { TelegramSink } from './telegram.js';
 export { AlertNotifier, noopNotifier, type MessageSink, type Notifier } from './notifier.js';
 export type { RunStartInfo, SymbolFailure } from './notifier.js';
 export { TelegramSink, type TelegramSinkOptions } from './telegram.js';
-export { formatFailures, formatRunCompleted, formatRunStarted } from './format.js';
+export { formatFailures, formatProvisioningStuck, formatRunCompleted, formatRunStarted } from './format.js';
 
 type Env = Record<string, string | undefined>;
 

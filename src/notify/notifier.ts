@@ -1,6 +1,8 @@
 import type { EngineSummary } from '../telemetry/summary.js';
+import type { StuckProvisioning } from '../train/stuck.js';
 import {
   formatFailures,
+  formatProvisioningStuck,
   formatRunCompleted,
   formatRunStarted,
   type RunStartInfo,
@@ -21,6 +23,11 @@ export interface Notifier {
   /** From the run's summary, once the run has ended. */
   runCompleted(summary: EngineSummary): void;
   /**
+   * Jobs found stuck in PROVISIONING by one check (each already claimed, so reported once): one
+   * message per run, sent at once.
+   */
+  provisioningStuck(items: StuckProvisioning[]): void;
+  /**
    * Sends what is held back (grouped failures) and waits for pending sends, at most `timeoutMs`;
    * gives up at once when the channel cannot take them before then (rate-limited, backing off).
    */
@@ -39,6 +46,7 @@ export const noopNotifier: Notifier = {
   runStarted: () => undefined,
   symbolFailed: () => undefined,
   runCompleted: () => undefined,
+  provisioningStuck: () => undefined,
   flush: async () => undefined,
 };
 
@@ -95,6 +103,16 @@ export class AlertNotifier implements Notifier {
     this.#guard(() => {
       this.#sendGroup(summary.run_id);
       this.#emit(formatRunCompleted(summary), summary.date, 'completed');
+    });
+  }
+
+  provisioningStuck(items: StuckProvisioning[]): void {
+    this.#guard(() => {
+      const byRun = new Map<string, StuckProvisioning[]>();
+      for (const s of items) byRun.set(s.runId, [...(byRun.get(s.runId) ?? []), s]);
+      for (const group of byRun.values()) {
+        this.#emit(formatProvisioningStuck(group), group[0]!.date, 'provisioning_stuck');
+      }
     });
   }
 

@@ -141,7 +141,11 @@ describe('driver vast: the simulator over HTTP, instances backed by a real sshd'
       const q = new Queue('maintenance', { connection: sb.redis, prefix: sb.prefix });
       const schedulers = await q.getJobSchedulers();
       await q.close();
-      expect(schedulers.map((x) => [x.key, x.every])).toEqual([['reap-orphans', 1200]]);
+      // Beside the reaper, the check for jobs stuck in PROVISIONING (alerts.checkEverySec, 60 s).
+      expect(schedulers.map((x) => [x.key, x.every]).sort()).toEqual([
+        ['check-stuck', 60_000],
+        ['reap-orphans', 1200],
+      ]);
       expect(worker.output()).toMatch(/"event":"instance_destroyed"[^\n]*"reason":"no_active_job"/);
     } finally {
       await worker.stop();
