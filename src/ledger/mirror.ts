@@ -132,6 +132,9 @@ export class LedgerMirror {
       await this.opts.store.putJson(keys.runStatus(date), this.doc(date, snap));
       st.lastWriteAt = performance.now();
       st.written = Math.max(st.written, snap.version);
+      // A paced write is done: a change made meanwhile has its own notify queued behind this one,
+      // which waits out the interval. Only flush() must return with the latest written.
+      if (!force) return;
       force = false;
       if ((await this.opts.version(date)) <= st.written) return;
     }
