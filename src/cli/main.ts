@@ -1,17 +1,22 @@
 import { Command, CommanderError, Option } from 'commander';
 import { RetrainError } from '../errors.js';
-import { flushProcessNotifier } from '../notify/index.js';
-import { executeRun } from './executeRun.js';
-import { parseRunOptions, type RawRunOptions } from './runOptions.js';
-import { schedulerCommand, type SchedulerFlags } from './scheduler.js';
-import { statusCommand } from './status.js';
-import { promoteCommand } from './promote.js';
-import { rollbackCommand, type RollbackFlags } from './rollback.js';
-import { workerCommand } from './worker.js';
-import { demoCommand } from './demo.js';
-import { reapCommand } from './reap.js';
-import { dashboardCommand, type DashboardFlags } from './dashboard.js';
-import { runVastSimFromFlags, type VastSimFlags } from '../vast/sim/cli.js';
+import type { RawRunOptions } from './runOptions.js';
+import type { SchedulerFlags } from './scheduler.js';
+import type { RollbackFlags } from './rollback.js';
+import type { DashboardFlags } from './dashboard.js';
+import type { VastSimFlags } from '../vast/sim/cli.js';
+
+// Each command's module is loaded when that command runs, so `retrain status` does not pay for the
+// dashboard's web server, the S3 SDK or the simulator (~1 s of CPU at every start otherwise).
+
+/** `enqueue` and `run`: plan and enqueue (and for `run`, work and wait). */
+async function runCommand(opts: RawRunOptions, inProcessWorkers: boolean): Promise<number> {
+  const [{ executeRun }, { parseRunOptions }] = await Promise.all([
+    import('./executeRun.js'),
+    import('./runOptions.js'),
+  ]);
+  return executeRun(parseRunOptions(opts), { inProcessWorkers });
+}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -56,13 +61,13 @@ export function buildProgram(): Command {
   addRunOptions(program.command('enqueue').description('plan a run and add one train job per symbol'))
     .option('--wait', 'block with progress until the run ends; exit 0 when nothing failed, 1 otherwise')
     .action(async (opts: RawRunOptions) => {
-      process.exitCode = await executeRun(parseRunOptions(opts), { inProcessWorkers: false });
+      process.exitCode = await runCommand(opts, false);
     });
 
   addRunOptions(
     program.command('run').description('enqueue, train in this process, and wait (for a crontab)'),
   ).action(async (opts: RawRunOptions) => {
-    process.exitCode = await executeRun(parseRunOptions(opts), { inProcessWorkers: true });
+    process.exitCode = await runCommand(opts, true);
   });
 
   program
@@ -71,7 +76,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'config file')
     .option('--driver <driver>', 'local | ssh | vast')
     .action(async (opts: { config?: string; driver?: string }) => {
-      process.exitCode = await workerCommand(opts);
+      process.exitCode = await (await import('./worker.js')).workerCommand(opts);
     });
 
   program
@@ -81,7 +86,7 @@ export function buildProgram(): Command {
     .option('--date <YYYYMMDD>', 'date (default: the most recent in the ledger)')
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; date?: string; json?: boolean }) => {
-      process.exitCode = await statusCommand(opts);
+      process.exitCode = await (await import('./status.js')).statusCommand(opts);
     });
 
   program
@@ -100,7 +105,7 @@ export function buildProgram(): Command {
         mode: string;
         canary?: string | boolean;
       }) => {
-        process.exitCode = await promoteCommand(opts);
+        process.exitCode = await (await import('./promote.js')).promoteCommand(opts);
       },
     );
 
@@ -113,7 +118,7 @@ export function buildProgram(): Command {
     .option('--dry-run', 'check and tell what would be restored; write nothing')
     .option('--json', 'print the result as JSON')
     .action(async (opts: RollbackFlags) => {
-      process.exitCode = await rollbackCommand(opts);
+      process.exitCode = await (await import('./rollback.js')).rollbackCommand(opts);
     });
 
   program
@@ -124,7 +129,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'config file')
     .option('--dry-run', 'list only')
     .action(async (opts: { config?: string; dryRun?: boolean }) => {
-      process.exitCode = await reapCommand(opts);
+      process.exitCode = await (await import('./reap.js')).reapCommand(opts);
     });
 
   program
@@ -138,7 +143,7 @@ export function buildProgram(): Command {
     .option('--list', 'show the schedule and its next slot, and exit')
     .option('--json', 'with --list: print JSON')
     .action(async (opts: SchedulerFlags) => {
-      process.exitCode = await schedulerCommand(opts);
+      process.exitCode = await (await import('./scheduler.js')).schedulerCommand(opts);
     });
 
   program
@@ -158,6 +163,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the fault injection')
     .action(async (opts: VastSimFlags) => {
       // The key the simulator accepts comes from the environment, never from a flag.
+      const { runVastSimFromFlags } = await import('../vast/sim/cli.js');
       const sim = await runVastSimFromFlags({ ...opts, apiKey: process.env.VAST_API_KEY });
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
@@ -176,7 +182,7 @@ export function buildProgram(): Command {
     .option('--host <address>', 'bind address (default 127.0.0.1)')
     .option('--read-only', 'refuse every write action (retry, clean, pause...) on the server side')
     .action(async (opts: DashboardFlags) => {
-      process.exitCode = await dashboardCommand(opts);
+      process.exitCode = await (await import('./dashboard.js')).dashboardCommand(opts);
     });
 
   program
@@ -188,7 +194,7 @@ export function buildProgram(): Command {
     .option('--date <YYYYMMDD>', 'date (default: yesterday, UTC)')
     .option('--force', 'retrain symbols that already succeeded for the date')
     .action(async (opts: { symbols?: string; date?: string; force?: boolean }) => {
-      process.exitCode = await demoCommand(opts);
+      process.exitCode = await (await import('./demo.js')).demoCommand(opts);
     });
 
   return program;
@@ -214,6 +220,6 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
   } finally {
     // Messages still queued (e.g. `enqueue`'s start message) get a short, bounded chance to go.
-    await flushProcessNotifier();
+    await (await import('../notify/index.js')).flushProcessNotifier();
   }
 }
