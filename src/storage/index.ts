@@ -1,11 +1,14 @@
 import { ConfigError } from '../errors.js';
 import { LocalStore } from './local.js';
-import { S3Store, type S3Credentials } from './s3.js';
+import { LazyS3Store } from './lazyS3.js';
+import type { S3Credentials } from './s3.js';
 import type { ArtifactStore } from './store.js';
 
 export type { ArtifactStore, PutResult } from './store.js';
 export { LocalStore } from './local.js';
-export { S3Store, type S3StoreOptions } from './s3.js';
+// The S3 SDK is loaded on first use (lazyS3.ts); import S3Store from './s3.js' to build one directly.
+export type { S3StoreOptions } from './s3.js';
+export { LazyS3Store } from './lazyS3.js';
 export { keys, dashed } from './layout.js';
 export { validateKey, validatePrefix } from './keys.js';
 
@@ -46,7 +49,7 @@ export function createStore(
     case 'local':
       return new LocalStore(cfg.root);
     case 's3':
-      return new S3Store({
+      return new LazyS3Store({
         bucket: cfg.bucket,
         region: cfg.region,
         forcePathStyle: cfg.forcePathStyle,

@@ -54,3 +54,18 @@ export function parseStoredJson<T = unknown>(key: string, buf: Buffer): T {
     });
   }
 }
+
+/** An S3 key prefix as stored: '' or ending in '/', validated like a list prefix. */
+export function normalizeS3Prefix(prefix: string | undefined): string {
+  if (!prefix) return '';
+  const p = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  try {
+    validatePrefix(p);
+  } catch (err) {
+    throw new StoreError(`S3 store: invalid key prefix ${JSON.stringify(prefix)}`, {
+      retryable: false,
+      cause: err,
+    });
+  }
+  return p;
+}

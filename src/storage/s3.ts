@@ -17,7 +17,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
-import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
+import {
+  normalizeS3Prefix as normalizePrefix,
+  parseStoredJson,
+  TEMP_MARKER,
+  validateKey,
+  validatePrefix,
+} from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
 const MiB = 1024 * 1024;
@@ -688,20 +694,6 @@ function stripParts(checksum: string): string {
 function metaSha(metadata: Record<string, string> | undefined): string | undefined {
   const v = metadata?.[SHA_META]?.toLowerCase();
   return v && HEX64.test(v) ? v : undefined;
-}
-
-function normalizePrefix(prefix: string | undefined): string {
-  if (!prefix) return '';
-  const p = prefix.endsWith('/') ? prefix : `${prefix}/`;
-  try {
-    validatePrefix(p);
-  } catch (err) {
-    throw new StoreError(`S3 store: invalid key prefix ${JSON.stringify(prefix)}`, {
-      retryable: false,
-      cause: err,
-    });
-  }
-  return p;
 }
 
 /** The endpoint for messages, without any user:password part. */

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { ConfigError } from '../../../src/errors.js';
-import { createStore, LocalStore, S3Store } from '../../../src/storage/index.js';
+import { createStore, LazyS3Store, LocalStore } from '../../../src/storage/index.js';
+import { S3Store } from '../../../src/storage/s3.js';
 
 describe('store configuration', () => {
   let cwd: string;
@@ -106,15 +107,18 @@ describe('store configuration', () => {
   it('createStore: static credentials from S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY, or the AWS chain', async () => {
     const cfg = { kind: 's3' as const, bucket: 'artifacts', region: 'auto', forcePathStyle: true };
     const withKeys = createStore(cfg, { S3_ACCESS_KEY_ID: 'AKID', S3_SECRET_ACCESS_KEY: 'SECRET' });
-    expect(withKeys).toBeInstanceOf(S3Store);
-    const creds = await (withKeys as S3Store).client.config.credentials();
+    expect(withKeys).toBeInstanceOf(LazyS3Store);
+    const built = await (withKeys as LazyS3Store).resolve();
+    expect(built).toBeInstanceOf(S3Store);
+    const creds = await built.client.config.credentials();
     expect(creds).toMatchObject({ accessKeyId: 'AKID', secretAccessKey: 'SECRET' });
     expect(withKeys.locate('runs/20260101Z/status.json')).toBe('s3://artifacts/runs/20260101Z/status.json');
-    (withKeys as S3Store).destroy();
+    expect(built.locate('runs/20260101Z/status.json')).toBe(withKeys.locate('runs/20260101Z/status.json'));
+    await (withKeys as LazyS3Store).destroy();
 
     const chain = createStore({ ...cfg, prefix: 'team' }, {});
     expect(chain.locate('a/b')).toBe('s3://artifacts/team/a/b');
-    (chain as S3Store).destroy();
+    await (chain as LazyS3Store).destroy();
 
     expect(() => createStore(cfg, { S3_ACCESS_KEY_ID: 'AKID' })).toThrow(/S3_SECRET_ACCESS_KEY is missing/);
     expect(() => createStore(cfg, { S3_SECRET_ACCESS_KEY: 'SECRET' })).toThrow(/S3_ACCESS_KEY_ID is missing/);

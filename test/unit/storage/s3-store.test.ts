@@ -17,7 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { ChecksumError, StoreError } from '../../../src/errors.js';
-import { createStore } from '../../../src/storage/index.js';
+import { createStore, LazyS3Store } from '../../../src/storage/index.js';
 import { S3Store, type S3StoreOptions } from '../../../src/storage/s3.js';
 import { sha256Hex } from '../../../src/util/hash.js';
 import {
@@ -465,7 +465,9 @@ describe('S3Store specifics', () => {
       expect(JSON.stringify(config)).not.toContain(srv().credentials.secretAccessKey);
       const store = createStore(config.store, env);
       try {
-        expect(store).toBeInstanceOf(S3Store);
+        // The SDK is loaded on first use: a LazyS3Store that builds this S3Store.
+        expect(store).toBeInstanceOf(LazyS3Store);
+        expect(await (store as LazyS3Store).resolve()).toBeInstanceOf(S3Store);
         expect(store.kind).toBe('s3');
         await store.putJson('runs/20260102Z/status.json', { ok: true });
         const got = await srv().client.send(
@@ -473,7 +475,7 @@ describe('S3Store specifics', () => {
         );
         expect(JSON.parse(await got.Body!.transformToString())).toEqual({ ok: true });
       } finally {
-        (store as S3Store).destroy();
+        await (store as LazyS3Store).destroy();
       }
     } finally {
       await srv().emptyPrefix(sharedBucket, `${prefix}/`);
