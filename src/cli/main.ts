@@ -42,6 +42,14 @@ function addRunOptions(cmd: Command): Command {
     .option(
       '--budget-usd <dollars>',
       'stop renting once the run has spent this much; later symbols fail (budget)',
+    )
+    .option(
+      '--interruptible',
+      'driver vast: rent interruptible (bid) instances at vast.bidPrice / bidMultiplier x min_bid; an outbid one is replaced (default: config vast.interruptible)',
+    )
+    .option(
+      '--no-interruptible',
+      'driver vast: rent on-demand instances even when the config says interruptible',
     );
 }
 
