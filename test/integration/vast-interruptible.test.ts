@@ -115,7 +115,7 @@ describe('driver vast --interruptible', () => {
   }, 180_000);
 
   it('every rental outbid: the symbol fails with reason preempted after its retries, nothing left rented', async () => {
-    await setUp({ faults: { outbidRate: 1, outbidAfterMs: 1500 } });
+    await setUp({ faults: { outbidRate: 1, outbidAfterMs: 4000 } });
     const r = await vastRun(['ETHUSDT'], ['--retries', '1', '--var', 'sleep=20']);
     expect(r.code).toBe(1);
     expect(ledger().ETHUSDT).toMatchObject({ status: 'failed', reason: 'preempted', attempts: 2 });
