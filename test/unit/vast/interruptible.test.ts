@@ -229,6 +229,30 @@ describe('VastProvider with interruptible jobs', () => {
     expect(sim.state().alive).toEqual([]);
   });
 
+  it('outbid while booting: a failed boot, destroyed, the machine excluded, the next offer rented', async () => {
+    const { provider } = await setUp();
+    const abort = new AbortController();
+    const created: LeaseInfo[] = [];
+    await expect(
+      provider.acquire(spec(true), {
+        signal: abort.signal,
+        onLeaseCreated: async (i) => {
+          created.push(i);
+          if (created.length === 1) sim.outbidInstance(Number(i.id));
+          else abort.abort();
+        },
+      }),
+    ).rejects.toBeInstanceOf(CancelledError);
+    expect(created).toHaveLength(2);
+    expect(badAdded).toEqual([31001]);
+    expect(created[1]!.machineId).not.toBe(31001);
+    expect(events.find((e) => e.event === 'provision_failed')?.data.reason).toMatch(
+      /is stopped while booting \(outbid: interruptible\)/,
+    );
+    expect(sim.state().destroyed).toEqual([Number(created[0]!.id)]);
+    await provider.release(created[1]!);
+  });
+
   it('isPreempted: a stopped or exited bid instance we still want running', () => {
     const i = (o: Record<string, unknown>) => o as unknown as VastInstance;
     expect(isPreempted(i({ is_bid: true, actual_status: 'stopped', intended_status: 'running' }))).toBe(true);
