@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'cancelled'
   | 'budget'
   | 'host_lost'
+  | 'preempted'
   | 'hung'
   | 'internal';
 
@@ -133,6 +134,16 @@ export class ConnectionLostError extends TransportError {
 export class HostLostError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {
     super('host_lost', message, { ...opts, retryable: true });
+  }
+}
+
+/**
+ * An interruptible (bid) instance was outbid or stopped by the host under a training. Retryable: the
+ * instance is destroyed and the attempt runs again on another offer.
+ */
+export class PreemptedError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('preempted', message, { ...opts, retryable: true });
   }
 }
 

@@ -124,7 +124,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
     );
     out.write(
       `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
-        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}\n`,
+        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
     );
     for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
     for (const s of result.inFlight)

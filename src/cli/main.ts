@@ -47,6 +47,14 @@ function addRunOptions(cmd: Command): Command {
     .option(
       '--budget-usd <dollars>',
       'stop renting once the run has spent this much; later symbols fail (budget)',
+    )
+    .option(
+      '--interruptible',
+      'driver vast: rent interruptible (bid) instances at vast.bidPrice / bidMultiplier x min_bid; an outbid one is replaced (default: config vast.interruptible)',
+    )
+    .option(
+      '--no-interruptible',
+      'driver vast: rent on-demand instances even when the config says interruptible',
     );
 }
 
@@ -160,6 +168,8 @@ export function buildProgram(): Command {
     .option('--stuck <ids>', 'machine ids whose instances stay loading forever (comma list)')
     .option('--die-rate <p>', 'share of instances that die (exited) while running')
     .option('--die-after-ms <n>', 'how long a doomed instance runs before it dies', '5000')
+    .option('--outbid-rate <p>', 'share of interruptible (bid) instances outbid while running')
+    .option('--outbid-after-ms <n>', 'how long a doomed bid instance runs before it is outbid', '5000')
     .option('--seed <n>', 'seed of the fault injection')
     .action(async (opts: VastSimFlags) => {
       // The key the simulator accepts comes from the environment, never from a flag.

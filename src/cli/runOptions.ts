@@ -27,6 +27,8 @@ export interface RawRunOptions {
   wait?: boolean;
   var?: string[];
   budgetUsd?: string;
+  /** `--interruptible` (true) / `--no-interruptible` (false); unset: config `vast.interruptible`. */
+  interruptible?: boolean;
 }
 
 export interface RunRequest {
@@ -122,6 +124,10 @@ export function parseRunOptions(
     budgetUsd = n;
   }
   const config = loadConfig({ file: raw.config, overrides });
+  if (raw.interruptible === true && config.train.driver !== 'vast') {
+    throw new InputError(`--interruptible needs --driver vast (the driver is ${config.train.driver})`);
+  }
+  const interruptible = config.train.driver === 'vast' && (raw.interruptible ?? config.vast.interruptible);
   const symbols = resolveSymbols(raw.symbols ?? config.symbols, { cwd: process.cwd() });
   const date = raw.date !== undefined ? parseRunDate(raw.date) : yesterdayUtc();
   return {
@@ -143,6 +149,7 @@ export function parseRunOptions(
       canary: config.promotion.canary,
       force: raw.force === true,
       ensureFeatures: raw.ensureFeatures === true || defaults.ensureFeatures === true,
+      ...(interruptible ? { interruptible: true } : {}),
     },
   };
 }

@@ -18,6 +18,9 @@ export interface LeaseInfo {
   machineId?: number;
   /** Vast: the instance label (`retrain-<deployment>-<jobId>`). */
   label?: string;
+  /** Vast: an interruptible (bid) rental, and its bid in $/h. */
+  interruptible?: boolean;
+  bidUsd?: number;
 }
 
 export interface Lease {
@@ -49,6 +52,11 @@ export interface ComputeProvider {
    * hosts cannot vanish leave it out. Throws on an answer it cannot get (treated as "don't know").
    */
   isAlive?(info: LeaseInfo): Promise<boolean>;
+  /**
+   * Why a host that isAlive reported gone is gone, when the provider can tell more than "lost":
+   * `preempted` for an interruptible (bid) instance that was outbid or stopped by the host.
+   */
+  lostReason?(info: LeaseInfo): 'preempted' | undefined;
   /** Idempotent. For vast: destroy and confirm it is gone. */
   release(info: LeaseInfo): Promise<void>;
   /** What this deployment holds now (for the reaper). */

@@ -6,7 +6,8 @@ import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { SshTransport } from '../remote/sshTransport.js';
 import { VastClient, VastOfferGoneError } from '../vast/client.js';
 import { sshEndpoint } from '../vast/endpoint.js';
-import { buildOfferQuery, chooseOffers, type OfferConstraints } from '../vast/offers.js';
+import { bidFor, buildOfferQuery, chooseOffers, type Bid, type OfferConstraints } from '../vast/offers.js';
+import type { VastInstance } from '../vast/types.js';
 import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
 
 /** Machines that failed to boot, remembered for the rest of the run by every worker. */
@@ -23,12 +24,12 @@ export interface VastProviderOptions {
   pins: HostKeyPins;
   badMachines: (spec: JobSpec) => BadMachines;
   /** Called for every rent/destroy (events, metrics). Never throws. */
-  onEvent?: (
-    event: 'instance_rented' | 'instance_destroyed' | 'provision_failed',
-    data: Record<string, unknown>,
-  ) => void;
+  onEvent?: (event: VastProviderEvent, data: Record<string, unknown>) => void;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
+
+export type VastProviderEvent =
+  'instance_rented' | 'instance_destroyed' | 'provision_failed' | 'instance_preempted';
 
 export function labelFor(deployment: string, jobId: string): string {
   return `retrain-${deployment}-${jobId}`;
@@ -40,9 +41,28 @@ export function jobIdFromLabel(deployment: string, label: string | null | undefi
   return label && label.startsWith(prefix) ? label.slice(prefix.length) : null;
 }
 
-export function offerConstraints(config: Config): OfferConstraints {
+/** Whether a job rents interruptible (bid) instances: its spec says so (`--interruptible`). */
+export function wantsInterruptible(spec: Pick<JobSpec, 'interruptible'>): boolean {
+  return spec.interruptible === true;
+}
+
+/**
+ * An interruptible instance that the host halted while we still want it running: outbid (Vast stops
+ * it, `actual_status` stopped or exited, `intended_status` still running; vast-api.md §5, §9).
+ */
+export function isPreempted(inst: VastInstance, info?: Pick<LeaseInfo, 'interruptible'>): boolean {
+  const bid = inst.is_bid === true || info?.interruptible === true;
+  return (
+    bid &&
+    (inst.actual_status === 'stopped' || inst.actual_status === 'exited') &&
+    inst.intended_status !== 'stopped'
+  );
+}
+
+export function offerConstraints(config: Config, opts: { interruptible?: boolean } = {}): OfferConstraints {
   const v = config.vast;
   return {
+    ...(opts.interruptible ? { interruptible: true } : {}),
     gpuNames: v.gpuNames,
     maxHourlyCost: v.maxHourlyCost,
     minGpuMemoryGb: v.minGpuMemoryGb,
@@ -91,15 +111,16 @@ const defaultSleep = (ms: number, signal?: AbortSignal) =>
 export class VastProvider implements ComputeProvider {
   readonly driver = 'vast' as const;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Instances isAlive found outbid (lostReason answers `preempted` for them until released). */
+  private readonly preempted = new Set<string>();
+  /** The run's bad-machine list of each instance this process rented (to exclude an outbid machine). */
+  private readonly badOf = new Map<string, BadMachines>();
 
   constructor(private readonly opts: VastProviderOptions) {
     this.sleep = opts.sleep ?? defaultSleep;
   }
 
-  private emit(
-    event: 'instance_rented' | 'instance_destroyed' | 'provision_failed',
-    data: Record<string, unknown>,
-  ) {
+  private emit(event: VastProviderEvent, data: Record<string, unknown>) {
     try {
       this.opts.onEvent?.(event, data);
     } catch {
@@ -111,19 +132,41 @@ export class VastProvider implements ComputeProvider {
     const { config, client } = this.opts;
     const v = config.vast;
     const bad = this.opts.badMachines(spec);
+    const interruptible = wantsInterruptible(spec);
+    const constraints = offerConstraints(config, { interruptible });
     const tried = new Set<number>();
     const failures: string[] = [];
     for (let attempt = 0; attempt < v.maxProvisionTries; attempt++) {
       const badIds = new Set(await bad.list());
-      const offers = chooseOffers(
-        await client.searchOffers(buildOfferQuery(offerConstraints(config))),
-        offerConstraints(config),
-        {
-          machineIds: badIds,
-          offerIds: tried,
-        },
-      );
-      const offer = offers[0];
+      const offers = chooseOffers(await client.searchOffers(buildOfferQuery(constraints)), constraints, {
+        machineIds: badIds,
+        offerIds: tried,
+      });
+      // Interruptible: the first offer a bid within the policy can win (never below its min_bid).
+      let offer = offers[0];
+      let bid: Bid | undefined;
+      if (interruptible) {
+        offer = undefined;
+        const skipped: string[] = [];
+        for (const o of offers) {
+          const b = bidFor(o, {
+            bidPrice: v.bidPrice,
+            bidMultiplier: v.bidMultiplier,
+            maxHourlyCost: v.maxHourlyCost,
+            diskGb: v.diskGb,
+          });
+          if ('reject' in b) skipped.push(`offer ${o.id}: ${b.reject}`);
+          else {
+            offer = o;
+            bid = b;
+            break;
+          }
+        }
+        if (!offer && skipped.length) {
+          failures.push(`no offer to bid on (${skipped.slice(0, 2).join('; ')})`);
+          break;
+        }
+      }
       if (!offer) {
         failures.push('no offer meets the constraints');
         break;
@@ -138,6 +181,8 @@ export class VastProvider implements ComputeProvider {
           label: labelFor(config.deployment, spec.jobId),
           onstart: watchdogOnstart(v.apiUrl, v.maxRuntimeMin),
           runtype: v.runtype,
+          // Only a price makes the rental interruptible (a bid search alone still rents on-demand).
+          ...(bid ? { price: bid.price } : {}),
         }));
       } catch (err) {
         if (err instanceof VastOfferGoneError) {
@@ -153,9 +198,11 @@ export class VastProvider implements ComputeProvider {
         user: v.sshUser,
         workRoot: v.workRoot,
         acquiredAt: new Date().toISOString(),
-        hourlyCostUsd: offer.dph_total,
+        hourlyCostUsd: bid ? bid.hourly : offer.dph_total,
         machineId: offer.machine_id,
+        ...(bid ? { interruptible: true, bidUsd: bid.price } : {}),
       };
+      this.badOf.set(info.id, bad);
       // Saved before waiting: a crash from here on cannot orphan the instance.
       await ctx.onLeaseCreated?.(info);
       this.emit('instance_rented', {
@@ -163,7 +210,8 @@ export class VastProvider implements ComputeProvider {
         offerId: offer.id,
         machineId: offer.machine_id,
         gpu: offer.gpu_name,
-        dph: offer.dph_total,
+        dph: info.hourlyCostUsd,
+        ...(bid ? { interruptible: true, bid: bid.price, minBid: bid.minBid } : {}),
       });
       try {
         await client.attachSshKey(instanceId, this.opts.publicKey);
@@ -181,6 +229,7 @@ export class VastProvider implements ComputeProvider {
         });
         await bad.add(offer.machine_id);
         await this.release(info);
+        this.badOf.delete(info.id);
         await ctx.onLeaseReleased?.(info);
       }
     }
@@ -200,7 +249,8 @@ export class VastProvider implements ComputeProvider {
       if (!inst) throw new ProvisionError(`instance ${info.id} disappeared while booting`);
       lastState = inst.actual_status ?? 'created';
       if (['exited', 'offline', 'unknown', 'stopped'].includes(lastState)) {
-        throw new ProvisionError(`instance ${info.id} is ${lastState} while booting`);
+        const outbid = isPreempted(inst, info) ? ' (outbid: interruptible)' : '';
+        throw new ProvisionError(`instance ${info.id} is ${lastState} while booting${outbid}`);
       }
       const ep = lastState === 'running' ? sshEndpoint(inst) : null;
       if (ep) {
@@ -261,13 +311,38 @@ export class VastProvider implements ComputeProvider {
 
   async isAlive(info: LeaseInfo): Promise<boolean> {
     const inst = await this.opts.client.getInstance(Number(info.id));
+    if (inst && isPreempted(inst, info)) {
+      if (!this.preempted.has(info.id)) {
+        this.preempted.add(info.id);
+        const machineId = info.machineId ?? inst.machine_id;
+        this.emit('instance_preempted', {
+          instanceId: Number(info.id),
+          machineId,
+          status: inst.actual_status,
+          bid: info.bidUsd,
+        });
+        // Outbid there once at this bid, likely again: not rented on that machine again this run.
+        if (machineId !== undefined)
+          await this.badOf
+            .get(info.id)
+            ?.add(machineId)
+            .catch(() => undefined);
+      }
+      return false;
+    }
     return (
       inst !== null && (inst.actual_status === 'running' || BOOTING.has(inst.actual_status ?? 'created'))
     );
   }
 
+  lostReason(info: LeaseInfo): 'preempted' | undefined {
+    return this.preempted.has(info.id) ? 'preempted' : undefined;
+  }
+
   async release(info: LeaseInfo): Promise<void> {
     await this.opts.client.destroyInstance(Number(info.id));
+    this.preempted.delete(info.id);
+    this.badOf.delete(info.id);
     await this.opts.pins.forget(`vast:${info.id}`);
     this.emit('instance_destroyed', { instanceId: Number(info.id), reason: 'released' });
   }

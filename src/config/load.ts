@@ -58,6 +58,8 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       maxRuntimeMin: 60,
       reapEveryMin: 10,
       healthCheckSec: 30,
+      interruptible: false,
+      bidMultiplier: 1.2,
       workRoot: '/root/retrain',
       sshUser: 'root',
     },
@@ -153,6 +155,8 @@ function fromEnv(env: Env): Loose {
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
   set(['vast', 'reapEveryMin'], num(env, 'RETRAIN_REAP_EVERY_MIN'));
   set(['vast', 'healthCheckSec'], num(env, 'RETRAIN_HOST_CHECK_SEC'));
+  set(['vast', 'interruptible'], bool(env, 'RETRAIN_INTERRUPTIBLE'));
+  set(['vast', 'bidPrice'], num(env, 'RETRAIN_BID_PRICE'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
   set(['ssh', 'host'], env.RETRAIN_SSH_HOST);

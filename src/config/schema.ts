@@ -165,6 +165,20 @@ export const ConfigSchema = z
         maxRuntimeMin: z.number().positive(),
         /** How often a running training's instance is checked for being alive. */
         healthCheckSec: z.number().min(1),
+        /**
+         * Rent interruptible (bid) instances: cheaper, but a higher bid stops them. A run can say
+         * otherwise with `--interruptible` / `--no-interruptible`.
+         */
+        interruptible: z.boolean(),
+        /**
+         * The bid of an interruptible rental in $/h per machine, GPU part (storage is billed on top),
+         * like `vastai create instance --bid_price`. Offers whose min_bid is above it are skipped.
+         * Unset: bidMultiplier × the offer's min_bid. Either way capped so bid + storage stays within
+         * maxHourlyCost, and never below min_bid (such a bid never starts).
+         */
+        bidPrice: z.number().min(0.001).max(128).optional(),
+        /** Unset bidPrice: bid this many times the offer's min_bid (headroom against being outbid). */
+        bidMultiplier: z.number().min(1).max(10),
         /** How often the workers' repeatable reaper pass runs (0 turns it off). */
         reapEveryMin: z.number().min(0),
         /** Work dirs on the instance. */

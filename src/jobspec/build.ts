@@ -15,6 +15,7 @@ export interface JobSpecInput {
   retries: number;
   promote: PromoteMode;
   canary: boolean;
+  interruptible?: boolean;
 }
 
 /** Ids contain no ':' (BullMQ forbids it) and are never all digits. */
@@ -47,6 +48,7 @@ export function buildJobSpec(input: JobSpecInput): JobSpec {
     retries: input.retries,
     promote: effectivePromoteMode(input.promote, input.canary),
     canary: input.canary,
+    ...(input.interruptible ? { interruptible: true as const } : {}),
   };
 }
 

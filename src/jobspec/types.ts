@@ -26,6 +26,11 @@ export interface JobSpec {
   /** Effective promotion mode (canary/live already applied: never `auto` then). */
   promote: PromoteMode;
   canary: boolean;
+  /**
+   * Driver vast: rent interruptible (bid) instances (`--interruptible`, or config
+   * `vast.interruptible`). Present only when true, so other specs keep their bytes.
+   */
+  interruptible?: true;
 }
 
 export interface RecipeRef {

@@ -21,6 +21,8 @@ export interface PlanRequest {
   canary: boolean;
   force: boolean;
   ensureFeatures: boolean;
+  /** Driver vast: rent interruptible (bid) instances. */
+  interruptible?: boolean;
 }
 
 export interface PlannedSkip {
@@ -96,6 +98,7 @@ export async function planRun(
         retries: req.retries,
         promote: req.promote,
         canary: req.canary,
+        interruptible: req.interruptible === true && req.driver === 'vast',
       }),
     );
   }

@@ -2,6 +2,7 @@ import { appendFile, mkdir, readFile, rm, stat, truncate, writeFile } from 'node
 import { join, posix } from 'node:path';
 import type { Logger } from 'pino';
 import type { ComputeProvider, Lease, LeaseInfo } from '../compute/provider.js';
+import { hostGoneError } from '../compute/lost.js';
 import { leaseCostUsd } from '../compute/reap.js';
 import { workdirFor } from '../compute/local.js';
 import type { Config } from '../config/schema.js';
@@ -10,7 +11,6 @@ import {
   CancelledError,
   RunCancelledError,
   ConnectionLostError,
-  HostLostError,
   HungError,
   OutputContractError,
   RecipeError,
@@ -524,10 +524,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
               );
             }
             if (hostLost.signal.aborted && !signal.aborted) {
-              throw new HostLostError(
-                `${spec.symbol}: ${lease.info.driver} host ${lease.info.id} died during training`,
-                { cause: err },
-              );
+              throw hostGoneError(provider, spec.symbol, lease.info, err);
             }
             if (!(err instanceof ConnectionLostError) || signal.aborted) throw err;
             drops = (facts.logOffset ?? 0) > offsetBefore ? 1 : drops + 1;

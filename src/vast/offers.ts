@@ -115,6 +115,56 @@ export function offerRejection(o: VastOffer, c: OfferConstraints, excluded?: Off
   return null;
 }
 
+/** How an interruptible rental bids (config `vast.bidPrice`, `vast.bidMultiplier`, `vast.maxHourlyCost`). */
+export interface BidPolicy {
+  /** Absolute bid in $/h per machine (GPU part); unset: `bidMultiplier` × the offer's min_bid. */
+  bidPrice?: number;
+  bidMultiplier: number;
+  /** Cap on bid + storage, $/h. */
+  maxHourlyCost: number;
+  /** Disk of the rental (GB): its storage is billed on top of the bid. */
+  diskGb: number;
+}
+
+export interface Bid {
+  /** The `price` sent with the create ($/h per machine). */
+  price: number;
+  /** The offer's bid floor: a lower bid never starts. */
+  minBid: number;
+  /** Storage of the planned disk, $/h, billed on top of the bid (also while outbid). */
+  storageHour: number;
+  /** What the rental costs per hour while it runs: price + storage. */
+  hourly: number;
+}
+
+/**
+ * The bid for an offer found by a bid search, or why it cannot be bid on. The bid is `bidPrice`, or
+ * `bidMultiplier` × min_bid; it is capped so bid + storage stays within maxHourlyCost and never goes
+ * below min_bid (vast-api.md §10.6: a bid below market never starts): an offer where both cannot
+ * hold is rejected.
+ */
+export function bidFor(o: VastOffer, p: BidPolicy): Bid | { reject: string } {
+  const storageHour =
+    o.storage_cost !== undefined
+      ? (o.storage_cost * p.diskGb) / 720
+      : Math.max(0, o.dph_total - (o.min_bid ?? o.dph_total));
+  // A bid search prices dph_total at min_bid: without min_bid, that price less storage is the floor.
+  const minBid = o.min_bid ?? Math.max(0, o.dph_total - storageHour);
+  const floor = Math.max(minBid, 0.001);
+  if (p.bidPrice !== undefined && p.bidPrice < floor) {
+    return { reject: `min_bid ${minBid} above the bid ${p.bidPrice}` };
+  }
+  const want = p.bidPrice ?? Math.ceil(floor * p.bidMultiplier * 1e6) / 1e6;
+  const cap = Math.min(p.maxHourlyCost - storageHour, 128);
+  const price = Math.min(want, cap);
+  if (price < floor) {
+    return {
+      reject: `a bid within maxHourlyCost ${p.maxHourlyCost} (${Math.max(0, Math.round(cap * 1e6) / 1e6)} + storage) is below min_bid ${minBid}`,
+    };
+  }
+  return { price, minBid, storageHour, hourly: price + storageHour };
+}
+
 /** Cheapest first; ties by reliability (higher first), then id (lower first). */
 export function compareOffers(a: VastOffer, b: VastOffer): number {
   return a.dph_total - b.dph_total || offerReliability(b) - offerReliability(a) || a.id - b.id;

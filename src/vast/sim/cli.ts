@@ -17,6 +17,8 @@ export interface VastSimFlags {
   stuck?: string;
   dieRate?: number | string;
   dieAfterMs?: number | string;
+  outbidRate?: number | string;
+  outbidAfterMs?: number | string;
   apiKey?: string;
   seed?: number | string;
 }
@@ -60,6 +62,8 @@ export async function runVastSimFromFlags(
       stuckLoadingMachineIds: stuck,
       dieRate: toNum('die-rate', flags.dieRate, 0, 1),
       dieAfterMs: toNum('die-after-ms', flags.dieAfterMs, 0, 86_400_000),
+      outbidRate: toNum('outbid-rate', flags.outbidRate, 0, 1),
+      outbidAfterMs: toNum('outbid-after-ms', flags.outbidAfterMs, 0, 86_400_000),
     },
   });
   out(`vast-sim listening on ${sim.url}`);

@@ -6,7 +6,9 @@
  * (README.md; test/integration/vastai-cli.test.ts, test/unit/vast/sim-cli-contract.test.ts).
  *
  * Time: bootDelayMs is real time; billing is real running time × timeScale.
- * Billing: dph_total × seconds while `running` (loading is free; storage-only billing is not modelled).
+ * Billing: dph_total × seconds while `running` (loading is free); an interruptible (bid) instance that was
+ * outbid keeps paying its storage (storage_cost × disk / 720 per hour) until it is destroyed. Other
+ * storage-only billing (loading, a killed instance) is not modelled.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,6 +33,10 @@ export interface VastSimFaults {
   dieAfterMs?: number;
   /** Send `Retry-After: <s>` with injected 429s (Vast itself sends none). */
   retryAfterSec?: number;
+  /** Probability that a new interruptible (bid) instance is outbid `outbidAfterMs` after it started running. */
+  outbidRate?: number;
+  /** How long a doomed bid instance runs before it is outbid (default 5000). */
+  outbidAfterMs?: number;
 }
 
 export interface VastSimOptions {
@@ -59,6 +65,10 @@ export interface VastSimState {
   env: Record<number, Record<string, string>>;
   /** Public keys attached to each instance. */
   sshKeys: Record<number, string[]>;
+  /** The `price` (bid, $/h) each instance was created with; null for on-demand rentals. */
+  bids: Record<number, number | null>;
+  /** Interruptible instances that were outbid (in the order it happened). */
+  outbid: number[];
   requests: number;
   authFailures: number;
   /** Requests that carried `api_key` in the query string (a client bug: keys never go in URLs). */
@@ -72,6 +82,13 @@ export interface VastSim {
   setFaults(f: VastSimFaults): void;
   /** The instance goes `exited` (or `offline`/`unknown`) as if the container or host died. */
   killInstance(id: number, status?: 'exited' | 'offline' | 'unknown'): void;
+  /**
+   * An interruptible (bid) instance is outbid (vast-api.md §9): `actual_status` becomes `stopped` (or
+   * `exited`), `intended_status` stays `running`, the GPU goes to the higher bidder (its offer leaves
+   * the search for good) and storage keeps billing until the instance is destroyed. False when the
+   * instance is unknown, destroyed, already stopped, or not a bid.
+   */
+  outbidInstance(id: number, status?: 'stopped' | 'exited'): boolean;
   setDown(mode: 'none' | '503' | 'refuse'): void;
   state(): VastSimState;
 }
@@ -94,6 +111,10 @@ interface SimInstance {
   killed?: { at: number; status: 'exited' | 'offline' | 'unknown' };
   /** When a doomed instance (fault `dieRate`) dies. */
   diesAt?: number;
+  /** Outbid (a bid instance only): halted by the host, storage still billed. */
+  outbid?: { at: number; status: 'stopped' | 'exited' };
+  /** When a doomed bid instance (fault `outbidRate`) is outbid. */
+  outbidAt?: number;
   destroyedAt?: number;
   sshKeys: string[];
   isBid: boolean;
@@ -345,6 +366,7 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
   const instanceKeys = new Map<string, number>();
   const rentedOrder: number[] = [];
   const destroyedOrder: number[] = [];
+  const outbidOrder: number[] = [];
   const accountKeys: { id: number; public_key: string; created_at: number }[] = [];
   let nextInstanceId = 27_000_000 + Math.floor(rand() * 1_000_000);
   let nextKeyId = 500;
@@ -354,11 +376,28 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
 
   // ------------------------------------------------------------ instance model
 
+  /** The higher bidder takes the GPU: the instance halts and its offer is rented by someone else. */
+  const markOutbid = (i: SimInstance, at: number, status: 'stopped' | 'exited') => {
+    i.outbid = { at, status };
+    outbidOrder.push(i.id);
+    const entry = offers.get(i.offerId);
+    if (entry) entry.gone = true;
+  };
   const phase = (i: SimInstance, now: number): string | null => {
     if (!i.killed && i.diesAt !== undefined && now >= i.diesAt && i.destroyedAt === undefined) {
       i.killed = { at: i.diesAt, status: 'exited' };
     }
+    if (
+      !i.killed &&
+      !i.outbid &&
+      i.outbidAt !== undefined &&
+      now >= i.outbidAt &&
+      i.destroyedAt === undefined
+    ) {
+      markOutbid(i, i.outbidAt, 'stopped');
+    }
     if (i.killed) return i.killed.status;
+    if (i.outbid) return i.outbid.status;
     const t = now - i.createdAt;
     if (t < bootDelayMs * 0.15) return null;
     if (t < bootDelayMs * 0.35) return 'created';
@@ -368,11 +407,20 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
   const runningMs = (i: SimInstance, now: number): number => {
     if (i.stuck) return 0;
     const since = i.createdAt + bootDelayMs;
-    const until = Math.min(now, i.killed?.at ?? Infinity, i.destroyedAt ?? Infinity);
+    const until = Math.min(
+      now,
+      i.killed?.at ?? Infinity,
+      i.outbid?.at ?? Infinity,
+      i.destroyedAt ?? Infinity,
+    );
     return Math.max(0, until - since);
   };
+  /** Time an outbid instance has sat halted, paying for its storage only. */
+  const outbidMs = (i: SimInstance, now: number): number =>
+    i.outbid ? Math.max(0, Math.min(now, i.destroyedAt ?? Infinity) - i.outbid.at) : 0;
   const billedSeconds = (i: SimInstance, now: number) => (runningMs(i, now) / 1000) * timeScale;
-  const billedUsd = (i: SimInstance, now: number) => (billedSeconds(i, now) * i.dphTotal) / 3600;
+  const billedUsd = (i: SimInstance, now: number) =>
+    (billedSeconds(i, now) * i.dphTotal + (outbidMs(i, now) / 1000) * timeScale * i.storageHour) / 3600;
   const totalBilled = (now: number) => [...instances.values()].reduce((s, i) => s + billedUsd(i, now), 0);
 
   const view = (i: SimInstance, now: number): VastInstance => {
@@ -385,6 +433,7 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     if (status === 'created') msg = null;
     else if (status === 'loading') msg = i.stuck ? 'Pulling image: waiting for layers' : 'Loading image';
     else if (status === 'running') msg = `success, running ${i.image}/ssh`;
+    else if (i.outbid && !i.killed) msg = 'Instance stopped: outbid by a higher bid on this machine';
     else if (status === 'exited') msg = 'Error: container exited unexpectedly (code 137)';
     else if (status === 'offline') msg = 'host is offline';
     const n = num(o.num_gpus) ?? 1;
@@ -402,7 +451,8 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       extra_env: Object.entries(i.userEnv).map(([k, v]) => [k, v]),
       actual_status: status,
       intended_status: i.destroyedAt !== undefined ? 'stopped' : 'running',
-      cur_state: i.destroyedAt !== undefined ? 'unloaded' : 'running',
+      // Outbid: the contract is halted while the intent stays `running` (it would resume if it won again).
+      cur_state: i.destroyedAt !== undefined ? 'unloaded' : i.outbid && !i.killed ? 'stopped' : 'running',
       next_state: i.destroyedAt !== undefined ? 'unloaded' : 'running',
       status_msg: msg,
       start_date: i.createdAt / 1000,
@@ -455,11 +505,13 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     const bu: Record<number, number> = {};
     const env: Record<number, Record<string, string>> = {};
     const keys: Record<number, string[]> = {};
+    const bids: Record<number, number | null> = {};
     for (const i of instances.values()) {
       bs[i.id] = billedSeconds(i, now);
       bu[i.id] = billedUsd(i, now);
       env[i.id] = { ...i.containerEnv };
       keys[i.id] = [...i.sshKeys];
+      bids[i.id] = i.price;
     }
     return {
       rented: [...rentedOrder],
@@ -470,6 +522,8 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       instances: [...instances.values()].map((i) => view(i, now)),
       env,
       sshKeys: keys,
+      bids,
+      outbid: [...outbidOrder],
       ...counters,
       faultsInjected: { ...injected },
     };
@@ -655,6 +709,9 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       stuck,
       ...((faults.dieRate ?? 0) > 0 && !stuck && rand() < (faults.dieRate ?? 0)
         ? { diesAt: Date.now() + bootDelayMs + (faults.dieAfterMs ?? 5000) }
+        : {}),
+      ...(price !== null && (faults.outbidRate ?? 0) > 0 && !stuck && rand() < (faults.outbidRate ?? 0)
+        ? { outbidAt: Date.now() + bootDelayMs + (faults.outbidAfterMs ?? 5000) }
         : {}),
       sshKeys: [...accountKeys.map((k) => k.public_key)],
       isBid: price !== null,
@@ -842,6 +899,29 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       const i = instances.get(Number(kill[1]));
       if (!i || i.destroyedAt !== undefined) return fail(404, 'no_such_instance', 'no such instance');
       i.killed ??= { at: Date.now(), status: 'exited' };
+      return json(200, { success: true });
+    }
+    const outbid = /^\/_sim\/instances\/(\d+)\/outbid$/.exec(path);
+    if (outbid && method === 'POST') {
+      const i = instances.get(Number(outbid[1]));
+      if (!i || i.destroyedAt !== undefined) return fail(404, 'no_such_instance', 'no such instance');
+      if (!i.isBid) return fail(409, 'not_a_bid', 'only an interruptible (bid) instance can be outbid');
+      let status: 'stopped' | 'exited' = 'stopped';
+      if (raw.trim() !== '') {
+        let b: unknown;
+        try {
+          b = JSON.parse(raw);
+        } catch {
+          return fail(400, 'invalid_request', 'Invalid json body');
+        }
+        const st = isObj(b) ? b.status : undefined;
+        if (st !== undefined && st !== 'stopped' && st !== 'exited')
+          return fail(400, 'invalid_args', 'status must be stopped or exited');
+        if (st === 'exited') status = 'exited';
+      }
+      phase(i, Date.now());
+      if (i.killed || i.outbid) return fail(409, 'not_running', 'the instance is already halted');
+      markOutbid(i, Date.now(), status);
       return json(200, { success: true });
     }
     if (!path.startsWith('/api/')) return fail(404, 'not_found', `no route ${method} ${path}`);
@@ -1093,6 +1173,14 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       const i = instances.get(id);
       if (!i || i.destroyedAt !== undefined || i.killed) return;
       i.killed = { at: Date.now(), status };
+    },
+    outbidInstance(id: number, status: 'stopped' | 'exited' = 'stopped') {
+      const i = instances.get(id);
+      if (!i || i.destroyedAt !== undefined || !i.isBid) return false;
+      phase(i, Date.now());
+      if (i.killed || i.outbid) return false;
+      markOutbid(i, Date.now(), status);
+      return true;
     },
     setDown(mode) {
       down = mode;

@@ -305,6 +305,76 @@ describe('vast simulator', () => {
     expect(o!.discounted_dph_total).toBe(o!.dph_total);
   });
 
+  it('outbid (an interruptible instance): stopped while intended running, offer gone, storage still billed', async () => {
+    const s = await start({ bootDelayMs: 40, timeScale: 100 });
+    // A bid search prices at min_bid; the create with a price makes the rental interruptible.
+    const found = await req(s, 'POST', '/api/v0/bundles/', {
+      id: { eq: 7002001 },
+      type: 'bid',
+      allocated_storage: 20,
+    });
+    const offer = (found.json.offers as Record<string, number | boolean>[])[0]!;
+    const storageHour = (0.15 * 20) / 720;
+    expect(offer.dph_total).toBeCloseTo(0.21 + storageHour, 6);
+    expect(offer.is_bid).toBe(true);
+    const bid = await rent(s, 7002001, { price: 0.25 });
+    const onDemand = await rent(s, 7001001);
+    await sleep(80);
+    const c = new VastClient({ apiUrl: s.url, apiKey: KEY, minRetryDelayMs: 5 });
+    expect(await c.getInstance(bid.new_contract)).toMatchObject({ actual_status: 'running', is_bid: true });
+    // Only a bid can be outbid; the control endpoint says why not.
+    expect((await req(s, 'POST', `/_sim/instances/${onDemand.new_contract}/outbid`)).status).toBe(409);
+    expect((await req(s, 'POST', '/_sim/instances/1/outbid')).status).toBe(404);
+    expect((await req(s, 'POST', `/_sim/instances/${bid.new_contract}/outbid`)).json).toEqual({
+      success: true,
+    });
+    expect((await req(s, 'POST', `/_sim/instances/${bid.new_contract}/outbid`)).status).toBe(409);
+    const stopped = await c.getInstance(bid.new_contract);
+    expect(stopped).toMatchObject({
+      actual_status: 'stopped',
+      intended_status: 'running',
+      cur_state: 'stopped',
+      status_msg: expect.stringMatching(/outbid/),
+    });
+    expect(stopped?.ports ?? null).toBeNull();
+    const st1 = s.state();
+    expect(st1.outbid).toEqual([bid.new_contract]);
+    expect(st1.bids).toEqual({ [bid.new_contract]: 0.25, [onDemand.new_contract]: null });
+    expect(st1.alive).toContain(bid.new_contract);
+    // Halted: no more GPU seconds, but the storage keeps billing until destroyed.
+    const gpuSeconds = st1.billedSeconds[bid.new_contract]!;
+    const usd1 = st1.billedUsd[bid.new_contract]!;
+    expect(usd1).toBeGreaterThan((gpuSeconds * (0.25 + storageHour)) / 3600 - 1e-12);
+    await sleep(60);
+    const st2 = s.state();
+    expect(st2.billedSeconds[bid.new_contract]).toBe(gpuSeconds);
+    expect(st2.billedUsd[bid.new_contract]!).toBeGreaterThan(usd1);
+    const inst = st2.instances.find((i) => i.id === bid.new_contract) as Record<string, unknown>;
+    expect(inst.instance).toMatchObject({ gpuCostPerHour: 0, totalHour: expect.closeTo(storageHour, 6) });
+    // The higher bidder holds the machine: the offer is gone, even once ours is destroyed.
+    await c.destroyInstance(bid.new_contract);
+    const usd3 = s.state().billedUsd[bid.new_contract]!;
+    await sleep(30);
+    expect(s.state().billedUsd[bid.new_contract]).toBe(usd3);
+    const again = await req(s, 'POST', '/api/v0/bundles/', { id: { eq: 7002001 }, type: 'bid' });
+    expect(again.json.offers).toEqual([]);
+    expect(
+      (await req(s, 'PUT', '/api/v0/asks/7002001/', { client_id: 'me', image: 'x', price: 1 })).status,
+    ).toBe(410);
+    // The fault form: every bid instance is outbid outbidAfterMs after it started running (as `stopped`).
+    s.setFaults({ outbidRate: 1, outbidAfterMs: 10 });
+    const doomed = await rent(s, 7002002, { price: 0.2 });
+    const safe = await rent(s, 7002003);
+    await sleep(120);
+    expect(await c.getInstance(doomed.new_contract)).toMatchObject({
+      actual_status: 'stopped',
+      intended_status: 'running',
+    });
+    expect((await c.getInstance(safe.new_contract))?.actual_status).toBe('running');
+    expect(s.state().outbid).toEqual([bid.new_contract, doomed.new_contract]);
+    expect(s.outbidInstance(safe.new_contract)).toBe(false);
+  });
+
   it('runVastSimFromFlags starts it and prints the URL', async () => {
     const lines: string[] = [];
     sim = await runVastSimFromFlags(
