@@ -154,6 +154,16 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
           { event: EVENTS.coinRetrying, reason: err.code, err: err.message, attempt },
           `${spec.symbol} attempt ${attempt} failed, will retry: ${err.message}`,
         );
+        if (err.code === 'hung') {
+          deps.notifier?.attemptHung({
+            runId: job.data.runId,
+            date: spec.date,
+            symbol: spec.symbol,
+            reason: err.code,
+            message: err.message,
+            attempts: attempt,
+          });
+        }
       }
       if (!err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
       throw err;

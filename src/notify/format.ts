@@ -101,6 +101,15 @@ export function formatFailures(failures: SymbolFailure[]): string {
   return fitLines([`retrain run ${first.runId} (${dashed(first.date)}): ${what}`], failures.map(failureLine));
 }
 
+/** An attempt killed as hung, to be retried: what happened and what retrain does about it. */
+export function formatAttemptHung(f: SymbolFailure): string {
+  const attempt = f.attempts ? ` attempt ${f.attempts}` : '';
+  return fitLines(
+    [`retrain run ${f.runId} (${dashed(f.date)}): ${f.symbol}${attempt} hung; killed, retrying`],
+    f.message ? [oneLine(f.message, 300)] : [],
+  );
+}
+
 export function formatRunCompleted(s: EngineSummary): string {
   const cost =
     s.costs.budget_usd !== null

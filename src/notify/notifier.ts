@@ -1,6 +1,7 @@
 import type { EngineSummary } from '../telemetry/summary.js';
 import type { StuckProvisioning } from '../train/stuck.js';
 import {
+  formatAttemptHung,
   formatFailures,
   formatProvisioningStuck,
   formatRunCompleted,
@@ -20,6 +21,11 @@ export interface Notifier {
   runStarted(info: RunStartInfo): void;
   /** When a symbol has finally failed (no retry left, or not retryable). */
   symbolFailed(failure: SymbolFailure): void;
+  /**
+   * An attempt found hung (alive, no sign of work for heartbeatStaleMin): it was killed and the
+   * symbol will be retried. Sent at once (a final failure still goes through symbolFailed).
+   */
+  attemptHung(failure: SymbolFailure): void;
   /** From the run's summary, once the run has ended. */
   runCompleted(summary: EngineSummary): void;
   /**
@@ -45,6 +51,7 @@ export interface MessageSink {
 export const noopNotifier: Notifier = {
   runStarted: () => undefined,
   symbolFailed: () => undefined,
+  attemptHung: () => undefined,
   runCompleted: () => undefined,
   provisioningStuck: () => undefined,
   flush: async () => undefined,
@@ -97,6 +104,10 @@ export class AlertNotifier implements Notifier {
       timer.unref();
       this.#groups.set(failure.runId, { date: failure.date, items: [failure], timer });
     });
+  }
+
+  attemptHung(failure: SymbolFailure): void {
+    this.#guard(() => this.#emit(formatAttemptHung(failure), failure.date, 'hung'));
   }
 
   runCompleted(summary: EngineSummary): void {
