@@ -1,6 +1,8 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createProvider, vastClientFrom } from '../src/compute/factory.js';
+import { InstancePool } from '../src/compute/pool.js';
+import { PooledProvider } from '../src/compute/pooled.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { processNotifier } from '../src/notify/index.js';
@@ -35,11 +37,26 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     store,
     onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
   });
+  const spend = new RunSpend(connection, config.queuePrefix);
+  // The train queue, for the pool (does a symbol wait for an instance?) and the reaper.
+  const trainQueue =
+    config.train.driver === 'vast'
+      ? new Queue(QUEUES.train, { connection, prefix: config.queuePrefix })
+      : undefined;
   const provider = await createProvider(config, {
     redis: connection,
     onEvent: (event, data) => logs.root.info({ event, ...data }, event),
+    ...(trainQueue
+      ? {
+          symbolsWaiting: async () => {
+            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+          },
+        }
+      : {}),
+    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
   });
-  const spend = new RunSpend(connection, config.queuePrefix);
+  const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
@@ -68,11 +85,23 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     connection,
     concurrency: 4,
   });
-  const finalize = new Worker(QUEUES.finalize, createFinalizeProcessor({ store, ledger, logs, notifier }), {
-    ...base,
-    connection,
-    concurrency: 2,
-  });
+  const finalize = new Worker(
+    QUEUES.finalize,
+    createFinalizeProcessor({
+      store,
+      ledger,
+      logs,
+      notifier,
+      ...(pooled
+        ? { drainPool: (runId) => pooled.drainRun(runId), poolIdleUsd: (runId) => spend.poolIdle(runId) }
+        : {}),
+    }),
+    {
+      ...base,
+      connection,
+      concurrency: 2,
+    },
+  );
   // The daily job scheduler's jobs (registered by `retrain scheduler`): each plans one run.
   const scheduled = new Worker(
     QUEUES.scheduler,
@@ -83,11 +112,9 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
 
   // The orphan reaper, a repeatable maintenance job, wherever Vast instances can exist.
   let maintenanceQueue: Queue | undefined;
-  let trainQueue: Queue | undefined;
-  if (config.train.driver === 'vast') {
+  if (trainQueue) {
     const client = vastClientFrom(config);
     maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
-    trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
     for (const q of [maintenanceQueue, trainQueue]) {
       q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
     }
@@ -95,7 +122,18 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     workers.push(
       new Worker(
         QUEUES.maintenance,
-        createMaintenanceProcessor({ config, client, trainQueue, log: logs.root }),
+        createMaintenanceProcessor({
+          config,
+          client,
+          trainQueue,
+          log: logs.root,
+          ...(pooled
+            ? {
+                pool: new InstancePool(connection, config.queuePrefix),
+                bookIdle: (runId: string, usd: number) => spend.bookPoolIdle(runId, usd),
+              }
+            : {}),
+        }),
         { ...base, connection, concurrency: 1 },
       ),
     );

@@ -58,6 +58,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       healthCheckSec: 30,
       workRoot: '/root/retrain',
       sshUser: 'root',
+      pool: { enabled: true, idleGraceSec: 60, slotsPerHost: 1 },
     },
     ssh: { port: 22, user: 'root', workRoot: '/root/retrain' },
     schedule: {
@@ -150,6 +151,9 @@ function fromEnv(env: Env): Loose {
   set(['vast', 'healthCheckSec'], num(env, 'RETRAIN_HOST_CHECK_SEC'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
+  set(['vast', 'pool', 'enabled'], bool(env, 'RETRAIN_VAST_POOL'));
+  set(['vast', 'pool', 'idleGraceSec'], num(env, 'RETRAIN_POOL_IDLE_SEC'));
+  set(['vast', 'pool', 'slotsPerHost'], num(env, 'RETRAIN_POOL_SLOTS'));
   set(['ssh', 'host'], env.RETRAIN_SSH_HOST);
   set(['ssh', 'port'], num(env, 'RETRAIN_SSH_PORT'));
   set(['ssh', 'user'], env.RETRAIN_SSH_USER);
