@@ -231,8 +231,11 @@ export class InstancePool {
       opts.root,
     );
     if (res === 'created') {
-      // The record cannot outlive the rental (the watchdog destroys the instance at expiresAt).
-      await this.redis.pexpireat(this.instKey(opts.info.id), opts.expiresAt + 3_600_000);
+      // The rental cannot outlive expiresAt (the watchdog destroys it): nor, by long, its record.
+      await this.redis.pexpire(
+        this.instKey(opts.info.id),
+        Math.max(0, opts.expiresAt - Date.now()) + 86_400_000,
+      );
     }
     return res !== 'taken';
   }
