@@ -67,6 +67,8 @@ export class PooledProvider implements ComputeProvider {
     const v = this.opts.config.vast;
     for (let tries = 0; tries < 2 * v.maxProvisionTries; tries++) {
       if (ctx.signal.aborted) throw new CancelledError('acquire cancelled');
+      // A run that has spent its budget starts no symbol, on a new instance or a pooled one.
+      await ctx.beforeRent?.();
       const taken = await this.opts.pool.take({
         runId,
         jobId: spec.jobId,
