@@ -136,8 +136,8 @@ export interface PoolRecord {
 
 /** A record removed for destroying: what its free slots cost since they became free is the run's. */
 export interface ClaimedInstance extends PoolRecord {
-  /** Dollars of idle slot-time from each free slot's `since` until `until`. */
-  idleUsd(until: number): number;
+  /** Dollars of idle slot-time from each free slot's `since` until `until` (`except` left out). */
+  idleUsd(until: number, except?: number): number;
 }
 
 export class InstancePool {
@@ -282,9 +282,12 @@ export class InstancePool {
     const rec = parseRecord(flat);
     return {
       ...rec,
-      idleUsd: (until: number) =>
+      idleUsd: (until: number, except?: number) =>
         rec.holders.reduce(
-          (sum, h) => sum + (rec.info.hourlyCostUsd * Math.max(0, until - h.since)) / 3_600_000 / rec.slots,
+          (sum, h, n) =>
+            n === except
+              ? sum
+              : sum + (rec.info.hourlyCostUsd * Math.max(0, until - h.since)) / 3_600_000 / rec.slots,
           0,
         ),
     };

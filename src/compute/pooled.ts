@@ -248,17 +248,19 @@ export class PooledProvider implements ComputeProvider {
       });
     }
     // Not claimed: another symbol holds a slot (the last to let go destroys it), or it is claimed.
+    // The holder's own slot is booked to it up to the destroy (trainSymbol books after release).
     const claimed = await this.opts.pool.claim(info.id, null);
-    if (claimed) await this.finishClaim(info, claimed, reason);
+    if (claimed) await this.finishClaim(info, claimed, reason, info.pool?.slot);
   }
 
   private async finishClaim(
     info: LeaseInfo,
-    claimed: { runId: string; idleUsd(until: number): number },
+    claimed: { runId: string; idleUsd(until: number, except?: number): number },
     reason: string,
+    holderSlot?: number,
   ): Promise<void> {
     await this.opts.inner.release({ ...info, pool: undefined, heldSince: undefined });
-    const usd = claimed.idleUsd(Date.now());
+    const usd = claimed.idleUsd(Date.now(), holderSlot);
     await this.opts.bookIdle?.(claimed.runId, usd).catch(() => undefined);
     this.emit('instance_unpooled', {
       instanceId: Number(info.id),
