@@ -56,9 +56,12 @@ export class PooledProvider implements ComputeProvider {
     return Date.parse(info.acquiredAt) + this.opts.config.vast.maxRuntimeMin * 60_000;
   }
 
-  /** The holder's own root under the instance's work root: removed whole when the slot changes hands. */
-  private rootFor(info: LeaseInfo, jobId: string): string {
-    const base = info.workRoot;
+  /**
+   * The holder's own root, `<vast.workRoot>/<jobId>`: removed whole when its slot changes hands (a
+   * job id that is not a plain path segment gets the shared root, which is never removed).
+   */
+  private rootFor(jobId: string): string {
+    const base = this.opts.config.vast.workRoot;
     return SAFE_SEGMENT_RE.test(jobId) ? posix.join(base, jobId) : base;
   }
 
@@ -74,7 +77,7 @@ export class PooledProvider implements ComputeProvider {
         jobId: spec.jobId,
         // Only an instance whose rental (maxRuntimeMin) outlasts this symbol's own time limit.
         needMs: spec.timeoutMinutes * 60_000,
-        root: this.rootFor({ workRoot: v.workRoot } as LeaseInfo, spec.jobId),
+        root: this.rootFor(spec.jobId),
       });
       if (!taken) break;
       const now = Date.now();
@@ -84,7 +87,7 @@ export class PooledProvider implements ComputeProvider {
       );
       const info: LeaseInfo = {
         ...taken.info,
-        workRoot: this.rootFor(taken.info, spec.jobId),
+        workRoot: this.rootFor(spec.jobId),
         label: labelFor(this.opts.config.deployment, spec.jobId),
         heldSince: new Date(now).toISOString(),
         pool: { runId, jobId: spec.jobId, slot: taken.slot, slots: taken.slots },
@@ -101,7 +104,7 @@ export class PooledProvider implements ComputeProvider {
     }
     const slotOf = (info: LeaseInfo): LeaseInfo => ({
       ...info,
-      workRoot: this.rootFor(info, spec.jobId),
+      workRoot: this.rootFor(spec.jobId),
       heldSince: info.acquiredAt,
       pool: { runId, jobId: spec.jobId, slot: 0, slots: this.slots },
     });
@@ -112,7 +115,7 @@ export class PooledProvider implements ComputeProvider {
     });
     const info = slotOf(lease.info);
     await this.opts.pool.ensureHeld({
-      info,
+      info: { ...info, workRoot: v.workRoot },
       runId,
       slots: this.slots,
       expiresAt: this.expiresAt(info),
@@ -134,7 +137,9 @@ export class PooledProvider implements ComputeProvider {
       await this.opts.client.setLabel(Number(info.id), info.label!).catch(() => undefined);
       lease = await this.opts.inner.reattach(info, signal);
       if (!lease) throw new Error('instance gone');
-      if (previousRoot && previousRoot !== info.workRoot) {
+      // Only a previous holder's own root, strictly under the work root, is ever removed.
+      const base = this.opts.config.vast.workRoot.replace(/\/+$/, '');
+      if (previousRoot.startsWith(`${base}/`) && previousRoot !== info.workRoot) {
         await mustExec(
           lease.transport,
           `rm -rf -- ${shellQuote(previousRoot)}`,
@@ -161,7 +166,7 @@ export class PooledProvider implements ComputeProvider {
     }
     // A crash between the rental and its pool record leaves none: make sure it is this job's.
     const ours = await this.opts.pool.ensureHeld({
-      info,
+      info: { ...info, workRoot: this.opts.config.vast.workRoot },
       runId: info.pool.runId,
       slots: info.pool.slots,
       expiresAt: this.expiresAt(info),
