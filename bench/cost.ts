@@ -91,6 +91,9 @@ async function phase(name: string, pooled: boolean, scale: number, redisUrl: str
         workRoot: join(w.home, 'remote'),
         sshUser: sshd.user,
         apiRetryBaseMs: 100,
+        // 12 symbols renting at the same moment all go for the cheapest offers; each loser tries the
+        // next, so give them room (the default 5 can run out in that race).
+        maxProvisionTries: 20,
         // The idle grace is scaled down like the rest: 60 s stands for 600 s here otherwise.
         pool: { enabled: pooled, idleGraceSec: 60 / scale, slotsPerHost: 1 },
       },
@@ -115,7 +118,10 @@ async function phase(name: string, pooled: boolean, scale: number, redisUrl: str
     let ideal = 0;
     let trainS = 0;
     for (const j of r.jobs) {
-      const rt = await store.getJson<{ hourlyCostUsd?: number }>(keys.artifact(j.jobId, 'runtime.json'));
+      const rt = await store
+        .getJson<{ hourlyCostUsd?: number }>(keys.artifact(j.jobId, 'runtime.json'))
+        .catch(() => null);
+      if (!rt) continue; // failed: its billed time stays in the ratio's numerator
       const s = (j.recipeMs / 1000) * scale;
       trainS += s;
       ideal += (s * Number(rt.hourlyCostUsd ?? 0)) / 3600;
