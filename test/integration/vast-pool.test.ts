@@ -36,8 +36,12 @@ describe('instance pool (driver vast)', () => {
   });
 
   /** A pooled provider of the world's deployment, built as a worker builds it. */
-  const provider = async (opts: { waiting?: number; idle?: string } = {}) => {
-    const env: NodeJS.ProcessEnv = { ...w!.sb.env, RETRAIN_POOL_IDLE_SEC: opts.idle ?? '60' };
+  const provider = async (opts: { waiting?: number; idle?: string; slots?: number } = {}) => {
+    const env: NodeJS.ProcessEnv = {
+      ...w!.sb.env,
+      RETRAIN_POOL_IDLE_SEC: opts.idle ?? '60',
+      RETRAIN_POOL_SLOTS: String(opts.slots ?? 1),
+    };
     const config = loadConfig({ env });
     const redis = new Redis(w!.sb.redisUrl);
     opened.push({ close: async () => void redis.disconnect() });
@@ -159,6 +163,28 @@ describe('instance pool (driver vast)', () => {
     const a = await p.acquire(spec('BTCUSDT'), ctx());
     await a.transport.close();
     await p.release(a.info, { reusable: true });
+    expect(rentedAllDestroyed(w.sim)).toBe(true);
+  }, 60_000);
+
+  it('slotsPerHost 2: two symbols at once on one instance, each in its own work dir, each paying half', async () => {
+    w = await startVastWorld(inject('redisUrl'));
+    const p = await provider({ waiting: 5, slots: 2 });
+    const a = await p.acquire(spec('BTCUSDT'), ctx());
+    const b = await p.acquire(spec('ETHUSDT'), ctx());
+    expect(b.info.id).toBe(a.info.id);
+    expect(w.sim.state().rented).toHaveLength(1);
+    expect(a.info.pool).toMatchObject({ slot: 0, slots: 2 });
+    expect(b.info.pool).toMatchObject({ slot: 1, slots: 2 });
+    expect(b.info.workRoot).not.toBe(a.info.workRoot);
+    // A third waits for a slot: it gets an instance of its own.
+    const c = await p.acquire(spec('SOLUSDT'), ctx());
+    expect(c.info.id).not.toBe(a.info.id);
+    for (const l of [a, b, c]) await l.transport.close();
+    // The first to finish leaves the instance to the other; the last one out lets it go.
+    await p.release(a.info, { reusable: true });
+    expect(w.sim.state().alive).toContain(Number(a.info.id));
+    await p.release(c.info, { reusable: false });
+    await p.release(b.info, { reusable: false });
     expect(rentedAllDestroyed(w.sim)).toBe(true);
   }, 60_000);
 
