@@ -19,6 +19,10 @@ export function createFinalizeProcessor(deps: {
   logs: LogHub;
   /** Gets the completion summary; never blocks. */
   notifier?: Notifier;
+  /** Destroys the run's idle pooled instances (run end); returns how many. */
+  drainPool?: (runId: string) => Promise<number>;
+  /** What the run's pooled instances cost while no symbol held them (RunSpend.poolIdle). */
+  poolIdleUsd?: (runId: string) => Promise<number>;
 }) {
   return async (job: Job<FinalizeJobData>, token?: string): Promise<EngineSummary> => {
     const d = job.data;
@@ -31,6 +35,19 @@ export function createFinalizeProcessor(deps: {
       await job.moveToDelayed(Date.now() + 500, token);
       throw new DelayedError();
     }
+    // Run end: no symbol of the run will want an instance again.
+    const drained = await deps.drainPool?.(d.runId).catch((err: unknown) => {
+      log.warn(
+        { event: 'pool.drain_failed', err: String(err) },
+        "could not destroy the run's idle instances",
+      );
+      return 0;
+    });
+    if (drained)
+      log.info(
+        { event: 'pool.drained', instances: drained },
+        `run end: ${drained} idle instance(s) destroyed`,
+      );
     const promoted: string[] = [];
     for (const s of d.trained) {
       if (ledger[s]?.decision !== 'promote') continue;
@@ -51,6 +68,7 @@ export function createFinalizeProcessor(deps: {
       startedAt: new Date(d.plannedAt),
       endedAt: new Date(),
       promoted,
+      ...(deps.poolIdleUsd ? { poolIdleUsd: await deps.poolIdleUsd(d.runId).catch(() => 0) } : {}),
       ...(d.budgetUsd !== undefined ? { budgetUsd: d.budgetUsd } : {}),
     });
     await deps.store.putJson(keys.summary(d.date), summary);

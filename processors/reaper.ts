@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../src/config/schema.js';
 import type { LeaseInfo } from '../src/compute/provider.js';
+import type { InstancePool } from '../src/compute/pool.js';
 import { reapOrphans, type ReapResult } from '../src/compute/reap.js';
 import { deploymentInstances, jobIdFromLabel } from '../src/compute/vast.js';
 import type { Notifier } from '../src/notify/index.js';
@@ -34,8 +35,20 @@ export async function reapDeployment(opts: {
   trainQueue: Queue;
   dryRun: boolean;
   log: Logger;
+  /** The instance pool (when on): a pooled instance is in use while a live job holds one of its
+   * slots, or while it has been idle less than idleGraceSec. */
+  pool?: InstancePool;
+  /** Books a reaped pooled instance's idle time to its run. */
+  bookIdle?: (runId: string, usd: number) => Promise<void>;
 }): Promise<ReapResult> {
-  const { config, client, trainQueue, log } = opts;
+  const { config, client, trainQueue, log, pool } = opts;
+  const holds = async (jobId: string, instanceId: string) => {
+    const job: Job<TrainJobData> | undefined = await trainQueue.getJob(jobId);
+    if (!job || !LIVE.has(await job.getState())) return false;
+    const held = job.data?.facts?.lease;
+    return held?.driver === 'vast' && held.id === instanceId;
+  };
+  const graceMs = config.vast.pool.idleGraceSec * 1000;
   const result = await reapOrphans({
     provider: {
       list: () => deploymentInstances(client, config),
@@ -43,6 +56,27 @@ export async function reapDeployment(opts: {
     },
     jobIdOf: (lease) => jobIdFromLabel(config.deployment, lease.label),
     isInUse: async (lease: LeaseInfo, jobId: string, ageMin: number) => {
+      const rec = pool ? await pool.describe(lease.id) : null;
+      if (pool && rec) {
+        const now = Date.now();
+        const held = rec.holders.filter((h) => h.jobId);
+        if (held.length === 0) {
+          // Idle in the pool: kept for its grace (its taker may be on the way), then destroyed here
+          // when the worker that pooled it could not (it crashed).
+          if (now - Math.max(...rec.holders.map((h) => h.since)) < graceMs + REAP_GRACE_MIN * 60_000)
+            return true;
+          if (opts.dryRun) return false;
+          const claimed = await pool.claim(lease.id, graceMs);
+          if (!claimed) return true; // taken meanwhile
+          await opts.bookIdle?.(claimed.runId, claimed.idleUsd(now)).catch(() => undefined);
+          return false;
+        }
+        for (const h of held) {
+          if (now - h.since < REAP_GRACE_MIN * 60_000 || (await holds(h.jobId, lease.id))) return true;
+        }
+        if (!opts.dryRun) await pool.remove(lease.id);
+        return false;
+      }
       const job: Job<TrainJobData> | undefined = await trainQueue.getJob(jobId);
       if (!job || !LIVE.has(await job.getState())) return false;
       const held = job.data?.facts?.lease;
@@ -62,6 +96,8 @@ export async function reapDeployment(opts: {
         `reaper destroyed instance ${lease.id} (${lease.label ?? 'no label'}): ${reason}`,
       ),
   });
+  // Pooled instances destroyed here (past maxRuntimeMin, orphaned) are out of the pool.
+  if (pool && !opts.dryRun) for (const d of result.destroyed) await pool.remove(d.id).catch(() => undefined);
   for (const f of result.failed) {
     log.error(
       {
@@ -92,6 +128,8 @@ export function createMaintenanceProcessor(deps: {
   redis?: Redis;
   notifier?: Notifier;
   logs?: LogHub;
+  pool?: InstancePool;
+  bookIdle?: (runId: string, usd: number) => Promise<void>;
 }) {
   return async (job: Job): Promise<Record<string, number | boolean>> => {
     if (job.name === STUCK_SCHEDULER_ID) {

@@ -1,6 +1,8 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createProvider, vastClientFrom } from '../src/compute/factory.js';
+import { InstancePool } from '../src/compute/pool.js';
+import { PooledProvider } from '../src/compute/pooled.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { processNotifier } from '../src/notify/index.js';
@@ -36,11 +38,24 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     retentionDays: config.ledger.retentionDays,
     onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
   });
+  const spend = new RunSpend(connection, config.queuePrefix);
+  // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
+  // stuck-provisioning check.
+  const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
   const provider = await createProvider(config, {
     redis: connection,
     onEvent: (event, data) => logs.root.info({ event, ...data }, event),
+    ...(config.train.driver === 'vast'
+      ? {
+          symbolsWaiting: async () => {
+            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+          },
+        }
+      : {}),
+    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
   });
-  const spend = new RunSpend(connection, config.queuePrefix);
+  const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
@@ -69,11 +84,23 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     connection,
     concurrency: 4,
   });
-  const finalize = new Worker(QUEUES.finalize, createFinalizeProcessor({ store, ledger, logs, notifier }), {
-    ...base,
-    connection,
-    concurrency: 2,
-  });
+  const finalize = new Worker(
+    QUEUES.finalize,
+    createFinalizeProcessor({
+      store,
+      ledger,
+      logs,
+      notifier,
+      ...(pooled
+        ? { drainPool: (runId) => pooled.drainRun(runId), poolIdleUsd: (runId) => spend.poolIdle(runId) }
+        : {}),
+    }),
+    {
+      ...base,
+      connection,
+      concurrency: 2,
+    },
+  );
   // The daily job scheduler's jobs (registered by `retrain scheduler`): each plans one run.
   const scheduled = new Worker(
     QUEUES.scheduler,
@@ -86,7 +113,6 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // and the check for train jobs stuck in PROVISIONING whatever the driver.
   const client = config.train.driver === 'vast' ? vastClientFrom(config) : undefined;
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
-  const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
   for (const q of [maintenanceQueue, trainQueue]) {
     q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
   }
@@ -102,6 +128,12 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         redis: connection,
         notifier,
         logs,
+        ...(pooled
+          ? {
+              pool: new InstancePool(connection, config.queuePrefix),
+              bookIdle: (runId: string, usd: number) => spend.bookPoolIdle(runId, usd),
+            }
+          : {}),
       }),
       { ...base, connection, concurrency: 1 },
     ),

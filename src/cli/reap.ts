@@ -3,6 +3,8 @@ import { reapDeployment } from '../../processors/reaper.js';
 import { QUEUES } from '../../queues/names.js';
 import { loadConfig } from '../config/load.js';
 import { vastClientFrom } from '../compute/factory.js';
+import { InstancePool } from '../compute/pool.js';
+import { RunSpend } from '../train/spend.js';
 import { LogHub } from '../telemetry/logger.js';
 import { connectRedis } from './executeRun.js';
 
@@ -19,6 +21,13 @@ export async function reapCommand(opts: { config?: string; dryRun?: boolean }): 
       client,
       trainQueue,
       dryRun: opts.dryRun === true,
+      ...(config.vast.pool.enabled
+        ? {
+            pool: new InstancePool(redis, config.queuePrefix),
+            bookIdle: (runId: string, usd: number) =>
+              new RunSpend(redis, config.queuePrefix).bookPoolIdle(runId, usd),
+          }
+        : {}),
       log: logs.forDate(new Date().toISOString().slice(0, 10).replace(/-/g, '')),
     });
     for (const d of result.destroyed) {

@@ -8,6 +8,8 @@ import { ensureDeploymentKey } from '../remote/ssh/keys.js';
 import { SECRET_ENV_NAMES } from '../telemetry/logger.js';
 import { VastClient } from '../vast/client.js';
 import { LocalProvider } from './local.js';
+import { InstancePool } from './pool.js';
+import { PooledProvider } from './pooled.js';
 import type { ComputeProvider } from './provider.js';
 import { SshProvider } from './ssh.js';
 import { VastProvider } from './vast.js';
@@ -33,7 +35,14 @@ export function vastClientFrom(config: Config, env: NodeJS.ProcessEnv = process.
 /** Builds the compute provider of the configured driver. Reads secrets from the environment only. */
 export async function createProvider(
   config: Config,
-  deps: { redis: Redis; onEvent?: (event: string, data: Record<string, unknown>) => void },
+  deps: {
+    redis: Redis;
+    onEvent?: (event: string, data: Record<string, unknown>) => void;
+    /** Pool: how many train jobs wait (a free instance nobody waits for is destroyed at once). */
+    symbolsWaiting?: (runId: string) => Promise<number>;
+    /** Pool: books a run's instance time that no symbol held (RunSpend.bookPoolIdle). */
+    bookIdle?: (runId: string, usd: number) => Promise<void>;
+  },
 ): Promise<ComputeProvider> {
   const sshDir = join(config.home, 'ssh');
   switch (config.train.driver) {
@@ -57,7 +66,7 @@ export async function createProvider(
       const key = await ensureDeploymentKey(sshDir, config.deployment);
       const privateKey = await readFile(key.privateKeyPath);
       const badKey = (date: string) => `${config.queuePrefix}:vast:bad-machines:${date}`;
-      return new VastProvider({
+      const vast = new VastProvider({
         config,
         client,
         privateKey,
@@ -71,6 +80,16 @@ export async function createProvider(
           list: async () => (await deps.redis.smembers(badKey(spec.date))).map(Number),
         }),
         onEvent: deps.onEvent,
+      });
+      if (!config.vast.pool.enabled) return vast;
+      return new PooledProvider({
+        config,
+        inner: vast,
+        pool: new InstancePool(deps.redis, config.queuePrefix),
+        client,
+        ...(deps.symbolsWaiting ? { symbolsWaiting: deps.symbolsWaiting } : {}),
+        ...(deps.bookIdle ? { bookIdle: deps.bookIdle } : {}),
+        ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
       });
     }
   }

@@ -21,6 +21,31 @@ export interface LeaseInfo {
   /** Vast: an interruptible (bid) rental, and its bid in $/h. */
   interruptible?: boolean;
   bidUsd?: number;
+  /**
+   * When this holder got the host: a pooled instance is billed to a symbol only from here (not from
+   * acquiredAt, which still dates the rental for maxRuntimeMin). Absent: acquiredAt.
+   */
+  heldSince?: string;
+  /** A pooled instance's slot held by this lease (src/compute/pool.ts). */
+  pool?: PoolSlot;
+}
+
+/** Which slot of a pooled instance a lease holds, and for whom. */
+export interface PoolSlot {
+  runId: string;
+  jobId: string;
+  slot: number;
+  /** Slots of the instance: each is billed 1/slots of its price. */
+  slots: number;
+}
+
+/** How a lease is given back. */
+export interface ReleaseHint {
+  /**
+   * The host is fine for another symbol (the symbol succeeded, or its recipe failed on a sound host).
+   * false after a host-side failure (lost, hung, timed out, unreachable): never reused. Default false.
+   */
+  reusable?: boolean;
 }
 
 export interface Lease {
@@ -34,6 +59,8 @@ export interface AcquireContext {
   onLeaseCreated?: (info: LeaseInfo) => Promise<void>;
   /** Called before each new rental; throws (e.g. BudgetExceededError) to stop renting. */
   beforeRent?: () => Promise<void>;
+  /** The run the symbol belongs to (a pooled instance is shared within a run only). */
+  runId?: string;
   /** Called after the provider itself gave back a lease it created (one that failed to boot). */
   onLeaseReleased?: (info: LeaseInfo) => Promise<void>;
 }
@@ -57,8 +84,11 @@ export interface ComputeProvider {
    * `preempted` for an interruptible (bid) instance that was outbid or stopped by the host.
    */
   lostReason?(info: LeaseInfo): 'preempted' | undefined;
-  /** Idempotent. For vast: destroy and confirm it is gone. */
-  release(info: LeaseInfo): Promise<void>;
+  /**
+   * Idempotent. For vast: destroy and confirm it is gone — or, pooled and `hint.reusable`, hand the
+   * instance back to the run's pool for the next symbol.
+   */
+  release(info: LeaseInfo, hint?: ReleaseHint): Promise<void>;
   /** What this deployment holds now (for the reaper). */
   list(): Promise<LeaseInfo[]>;
   /** Lets go of what the provider keeps between leases (pooled connections); for shutdown. */

@@ -49,9 +49,13 @@ export async function reapOrphans(opts: {
   return result;
 }
 
-/** Dollars billed for a lease held from acquiredAt until `until`. */
+/**
+ * Dollars billed to a lease's holder from when it got the host (heldSince, else acquiredAt) until
+ * `until`: a pooled slot pays its share (1/slots) of the instance's price.
+ */
 export function leaseCostUsd(lease: LeaseInfo, until: Date = new Date()): number {
-  if (!lease.hourlyCostUsd || !lease.acquiredAt) return 0;
-  const seconds = Math.max(0, (until.getTime() - Date.parse(lease.acquiredAt)) / 1000);
-  return (lease.hourlyCostUsd * seconds) / 3600;
+  const since = lease.heldSince ?? lease.acquiredAt;
+  if (!lease.hourlyCostUsd || !since) return 0;
+  const seconds = Math.max(0, (until.getTime() - Date.parse(since)) / 1000);
+  return (lease.hourlyCostUsd * seconds) / 3600 / (lease.pool?.slots ?? 1);
 }

@@ -62,6 +62,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       bidMultiplier: 1.2,
       workRoot: '/root/retrain',
       sshUser: 'root',
+      pool: { enabled: true, idleGraceSec: 60, slotsPerHost: 1 },
     },
     ssh: { port: 22, user: 'root', workRoot: '/root/retrain' },
     schedule: {
@@ -159,6 +160,9 @@ function fromEnv(env: Env): Loose {
   set(['vast', 'bidPrice'], num(env, 'RETRAIN_BID_PRICE'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
+  set(['vast', 'pool', 'enabled'], bool(env, 'RETRAIN_VAST_POOL'));
+  set(['vast', 'pool', 'idleGraceSec'], num(env, 'RETRAIN_POOL_IDLE_SEC'));
+  set(['vast', 'pool', 'slotsPerHost'], num(env, 'RETRAIN_POOL_SLOTS'));
   set(['ssh', 'host'], env.RETRAIN_SSH_HOST);
   set(['ssh', 'port'], num(env, 'RETRAIN_SSH_PORT'));
   set(['ssh', 'user'], env.RETRAIN_SSH_USER);

@@ -184,6 +184,19 @@ export const ConfigSchema = z
         /** Work dirs on the instance. */
         workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+        /**
+         * The instance pool: an instance whose symbol is done is handed to the next symbol of the
+         * run instead of being destroyed (src/compute/pool.ts).
+         */
+        pool: z
+          .object({
+            enabled: z.boolean(),
+            /** An instance nobody holds is destroyed after this long (and all of a run's at its end). */
+            idleGraceSec: z.number().min(0),
+            /** Symbols training at once on one instance (each in its own work dir). */
+            slotsPerHost: z.number().int().min(1).max(16),
+          })
+          .strict(),
       })
       .strict(),
     /** An existing machine (driver `ssh`). */

@@ -39,6 +39,8 @@ export interface RunCosts {
   /** Symbols that failed because the budget was spent. */
   stopped_by_budget: string[];
   by_symbol: Record<string, number>;
+  /** Pooled instances' time that no symbol held (boot of spare slots, idle between symbols). */
+  pool_idle_usd: number;
 }
 
 function median(xs: number[]): number | null {
@@ -66,6 +68,8 @@ export function buildSummary(opts: {
   /** Symbols the promotion guard actually published to production. */
   promoted?: string[];
   budgetUsd?: number;
+  /** What pooled instances cost while no symbol held them: in the total, not in any symbol's. */
+  poolIdleUsd?: number;
 }): EngineSummary {
   const by: Record<string, SymbolSummary> = {};
   const minutes: number[] = [];
@@ -111,14 +115,15 @@ export function buildSummary(opts: {
     avg_train_minutes: avg === null ? null : round(avg),
     median_train_minutes: med === null ? null : round(med),
     total_wall_minutes: round((opts.endedAt.getTime() - opts.startedAt.getTime()) / 60_000),
-    total_cost_usd: usd(cost),
+    total_cost_usd: usd(cost + (opts.poolIdleUsd ?? 0)),
     resume_saved_minutes: round(saved),
     promoted: opts.promoted ?? [],
     costs: {
-      total_usd: usd(cost),
+      total_usd: usd(cost + (opts.poolIdleUsd ?? 0)),
       budget_usd: opts.budgetUsd ?? null,
       stopped_by_budget: stoppedByBudget,
       by_symbol: costBySymbol,
+      pool_idle_usd: usd(opts.poolIdleUsd ?? 0),
     },
     by_symbol: by,
   };

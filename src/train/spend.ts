@@ -24,7 +24,11 @@ export class RunSpend {
   async hold(runId: string, info: LeaseInfo): Promise<void> {
     if (!info.hourlyCostUsd) return;
     const field = `lease:${info.driver}:${info.id}`;
-    const value = JSON.stringify({ acquiredAt: info.acquiredAt, hourlyCostUsd: info.hourlyCostUsd });
+    // A pooled slot accrues from when this holder got it, at its share of the price.
+    const value = JSON.stringify({
+      acquiredAt: info.heldSince ?? info.acquiredAt,
+      hourlyCostUsd: info.hourlyCostUsd / (info.pool?.slots ?? 1),
+    });
     await this.redis.multi().hset(this.key(runId), field, value).expire(this.key(runId), TTL_SEC).exec();
   }
 
@@ -34,6 +38,25 @@ export class RunSpend {
     const m = this.redis.multi().hdel(this.key(runId), field);
     if (usd > 0) m.hincrbyfloat(this.key(runId), 'booked', usd);
     await m.expire(this.key(runId), TTL_SEC).exec();
+  }
+
+  /**
+   * Books what the run's pooled instances cost while no symbol held them (boot of spare slots, idle
+   * between symbols, idle before being destroyed): counted in the run's spend and summary.
+   */
+  async bookPoolIdle(runId: string, usd: number): Promise<void> {
+    if (!(usd > 0)) return;
+    await this.redis
+      .multi()
+      .hincrbyfloat(this.key(runId), 'booked', usd)
+      .hincrbyfloat(this.key(runId), 'poolIdle', usd)
+      .expire(this.key(runId), TTL_SEC)
+      .exec();
+  }
+
+  /** Dollars of the run's pooled instances that no symbol was billed for (see bookPoolIdle). */
+  async poolIdle(runId: string): Promise<number> {
+    return Number(await this.redis.hget(this.key(runId), 'poolIdle')) || 0;
   }
 
   /** Dollars spent by the run: booked plus accrued on leases still held. */

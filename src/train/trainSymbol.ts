@@ -197,6 +197,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
   let cancelled = false;
   const ckptDef = recipe.def.checkpoints;
   let ckpt: CheckpointSync | undefined;
+  /** After a failure: whether it was the recipe's, on a sound host (which another symbol may reuse). */
+  let hostSound = false;
   /** Books what a lease cost (per-second billing from acquiredAt) to the symbol and the run. */
   const bookCost = async (info: LeaseInfo) => {
     const cost = leaseCostUsd(info, now());
@@ -209,9 +211,12 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await saveFacts({ lease: undefined });
     return cost;
   };
-  /** Gives the host back (idempotent) and books its cost once. */
-  const releaseLease = async (info: LeaseInfo, reason = 'released') => {
-    await provider.release(info);
+  /**
+   * Gives the host back (idempotent) and books its cost once. `reusable`: the host is sound for
+   * another symbol (a pooled instance is handed on rather than destroyed).
+   */
+  const releaseLease = async (info: LeaseInfo, reason = 'released', reusable = reason === 'released') => {
+    await provider.release(info, { reusable });
     const cost = await bookCost(info);
     log.info(
       { event: EVENTS.instanceDestroyed, driver: info.driver, instance: info.id, costUsd: cost, reason },
@@ -247,6 +252,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await enter('PROVISIONING');
       lease = await provider.acquire(spec, {
         signal,
+        runId: job.data.runId,
         beforeRent: checkBudget,
         onLeaseCreated: async (info) => {
           await saveFacts({ lease: info });
@@ -674,6 +680,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     }
     throw new OutputContractError(`${spec.symbol}: resumed in an unexpected state ${state}`);
   } catch (err) {
+    hostSound =
+      err instanceof TrainingFailedError || err instanceof OutputContractError || err instanceof RecipeError;
     const runCancelled = deps.cancel?.aborted === true;
     cancelled = !runCancelled && (err instanceof CancelledError || signal.aborted);
     if (!cancelled && ckpt && lease && state === 'EXECUTING' && err instanceof HungError) {
@@ -707,7 +715,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     // before a crash that could not be reattached to.
     const held = lease?.info ?? facts.lease;
     if (held && !cancelled) {
-      await releaseLease(held, 'attempt_failed').catch((e) =>
+      await releaseLease(held, 'attempt_failed', hostSound).catch((e) =>
         log.error(
           { event: 'instance.release_failed', instance: held.id, err: asRetrainError(e).message },
           `${spec.symbol} could not release ${held.driver} ${held.id}; the reaper will`,

@@ -309,6 +309,13 @@ export class VastClient {
     );
   }
 
+  /** `PUT /api/v0/instances/{id}/` with `{label}`: renames an instance (a pooled one changes hands). */
+  async setLabel(id: number, label: string): Promise<void> {
+    checkId(id);
+    if (label.length > 256) throw new VastApiError('label longer than 256 characters');
+    await this.call('PUT', `/api/v0/instances/${id}/`, { body: { label } });
+  }
+
   /** `POST /api/v0/instances/{id}/ssh/` with the public key text. */
   async attachSshKey(instanceId: number, publicKey: string): Promise<void> {
     checkId(instanceId);

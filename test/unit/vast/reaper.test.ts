@@ -110,3 +110,75 @@ describe('reapDeployment', () => {
     expect(result.failed).toMatchObject([{ id: '30', reason: 'no_active_job' }]);
   });
 });
+
+describe('reapDeployment with the instance pool (real Redis)', () => {
+  it('keeps a pooled instance held by a live job or idle within the grace; destroys one idle past it and books its idle time', async () => {
+    const { Redis } = await import('ioredis');
+    const { InstancePool } = await import('../../../src/compute/pool.js');
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const prefix = `t-reap-pool-${Date.now()}`;
+    const pool = new InstancePool(redis, prefix);
+    const grace = config.vast.pool.idleGraceSec * 1000;
+    try {
+      const record = async (id: string, jobId: string, since: number) => {
+        await pool.ensureHeld({
+          info: {
+            driver: 'vast',
+            id,
+            host: '',
+            workRoot: '/root/retrain',
+            acquiredAt: new Date(NOW - 30 * 60_000).toISOString(),
+            hourlyCostUsd: 0.36,
+          },
+          runId: 'run-r',
+          slots: 1,
+          expiresAt: NOW + 30 * 60_000,
+          slot: 0,
+          jobId,
+          since,
+          root: `/root/retrain/${jobId}`,
+        });
+      };
+      // 21: held by a live job that records it (its label still names the previous holder).
+      await record('21', 'train__BBB__20260101', NOW - 20 * 60_000);
+      // 22: idle a moment ago; 23: idle for far longer than the grace (its worker died).
+      await record('22', 'train__CCC__20260101', NOW - 20 * 60_000);
+      await pool.release({ id: '22', slot: 0, jobId: 'train__CCC__20260101', bad: false, now: NOW - 1000 });
+      await record('23', 'train__DDD__20260101', NOW - 20 * 60_000);
+      const idleSince = NOW - grace - 6 * 60_000;
+      await pool.release({ id: '23', slot: 0, jobId: 'train__DDD__20260101', bad: false, now: idleSince });
+      const booked: [string, number][] = [];
+      const destroyed: number[] = [];
+      await reapDeployment({
+        config,
+        client: {
+          listInstances: async () => [
+            instance(21, label('train__AAA__20260101'), 30),
+            instance(22, label('train__CCC__20260101'), 30),
+            instance(23, label('train__DDD__20260101'), 30),
+          ],
+          destroyInstance: async (id: number) => void destroyed.push(id),
+        },
+        trainQueue: fakeQueue({
+          train__BBB__20260101: { state: 'active', leaseId: '21' },
+          train__CCC__20260101: { state: 'completed' },
+          train__DDD__20260101: { state: 'completed' },
+        }),
+        dryRun: false,
+        log: pino({ level: 'silent' }),
+        pool,
+        bookIdle: async (runId, usd) => void booked.push([runId, usd]),
+      });
+      expect(destroyed).toEqual([23]);
+      expect(await pool.describe('23')).toBeNull();
+      expect(await pool.describe('22')).not.toBeNull();
+      expect(booked).toHaveLength(1);
+      expect(booked[0]![0]).toBe('run-r');
+      expect(booked[0]![1]).toBeCloseTo((0.36 * (NOW - idleSince)) / 3_600_000, 3);
+    } finally {
+      const found = await redis.keys(`${prefix}:*`);
+      if (found.length) await redis.del(...found);
+      redis.disconnect();
+    }
+  });
+});
