@@ -122,7 +122,9 @@ describe('bad answers from the training', () => {
     // The one valid symbol of the same run is unaffected, and promoted.
     expect(l.ADAUSDT).toMatchObject({ status: 'success', decision: 'promote' });
     expect(existsSync(join(sb.home, 'store/models/production/ADAUSDT/model.bin'))).toBe(true);
-    expect(sim.state().rented).toHaveLength(6);
+    // At most one rental per symbol: a bad answer comes from a sound host, which the instance pool
+    // hands on to the run's next waiting symbol.
+    expect(sim.state().rented.length).toBeLessThanOrEqual(6);
     expectNothingLeftRented();
   }, 240_000);
 });
@@ -373,7 +375,11 @@ describe('a recipe reaching outside its work dir', () => {
     // An out/ replaced by a symlink to a directory elsewhere is refused, and nothing is read from it.
     expect(l.XRPUSDT).toMatchObject({ status: 'failed', reason: 'bad_output', attempts: 1 });
     expect(l.XRPUSDT!.error!.message).toMatch(/out\/ was replaced by a symlink/);
-    const elsewhere = join(sb.home, 'remote/XRPUSDT/elsewhere-XRPUSDT');
+    // Under the symbol's dir of the work root (pooled: <root>/<jobId>/XRPUSDT/, else <root>/XRPUSDT/).
+    const elsewhere = [
+      join(sb.home, 'remote/XRPUSDT/elsewhere-XRPUSDT'),
+      join(sb.home, `remote/train__XRPUSDT__${DATE}/XRPUSDT/elsewhere-XRPUSDT`),
+    ].find((d) => existsSync(d))!;
     expect(existsSync(join(elsewhere, 'features.json'))).toBe(true);
     expect(existsSync(join(elsewhere, 'sha256.txt')), 'the runner wrote outside the work dir').toBe(false);
     for (const s of ['ETHUSDT', 'SOLUSDT', 'XRPUSDT']) expectNothingPromoted(s);
