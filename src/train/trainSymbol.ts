@@ -218,8 +218,10 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
   const releaseLease = async (info: LeaseInfo, reason = 'released', reusable = reason === 'released') => {
     await provider.release(info, { reusable });
     const cost = await bookCost(info);
+    // A pooled instance may live on for the next symbol (the pool logs what became of it).
+    const event = info.pool ? 'instance.released' : EVENTS.instanceDestroyed;
     log.info(
-      { event: EVENTS.instanceDestroyed, driver: info.driver, instance: info.id, costUsd: cost, reason },
+      { event, driver: info.driver, instance: info.id, costUsd: cost, reason, reusable },
       `${spec.symbol} released ${info.driver} ${info.id}`,
     );
   };
