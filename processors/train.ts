@@ -136,34 +136,26 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
         },
         { patchLastHistory: { endedAt, outcome: final ? 'failed' : 'retrying', reason: err.code } },
       );
+      const failure = {
+        runId: job.data.runId,
+        date: spec.date,
+        symbol: spec.symbol,
+        reason: err.code,
+        message: err.message,
+        attempts: attempt,
+      };
       if (final) {
         log.error(
           { event: EVENTS.coinFailed, reason: err.code, err: err.message, attempt },
           `${spec.symbol} failed: ${err.message}`,
         );
-        deps.notifier?.symbolFailed({
-          runId: job.data.runId,
-          date: spec.date,
-          symbol: spec.symbol,
-          reason: err.code,
-          message: err.message,
-          attempts: attempt,
-        });
+        deps.notifier?.symbolFailed(failure);
       } else {
         log.warn(
           { event: EVENTS.coinRetrying, reason: err.code, err: err.message, attempt },
           `${spec.symbol} attempt ${attempt} failed, will retry: ${err.message}`,
         );
-        if (err.code === 'hung') {
-          deps.notifier?.attemptHung({
-            runId: job.data.runId,
-            date: spec.date,
-            symbol: spec.symbol,
-            reason: err.code,
-            message: err.message,
-            attempts: attempt,
-          });
-        }
+        if (err.code === 'hung') deps.notifier?.attemptHung(failure);
       }
       if (!err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
       throw err;

@@ -36,6 +36,43 @@ async function workdirWith(files: Record<string, string>) {
   return workdir;
 }
 
+/** A writer that has written half of `path` and keeps it open (as a slow torch.save would). */
+async function holdOpenHalfWritten(path: string): Promise<void> {
+  const writer = spawn(
+    'python3',
+    [
+      '-c',
+      'import sys,time; f=open(sys.argv[1],"wb"); f.write(b"half"); f.flush(); print("ready", flush=True); time.sleep(60)',
+      path,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  children.push(writer);
+  await new Promise((r) => writer.stdout!.once('data', r));
+}
+
+/** A CheckpointSync of job1/run1 attempt 1 over `workdir` into `store`, started `ranSec` ago. */
+async function syncFor(
+  workdir: string,
+  store: LocalStore,
+  opts: { baseTrainedSec?: number; ranSec: number },
+) {
+  return new CheckpointSync({
+    transport: new LocalTransport(),
+    workdir,
+    path: 'ckpt/step-*.json',
+    store,
+    jobId: 'job1',
+    runId: 'run1',
+    attempt: 1,
+    stagingDir: await makeTmp('retrain-staging-'),
+    baseTrainedSec: opts.baseTrainedSec ?? 0,
+    startedAtMs: Date.now() - opts.ranSec * 1000,
+    previous: null,
+    log,
+  });
+}
+
 describe('checkpointPattern', () => {
   it('matches names in the dir by the glob, and nothing odd', () => {
     const p = checkpointPattern('out/ckpt/step-*.pt');
@@ -79,17 +116,7 @@ describe('listCheckpoints and snapshotCheckpoint', () => {
 
     // A writer that has written half and keeps the file open (as a slow torch.save would).
     const path = join(workdir, 'ckpt', 'step-2.json');
-    const writer = spawn(
-      'python3',
-      [
-        '-c',
-        'import sys,time; f=open(sys.argv[1],"wb"); f.write(b"half"); f.flush(); print("ready", flush=True); time.sleep(60)',
-        path,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.push(writer);
-    await new Promise((r) => writer.stdout!.once('data', r));
+    await holdOpenHalfWritten(path);
     await age(path, 10);
     const listed = await listCheckpoints(t, workdir, pattern);
     expect(listed[0]!.name).toBe('step-2.json');
@@ -109,20 +136,7 @@ describe('CheckpointSync', () => {
     await age(join(workdir, 'ckpt', 'step-2.json'), 10);
     const storeDir = await makeTmp('retrain-store-');
     const store = new LocalStore(storeDir);
-    const sync = new CheckpointSync({
-      transport: new LocalTransport(),
-      workdir,
-      path: 'ckpt/step-*.json',
-      store,
-      jobId: 'job1',
-      runId: 'run1',
-      attempt: 1,
-      stagingDir: await makeTmp('retrain-staging-'),
-      baseTrainedSec: 100,
-      startedAtMs: Date.now() - 60_000,
-      previous: null,
-      log,
-    });
+    const sync = await syncFor(workdir, store, { baseTrainedSec: 100, ranSec: 60 });
     const m = await sync.tick();
     expect(m).toMatchObject({
       name: 'step-2.json',
@@ -158,33 +172,10 @@ describe('CheckpointSync', () => {
     const workdir = await workdirWith({ 'step-1.json': 'state at step 1' });
     await age(join(workdir, 'ckpt', 'step-1.json'), 20);
     const path = join(workdir, 'ckpt', 'step-2.json');
-    const writer = spawn(
-      'python3',
-      [
-        '-c',
-        'import sys,time; f=open(sys.argv[1],"wb"); f.write(b"half"); f.flush(); print("ready", flush=True); time.sleep(60)',
-        path,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.push(writer);
-    await new Promise((r) => writer.stdout!.once('data', r));
+    await holdOpenHalfWritten(path);
     await age(path, 10);
     const store = new LocalStore(await makeTmp('retrain-store-'));
-    const sync = new CheckpointSync({
-      transport: new LocalTransport(),
-      workdir,
-      path: 'ckpt/step-*.json',
-      store,
-      jobId: 'job1',
-      runId: 'run1',
-      attempt: 1,
-      stagingDir: await makeTmp('retrain-staging-'),
-      baseTrainedSec: 0,
-      startedAtMs: Date.now() - 30_000,
-      previous: null,
-      log,
-    });
+    const sync = await syncFor(workdir, store, { baseTrainedSec: 0, ranSec: 30 });
     expect(await sync.tick()).toMatchObject({ name: 'step-1.json', sha256: sha('state at step 1') });
     expect(await sync.tick()).toBeNull();
   });
