@@ -459,7 +459,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
           stagingDir,
           baseTrainedSec: facts.resumedFrom?.trainedSec ?? 0,
           startedAtMs: Date.parse(facts.executingSince ?? now().toISOString()),
-          previous: await readResumePoint(store, spec.jobId, job.data.runId, log),
+          // The store unreachable now must not fail a training that has started: sync from scratch.
+          previous: await readResumePoint(store, spec.jobId, job.data.runId, log).catch(() => null),
           log,
         });
         ckpt = sync;
