@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
-import { sandbox, type Sandbox } from './harness.js';
+import { expect } from 'vitest';
+import { runCli, sandbox, type CliResult, type Sandbox } from './harness.js';
 import { startSshd, type SshdHandle } from './sshd.js';
 
 export const SIM_API_KEY = 'sim-account-key-world';
@@ -65,6 +66,26 @@ export async function startVastWorld(
 export function rentedAllDestroyed(sim: VastSim): boolean {
   const st = sim.state();
   return st.alive.length === 0 && [...st.destroyed].sort().join() === [...st.rented].sort().join();
+}
+
+/** The same, as an assertion that shows which instances differ when it fails. */
+export function expectNothingLeftRented(sim: VastSim): void {
+  const st = sim.state();
+  expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
+  expect(st.alive).toEqual([]);
+}
+
+/**
+ * `retrain run --driver vast` of `symbols` on `date` with `recipe`, building missing features, in
+ * the world's environment; `extra` are more flags.
+ */
+export function vastRun(
+  env: NodeJS.ProcessEnv,
+  opts: { symbols: string[]; date: string; recipe: string; extra?: string[] },
+): Promise<CliResult> {
+  const args = ['run', '--driver', 'vast', '--symbols', opts.symbols.join(','), '--date', opts.date];
+  args.push('--ensure-features', '--recipe', opts.recipe, ...(opts.extra ?? []));
+  return runCli(args, env, 240_000);
 }
 
 /** The artifacts of a job in the local store, each checked against the stored sha256.txt. */

@@ -15,7 +15,14 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
 import { BIN, FIXTURES, REPO, runCli, type Sandbox } from '../helpers/harness.js';
 import { s3ErrorXml, startS3Server } from '../helpers/s3server.js';
-import { findFiles, processesWith, startVastWorld, type VastWorld } from '../helpers/vastWorld.js';
+import {
+  findFiles,
+  processesWith,
+  expectNothingLeftRented as expectRentedAllGone,
+  startVastWorld,
+  vastRun as runVast,
+  type VastWorld,
+} from '../helpers/vastWorld.js';
 
 const DATE = '20260112';
 const API_KEY = 'sim-account-key-bad-answers';
@@ -42,23 +49,7 @@ afterEach(async () => {
 });
 
 function vastRun(symbols: string[], recipeDir: string, extra: string[] = []) {
-  return runCli(
-    [
-      'run',
-      '--driver',
-      'vast',
-      '--symbols',
-      symbols.join(','),
-      '--date',
-      DATE,
-      '--ensure-features',
-      '--recipe',
-      recipeDir,
-      ...extra,
-    ],
-    sb.env,
-    240_000,
-  );
+  return runVast(sb.env, { symbols, date: DATE, recipe: recipeDir, extra });
 }
 
 interface Entry {
@@ -73,11 +64,7 @@ function ledger(): Record<string, Entry> {
   return JSON.parse(readFileSync(join(sb.home, 'store/runs', `${DATE}Z`, 'status.json'), 'utf8')).symbols;
 }
 
-function expectNothingLeftRented() {
-  const st = sim.state();
-  expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
-  expect(st.alive).toEqual([]);
-}
+const expectNothingLeftRented = () => expectRentedAllGone(sim);
 
 /** Nothing of the symbol became a candidate or production, and no model reached the store. */
 function expectNothingPromoted(symbol: string) {

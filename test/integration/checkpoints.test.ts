@@ -6,8 +6,14 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { FIXTURES, runCli, type Sandbox } from '../helpers/harness.js';
-import { startVastWorld, waitFor, type VastWorld } from '../helpers/vastWorld.js';
+import { FIXTURES, type Sandbox } from '../helpers/harness.js';
+import {
+  expectNothingLeftRented,
+  startVastWorld,
+  vastRun,
+  waitFor,
+  type VastWorld,
+} from '../helpers/vastWorld.js';
 
 const ckptRecipe = join(FIXTURES, 'recipes/ckpt');
 const SYMBOL = 'BTCUSDT';
@@ -25,10 +31,8 @@ async function setUp() {
   sb = world.sb;
 }
 
-function run(date: string, recipe: string, vars: string[], extra: string[] = []) {
-  const args = ['run', '--driver', 'vast', '--symbols', SYMBOL, '--date', date, '--ensure-features'];
-  args.push('--recipe', recipe, ...vars.flatMap((v) => ['--var', v]), ...extra);
-  return runCli(args, sb.env, 240_000);
+function run(date: string, recipe: string, vars: string[]) {
+  return vastRun(sb.env, { symbols: [SYMBOL], date, recipe, extra: vars.flatMap((v) => ['--var', v]) });
 }
 
 const jobDir = (date: string) => join(sb.home, 'store/ml-artifacts', `train__${SYMBOL}__${date}`);
@@ -134,9 +138,7 @@ describe('checkpoints', () => {
     expect(b.rented).toHaveLength(2);
     expect(a.billedS).toBeLessThan(b.billedS);
     expect(a.wallMs).toBeLessThan(b.wallMs);
-    const st = w.sim.state();
-    expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
-    expect(st.alive).toEqual([]);
+    expectNothingLeftRented(w.sim);
   }, 240_000);
 
   it('a checkpoint still being written is never uploaded half-written', async () => {

@@ -9,7 +9,14 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
 import { BIN, fakeRecipe, REPO, runCli, type Sandbox } from '../helpers/harness.js';
 import type { SshdHandle } from '../helpers/sshd.js';
-import { findFiles, processesWith, startVastWorld, type VastWorld } from '../helpers/vastWorld.js';
+import {
+  findFiles,
+  processesWith,
+  expectNothingLeftRented as expectRentedAllGone,
+  startVastWorld,
+  vastRun as runVast,
+  type VastWorld,
+} from '../helpers/vastWorld.js';
 
 const DATE = '20260111';
 const API_KEY = 'sim-account-key-guardrails';
@@ -35,23 +42,7 @@ afterEach(async () => {
 });
 
 function vastRun(symbols: string[], extra: string[]) {
-  return runCli(
-    [
-      'run',
-      '--driver',
-      'vast',
-      '--symbols',
-      symbols.join(','),
-      '--date',
-      DATE,
-      '--ensure-features',
-      '--recipe',
-      fakeRecipe,
-      ...extra,
-    ],
-    sb.env,
-    240_000,
-  );
+  return runVast(sb.env, { symbols, date: DATE, recipe: fakeRecipe, extra });
 }
 
 function ledger(): Record<string, Record<string, unknown>> {
@@ -62,11 +53,7 @@ function summary(): Record<string, unknown> & { costs: Record<string, unknown> }
   return JSON.parse(readFileSync(join(sb.home, 'store/summary', `${DATE}Z`, 'engine_summary.json'), 'utf8'));
 }
 
-function expectNothingLeftRented() {
-  const st = sim.state();
-  expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
-  expect(st.alive).toEqual([]);
-}
+const expectNothingLeftRented = () => expectRentedAllGone(sim);
 
 describe('driver vast under trouble', () => {
   it('30% 429/5xx and the cheapest offer stuck loading: every symbol succeeds, the stuck machine is dropped', async () => {

@@ -7,10 +7,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
-import { FIXTURES, fakeRecipe, runCli, type Sandbox } from '../helpers/harness.js';
+import { FIXTURES, fakeRecipe, type Sandbox } from '../helpers/harness.js';
 
 const ckptRecipe = join(FIXTURES, 'recipes/ckpt');
-import { processesWith, startVastWorld, type VastWorld } from '../helpers/vastWorld.js';
+import {
+  processesWith,
+  expectNothingLeftRented as expectRentedAllGone,
+  startVastWorld,
+  vastRun as runVast,
+  type VastWorld,
+} from '../helpers/vastWorld.js';
 
 const DATE = '20260112';
 const API_KEY = 'sim-account-key-interruptible';
@@ -34,24 +40,7 @@ afterEach(async () => {
 });
 
 function vastRun(symbols: string[], extra: string[], recipe = fakeRecipe) {
-  return runCli(
-    [
-      'run',
-      '--driver',
-      'vast',
-      '--interruptible',
-      '--symbols',
-      symbols.join(','),
-      '--date',
-      DATE,
-      '--ensure-features',
-      '--recipe',
-      recipe,
-      ...extra,
-    ],
-    sb.env,
-    240_000,
-  );
+  return runVast(sb.env, { symbols, date: DATE, recipe, extra: ['--interruptible', ...extra] });
 }
 
 type Entry = {
@@ -70,11 +59,7 @@ function engineLog(): string {
   return readFileSync(join(sb.home, 'logs', `${DATE}Z`, 'engine.log'), 'utf8');
 }
 
-function expectNothingLeftRented() {
-  const st = sim.state();
-  expect([...st.destroyed].sort()).toEqual([...st.rented].sort());
-  expect(st.alive).toEqual([]);
-}
+const expectNothingLeftRented = () => expectRentedAllGone(sim);
 
 describe('driver vast --interruptible', () => {
   it('outbid mid-training: noticed, destroyed, resumed on another machine from the last checkpoint', async () => {
