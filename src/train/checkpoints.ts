@@ -110,7 +110,6 @@ export interface CheckpointSyncOptions {
   /** The checkpoint already in the store (so a reattached worker does not send it again). */
   previous: CheckpointManifest | null;
   log: Logger;
-  settleSec?: number;
 }
 
 /**
@@ -123,16 +122,10 @@ export class CheckpointSync {
   private readonly pattern: CheckpointPattern;
   private last: CheckpointManifest | null;
   private running: Promise<CheckpointManifest | null> | null = null;
-  /** Checkpoints synced by this object. */
-  synced = 0;
 
   constructor(private readonly o: CheckpointSyncOptions) {
     this.pattern = checkpointPattern(o.path);
     this.last = o.previous;
-  }
-
-  get latest(): CheckpointManifest | null {
-    return this.last;
   }
 
   tick(): Promise<CheckpointManifest | null> {
@@ -142,13 +135,12 @@ export class CheckpointSync {
 
   private async syncOnce(): Promise<CheckpointManifest | null> {
     const o = this.o;
-    const settle = o.settleSec ?? CHECKPOINT_SETTLE_SEC;
     const files = await listCheckpoints(o.transport, o.workdir, this.pattern);
     // The newest complete one: a newer one still being written (changed lately, or held open) is
     // left for a later tick, and the next older one taken meanwhile. Never older than what we have.
     let file: CheckpointFile | undefined;
     let snap: Snapshot | undefined;
-    for (const f of files.filter((c) => c.ageSec >= settle).slice(0, 3)) {
+    for (const f of files.filter((c) => c.ageSec >= CHECKPOINT_SETTLE_SEC).slice(0, 3)) {
       if (
         this.isLast(f) ||
         (this.last && this.last.attempt === o.attempt && Number(f.mtime) < Number(this.last.mtime))
@@ -194,7 +186,6 @@ export class CheckpointSync {
       await o.store.putJson(checkpointKeys.manifest(o.jobId), manifest);
       const replaced = this.last;
       this.last = manifest;
-      this.synced++;
       if (replaced && replaced.key !== key) await o.store.delete(replaced.key).catch(() => undefined);
       o.log.info(
         {
