@@ -32,9 +32,15 @@ import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Bytes per SFTP write request and how many are in flight at once while uploading. */
+/**
+ * Bytes per SFTP write request and how many are in flight at once while uploading a small file
+ * (1 MiB). Larger requests (128 or 256 KiB, fewer in flight) were slower to a loopback sshd.
+ */
 const PUT_CHUNK = 32 * 1024;
 const PUT_DEPTH = 32;
+/** Uploads of at least this many bytes stream through `cat` on the host (see streamUp). */
+const STREAM_FROM_BYTES = 4 * 1024 * 1024;
+const STREAM_READ = 1024 * 1024;
 /** SFTP status codes (draft-ietf-secsh-filexfer-02). */
 const SFTP_NO_SUCH_FILE = 2;
 const SFTP_PERMISSION_DENIED = 3;
@@ -498,14 +504,18 @@ export class SshTransport implements Transport {
         ]);
         if (remote === mine) from = existing.size;
       }
-      const handle = await sftpCall<Buffer>((cb) =>
-        s.open(part, from > 0 ? 'r+' : 'w', { mode: local.mode & 0o777 }, cb),
-      );
-      let sent = 0;
-      try {
-        sent = await upload(s, handle, localPath, from, size);
-      } finally {
-        await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
+      let sent: number;
+      if (size - from >= STREAM_FROM_BYTES) {
+        sent = await this.streamUp(localPath, part, from, size, local.mode & 0o777);
+      } else {
+        const handle = await sftpCall<Buffer>((cb) =>
+          s.open(part, from > 0 ? 'r+' : 'w', { mode: local.mode & 0o777 }, cb),
+        );
+        try {
+          sent = await upload(s, handle, localPath, from, size);
+        } finally {
+          await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
+        }
       }
       const now = await sftpStat(s, part);
       if (!now || now.size !== size) {
@@ -513,6 +523,58 @@ export class SshTransport implements Transport {
       }
       await this.renameOver(s, part, remotePath);
       this.lastPutStats = { sentBytes: sent, resumedFrom: from, totalBytes: size };
+    });
+  }
+
+  /**
+   * Sends local bytes [from, size) to the end of `part` (created empty, with `mode`, when `from`
+   * is 0) through one exec channel's stdin into `cat`: one stream, no per-request answers, which
+   * keeps a big upload as fast as scp (SFTP's request/answer round trips cost ~25 % more time
+   * here). Resolves with the bytes sent once `cat` exited 0.
+   */
+  private async streamUp(localPath: string, part: string, from: number, size: number, mode: number) {
+    const script =
+      `${from === 0 ? `: > ${q(part)} && ` : ''}chmod ${mode.toString(8)} -- ${q(part)} && ` +
+      `exec cat >> ${q(part)}`;
+    const { ch } = await this.openExec(`exec bash --norc --noprofile -c ${q(script)}`);
+    return new Promise<number>((resolve, reject) => {
+      let sent = 0;
+      let code: number | undefined;
+      let stderr = '';
+      let failure: Error | undefined;
+      const src = createReadStream(localPath, { start: from, end: size - 1, highWaterMark: STREAM_READ });
+      src.on('data', (b) => (sent += b.length));
+      src.on('error', (err: NodeJS.ErrnoException) => {
+        failure ??= new TransportError(
+          `ssh put failed: cannot read ${localPath}: ${err.code ?? err.message}`,
+        );
+        ch.close();
+      });
+      src.on('end', () => {
+        if (sent !== size - from)
+          failure ??= new TransportError(`${localPath} changed while it was uploaded`);
+      });
+      ch.on('data', () => undefined);
+      ch.stderr.on('data', (b: Buffer) => {
+        if (stderr.length < 2000) stderr += b.toString('utf8');
+      });
+      ch.on('exit', (c: number | null) => {
+        code = c ?? undefined;
+      });
+      ch.on('close', () => {
+        src.destroy();
+        if (failure) return reject(failure);
+        if (code === undefined) {
+          return reject(new ConnectionLostError(`ssh connection to ${this.label} was lost during put`));
+        }
+        if (code !== 0) {
+          return reject(
+            new TransportError(`ssh put failed for ${part}: ${oneLine(stderr) || `exit ${code}`}`),
+          );
+        }
+        resolve(sent);
+      });
+      src.pipe(ch);
     });
   }
 

@@ -42,10 +42,10 @@ export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[
 /**
  * Prepares the work dir: creates inputs/, recipe/ and out/, uploads each file or archive whose
  * remote copy is missing or differs (a transport that resumes partial uploads resumes them),
- * verifies every upload's SHA-256 on the host in one call (ChecksumError naming the
- * file on a mismatch), extracts each archive whose entries are not already in place and verifies
- * the entries, then installs run.sh with mode 0700 (by rename, so a shell already reading an
- * older run.sh is not disturbed). Idempotent: a second call with the same inputs sends nothing.
+ * verifies every upload's SHA-256 on the host (ChecksumError naming the file on a mismatch; a big
+ * one while the next is sent, the rest in one call), extracts each archive whose entries are not
+ * already in place and verifies the entries, then installs run.sh with mode 0700 (by rename, so a
+ * shell already reading an older run.sh is not disturbed). Idempotent: a second call with the same inputs sends nothing.
  */
 export async function stageRun(
   t: Transport,
@@ -72,14 +72,23 @@ export async function stageRun(
 
   const scriptSha = sha256Hex(opts.script);
   const allRels = [...uploads.map((f) => f.remoteRel), 'run.sh'];
+  const sizes = await localSizes(uploads);
   // openssl pays off for big files only: its start costs more than hashing a small file.
-  const big = (await localBytes(uploads)) >= OPENSSL_FROM_BYTES;
+  const big = sizes.reduce((a, b) => a + b, 0) >= OPENSSL_FROM_BYTES;
   const before = await remoteHashes(t, workdir, allRels, [...dirs], big);
 
   const tmp = await mkdtemp(join(tmpdir(), 'retrain-stage-'));
+  // A big upload is verified on the host while the next one is sent (its bytes are still in the
+  // host's page cache); a file the host already had with the right hash was verified just now.
+  const early = new EarlyChecks(t, workdir);
   try {
-    for (const f of uploads) {
-      if (before[f.remoteRel] !== f.sha256) await t.putFile(f.localPath, posix.join(workdir, f.remoteRel));
+    for (const [i, f] of uploads.entries()) {
+      if (before[f.remoteRel] === f.sha256) {
+        early.known(f.remoteRel);
+        continue;
+      }
+      await t.putFile(f.localPath, posix.join(workdir, f.remoteRel));
+      if (sizes[i]! >= OPENSSL_FROM_BYTES) early.check(f.remoteRel, f.sha256);
     }
     const scriptRel = before['run.sh'] === scriptSha ? 'run.sh' : 'run.sh.tmp';
     if (scriptRel === 'run.sh.tmp') {
@@ -87,13 +96,14 @@ export async function stageRun(
       await writeFile(local, opts.script, { mode: 0o600 });
       await t.putFile(local, posix.join(workdir, 'run.sh.tmp'));
     }
+    await early.settled();
 
     // The rest is one exec (each exec costs a shell start on the host, and over ssh a login shell):
     // verify every upload, then per archive extract it unless its entries are already in place and
     // verify them, then install run.sh. Each check stops the script before the next step, and what
     // it saw comes back so the error names the file, as it would from separate calls.
     const expected: Record<string, string> = { [scriptRel]: scriptSha };
-    for (const f of uploads) expected[f.remoteRel] = f.sha256;
+    for (const f of uploads) if (!early.done.has(f.remoteRel)) expected[f.remoteRel] = f.sha256;
     const wants = archives.map((a) => {
       const want: Record<string, string> = {};
       for (const [name, sha] of Object.entries(a.entries)) want[posix.join(a.into, name)] = sha;
@@ -168,10 +178,45 @@ function sha256Cmd(rels: string[], big: boolean): string {
   return big ? `retrain_sha ${list}` : `sha256sum -- ${list} 2>/dev/null`;
 }
 
-async function localBytes(files: StageFile[]): Promise<number> {
-  let n = 0;
-  for (const f of files) n += (await stat(f.localPath).catch(() => ({ size: 0 }))).size;
-  return n;
+/** Each file's size here (0 when it cannot be read: putFile then says why). */
+async function localSizes(files: StageFile[]): Promise<number[]> {
+  return Promise.all(files.map(async (f) => (await stat(f.localPath).catch(() => ({ size: 0 }))).size));
+}
+
+/**
+ * Host-side SHA-256 checks started in the background, one exec per file, each compared with what
+ * was sent; `settled` waits for all and throws the first mismatch (ChecksumError naming the file)
+ * or failure. `done` holds the files verified so far (or known good), which the final check skips.
+ */
+class EarlyChecks {
+  readonly done = new Set<string>();
+  private readonly pending: Promise<unknown>[] = [];
+  private failure: unknown;
+
+  constructor(
+    private readonly t: Transport,
+    private readonly workdir: string,
+  ) {}
+
+  known(rel: string): void {
+    this.done.add(rel);
+  }
+
+  check(rel: string, sha256: string): void {
+    const run = (async () => {
+      const seen = await remoteHashes(this.t, this.workdir, [rel], [], true);
+      verifyHashes({ [rel]: sha256 }, seen, 'staged file');
+      this.done.add(rel);
+    })().catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    this.pending.push(run);
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all(this.pending);
+    if (this.failure !== undefined) throw this.failure;
+  }
 }
 
 /** What `sha256Cmd` prints when every file has its expected hash (same order, no trailing newline). */

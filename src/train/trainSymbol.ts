@@ -24,7 +24,7 @@ import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
 import { secretEnv } from '../recipes/secrets.js';
 import { buildRunScript, RECIPE_HEARTBEAT } from '../remote/runScript.js';
 import { regularFiles } from '../remote/collect.js';
-import { packFiles } from '../remote/pack.js';
+import { planInputs } from '../remote/inputs.js';
 import {
   collectOutputs,
   followRun,
@@ -291,24 +291,18 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await writeFile(costsPath, JSON.stringify(spec.costs, null, 2) + '\n');
       const jobPath = join(stagingDir, 'job.json');
       await writeFile(jobPath, stableStringify(spec, 2) + '\n');
-      // The inputs travel as one deterministic tar: same inputs, same bytes, same SHA-256, so a
-      // host that already has it (a retry on the same host, a reattach) is sent nothing.
-      const inputs = { 'features.csv': datasetPath, 'costs.json': costsPath, 'job.json': jobPath };
-      const entries: Record<string, string> = {};
-      for (const [name, path] of Object.entries(inputs)) entries[name] = (await sha256File(path)).sha256;
-      const tarPath = join(stagingDir, 'inputs.tar');
-      const packed = await packFiles(
-        Object.entries(inputs).map(([name, path]) => ({ name, path })),
-        tarPath,
+      // Small inputs travel as one deterministic tar (same inputs, same bytes, same SHA-256), a
+      // large dataset as itself; a host that already has them (a retry on the same host, a
+      // reattach) is sent nothing.
+      const planned = await planInputs(
+        [
+          { name: 'features.csv', path: datasetPath, sha256: spec.dataset.sha256 },
+          { name: 'costs.json', path: costsPath },
+          { name: 'job.json', path: jobPath },
+        ],
+        { tarPath: join(stagingDir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
       );
-      const archive = {
-        localPath: tarPath,
-        remoteRel: 'inputs.tar',
-        sha256: packed.sha256,
-        into: 'inputs',
-        entries,
-      };
-      const files = await recipeStageFiles(recipe);
+      const files = [...planned.files, ...(await recipeStageFiles(recipe))];
       // A retry resumes from the newest checkpoint an earlier attempt of this run stored.
       if (ckptDef && !facts.resumedFrom) {
         const point = await readResumePoint(store, spec.jobId, job.data.runId, log);
@@ -359,7 +353,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         ...(ckptDef ? { checkpointDir: posix.join(workdir, posix.dirname(ckptDef.path)) } : {}),
         resumeFrom: resumedFrom ? `${workdir}/inputs/resume/${resumedFrom.name}` : '',
       });
-      await stageRun(t, { workdir, files, archives: [archive], script });
+      await stageRun(t, { workdir, files, archives: planned.archive ? [planned.archive] : [], script });
       if (resumedFrom && !facts.resumeBooked) {
         const savedMin = resumedFrom.trainedSec / 60;
         const entry = await ledger.getEntry(spec.date, spec.symbol);
@@ -377,7 +371,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       }
       failpoint('transferring:staged');
       log.info(
-        { event: 'inputs.staged', bytes: packed.bytes, sha256: packed.sha256 },
+        { event: 'inputs.staged', bytes: planned.bytes, sha256: planned.entries },
         `${spec.symbol} inputs staged and verified on the host`,
       );
       checkDeadline();

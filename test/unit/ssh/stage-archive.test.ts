@@ -8,6 +8,7 @@ import { mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChecksumError } from '../../../src/errors.js';
+import { planInputs } from '../../../src/remote/inputs.js';
 import { packFiles } from '../../../src/remote/pack.js';
 import { stageRun, type StageArchive } from '../../../src/remote/runner.js';
 import { HostKeyPins } from '../../../src/remote/ssh/hostKeys.js';
@@ -138,5 +139,50 @@ describe('staging the inputs tar over ssh', () => {
     await writeFile(join(workdir, 'inputs', 'costs.json'), '{"taker_fee_bps":999}\n');
     await stageRun(t, { workdir, files: [], archives: [archive], script: SCRIPT });
     expect(await readFile(join(workdir, 'inputs', 'costs.json'), 'utf8')).toBe('{"taker_fee_bps":1}\n');
+  });
+
+  it('stages a big input as itself, verified on the host, and refuses a damaged copy of it', async () => {
+    const dir = await makeTmp('retrain-inputs-');
+    const big = join(dir, 'features.csv');
+    await writeFile(big, randomBytes(33 * 2 ** 20));
+    await writeFile(join(dir, 'job.json'), '{"symbol":"BTCUSDT"}\n');
+    const planned = await planInputs(
+      [
+        { name: 'features.csv', path: big },
+        { name: 'job.json', path: join(dir, 'job.json') },
+      ],
+      { tarPath: join(dir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
+    );
+    const stage = (tr: Transport, workdir: string) =>
+      stageRun(tr, { workdir, files: planned.files, archives: [planned.archive!], script: SCRIPT });
+
+    const workdir = join(await makeTmp('retrain-work-'), 'BTCUSDT', 'w6');
+    const first = counting(t);
+    await stage(first.t, workdir);
+    expect(first.puts).toEqual([
+      `${workdir}/inputs/features.csv`,
+      `${workdir}/inputs.tar`,
+      `${workdir}/run.sh.tmp`,
+    ]);
+    expect((await sha256File(join(workdir, 'inputs', 'features.csv'))).sha256).toBe(
+      planned.entries['features.csv'],
+    );
+    expect(await readFile(join(workdir, 'inputs', 'job.json'), 'utf8')).toBe('{"symbol":"BTCUSDT"}\n');
+    const second = counting(t);
+    await stage(second.t, workdir);
+    expect(second.puts).toEqual([]);
+
+    const damaged = join(await makeTmp('retrain-work-'), 'BTCUSDT', 'w7');
+    const damaging: Transport = Object.create(t) as Transport;
+    damaging.putFile = async (local, remote) => {
+      await t.putFile(local, remote);
+      if (remote.endsWith('features.csv')) await truncate(remote, 2 ** 20);
+    };
+    const err = await stage(damaging, damaged).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChecksumError);
+    expect((err as Error).message).toMatch(
+      /staged file inputs\/features\.csv has sha256 [0-9a-f]{64} on the host, expected/,
+    );
+    await expect(readFile(join(damaged, 'run.sh'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -161,6 +161,48 @@ describe('SshTransport: files', () => {
   });
 });
 
+describe('SshTransport: big uploads (streamed through cat on the host)', () => {
+  it('resumes a verified .part, starts over from a bad one and keeps the mode', async () => {
+    const src = join(await makeTmp(), 'big.bin');
+    const data = randomBytes(6 * 2 ** 20);
+    await writeFile(src, data, { mode: 0o640 });
+    const dst = join(await makeTmp(), 'big.bin');
+
+    await t.putFile(src, dst);
+    expect(t.lastPutStats).toEqual({ sentBytes: data.length, resumedFrom: 0, totalBytes: data.length });
+    expect((await readFile(dst)).equals(data)).toBe(true);
+    expect((await stat(dst)).mode & 0o777).toBe(0o640);
+    expect(existsSync(`${dst}.part`)).toBe(false);
+
+    const resumed = join(await makeTmp(), 'big.bin');
+    await writeFile(`${resumed}.part`, data.subarray(0, 2 ** 20));
+    await t.putFile(src, resumed);
+    expect(t.lastPutStats).toEqual({
+      sentBytes: data.length - 2 ** 20,
+      resumedFrom: 2 ** 20,
+      totalBytes: data.length,
+    });
+    expect((await readFile(resumed)).equals(data)).toBe(true);
+
+    const corrupt = Buffer.from(data.subarray(0, 2 ** 20));
+    corrupt[77] = corrupt[77]! ^ 0xff;
+    await writeFile(`${resumed}.part`, corrupt);
+    await t.putFile(src, resumed);
+    expect(t.lastPutStats).toEqual({ sentBytes: data.length, resumedFrom: 0, totalBytes: data.length });
+    expect((await readFile(resumed)).equals(data)).toBe(true);
+  });
+
+  it('says which file could not be written when the host refuses it', async () => {
+    const src = join(await makeTmp(), 'big.bin');
+    await writeFile(src, randomBytes(5 * 2 ** 20));
+    const dst = join(await makeTmp(), 'no such dir', 'big.bin');
+    const err = await t.putFile(src, dst).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as Error).message).toContain(`${dst}.part`);
+    expect((err as Error).message).not.toMatch(/\n/);
+  });
+});
+
 describe('SshTransport: connection', () => {
   it('pins the host key on first use and refuses another key under the same pin', async () => {
     const pins = JSON.parse(await readFile(pinsFile, 'utf8')) as Record<string, string>;

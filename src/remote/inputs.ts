@@ -1,0 +1,75 @@
+/**
+ * How a training's inputs travel to the host. Small files go in one deterministic tar (one upload
+ * and one hash for many files, whatever the round-trip time); a file of DIRECT_FROM_BYTES or more
+ * travels as itself, so its bytes are read once here, written once on the host (resumable by
+ * putFile's `.part`) and read once there to verify: packing it would add a local copy, a remote
+ * copy and an extraction, three times its size in disk writes.
+ */
+import { stat } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { InputError } from '../errors.js';
+import { sha256File } from '../util/hash.js';
+import { packFiles } from './pack.js';
+import type { StageArchive, StageFile } from './stage.js';
+
+/** Inputs at least this large are staged as plain files rather than packed. */
+export const DIRECT_FROM_BYTES = 8 * 1024 * 1024;
+
+export interface InputFile {
+  /** Name under the inputs dir, e.g. `features.csv`. */
+  name: string;
+  /** Local file to send. */
+  path: string;
+  /** Its SHA-256 when already known (e.g. the dataset's, verified on download); hashed otherwise. */
+  sha256?: string;
+}
+
+export interface PlannedInputs {
+  /** Large inputs, each staged as `<into>/<name>`. */
+  files: StageFile[];
+  /** The small inputs as one tar extracted into `into`; undefined when there are none. */
+  archive?: StageArchive;
+  /** Bytes of all inputs, as the host will hold them. */
+  bytes: number;
+  /** SHA-256 of every input by name. */
+  entries: Record<string, string>;
+}
+
+/**
+ * Splits `inputs` into plain files and one tar written at `tarPath` (only when some are small).
+ * InputError for a file that cannot be read; packFiles' errors for unsafe or duplicate names.
+ */
+export async function planInputs(
+  inputs: InputFile[],
+  opts: { tarPath: string; into: string; tarRel: string; directFromBytes?: number },
+): Promise<PlannedInputs> {
+  const directFrom = opts.directFromBytes ?? DIRECT_FROM_BYTES;
+  const files: StageFile[] = [];
+  const small: Required<InputFile>[] = [];
+  const entries: Record<string, string> = {};
+  let bytes = 0;
+  for (const f of inputs) {
+    let size: number;
+    try {
+      size = (await stat(f.path)).size;
+    } catch (err) {
+      throw new InputError(`cannot stage ${f.path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+    }
+    const sha256 = f.sha256 ?? (await sha256File(f.path)).sha256;
+    entries[f.name] = sha256;
+    bytes += size;
+    if (size >= directFrom)
+      files.push({ localPath: f.path, remoteRel: posix.join(opts.into, f.name), sha256 });
+    else small.push({ ...f, sha256 });
+  }
+  if (small.length === 0) return { files, bytes, entries };
+  const packed = await packFiles(small, opts.tarPath);
+  const archive: StageArchive = {
+    localPath: opts.tarPath,
+    remoteRel: opts.tarRel,
+    sha256: packed.sha256,
+    into: opts.into,
+    entries: Object.fromEntries(small.map((f) => [f.name, f.sha256])),
+  };
+  return { files, archive, bytes, entries };
+}

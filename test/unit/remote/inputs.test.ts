@@ -1,0 +1,83 @@
+/**
+ * How a training's inputs are split for the trip: large files as themselves, small ones in one
+ * deterministic tar.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError } from '../../../src/errors.js';
+import { planInputs } from '../../../src/remote/inputs.js';
+import { sha256File } from '../../../src/util/hash.js';
+import { cleanupTmp, makeTmp } from './fixtures.js';
+
+afterAll(cleanupTmp);
+
+async function files(dir: string): Promise<{ name: string; path: string }[]> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'features.csv'), 'x'.repeat(5000));
+  await writeFile(join(dir, 'costs.json'), '{"fee":1}\n');
+  await writeFile(join(dir, 'job.json'), '{"symbol":"ETHUSDT"}\n');
+  return ['features.csv', 'costs.json', 'job.json'].map((name) => ({ name, path: join(dir, name) }));
+}
+
+describe('planInputs', () => {
+  it('sends a file of directFromBytes or more as itself and packs the rest into one tar', async () => {
+    const dir = await makeTmp();
+    const inputs = await files(join(dir, 'in'));
+    const planned = await planInputs(inputs, {
+      tarPath: join(dir, 'inputs.tar'),
+      tarRel: 'inputs.tar',
+      into: 'inputs',
+      directFromBytes: 4096,
+    });
+    const featuresSha = (await sha256File(inputs[0]!.path)).sha256;
+    expect(planned.files).toEqual([
+      { localPath: inputs[0]!.path, remoteRel: 'inputs/features.csv', sha256: featuresSha },
+    ]);
+    expect(planned.archive).toMatchObject({
+      localPath: join(dir, 'inputs.tar'),
+      remoteRel: 'inputs.tar',
+      into: 'inputs',
+    });
+    expect(Object.keys(planned.archive!.entries).sort()).toEqual(['costs.json', 'job.json']);
+    expect(planned.archive!.sha256).toBe((await sha256File(join(dir, 'inputs.tar'))).sha256);
+    expect(planned.bytes).toBe(5000 + 10 + 21);
+    expect(planned.entries['features.csv']).toBe(featuresSha);
+
+    // Same inputs, same tar bytes: an unchanged upload is recognised on the host.
+    const again = await planInputs(await files(join(dir, 'in2')), {
+      tarPath: join(dir, 'inputs2.tar'),
+      tarRel: 'inputs.tar',
+      into: 'inputs',
+      directFromBytes: 4096,
+    });
+    expect(again.archive!.sha256).toBe(planned.archive!.sha256);
+  });
+
+  it('takes a known checksum as given and packs nothing when every file is large', async () => {
+    const dir = await makeTmp();
+    const [features] = await files(join(dir, 'in'));
+    const known = 'a'.repeat(64);
+    const planned = await planInputs([{ ...features!, sha256: known }], {
+      tarPath: join(dir, 'inputs.tar'),
+      tarRel: 'inputs.tar',
+      into: 'inputs',
+      directFromBytes: 1,
+    });
+    expect(planned.files).toEqual([
+      { localPath: features!.path, remoteRel: 'inputs/features.csv', sha256: known },
+    ]);
+    expect(planned.archive).toBeUndefined();
+  });
+
+  it('names a missing input', async () => {
+    const dir = await makeTmp();
+    const err = await planInputs([{ name: 'features.csv', path: join(dir, 'gone.csv') }], {
+      tarPath: join(dir, 'inputs.tar'),
+      tarRel: 'inputs.tar',
+      into: 'inputs',
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toBe(`cannot stage ${join(dir, 'gone.csv')}: ENOENT`);
+  });
+});
