@@ -2,6 +2,7 @@
  * One run of the real pipeline in this process, as `retrain run` does it (plan, enqueue, workers,
  * wait), and the timings of its train jobs read back from BullMQ afterwards.
  */
+import { Spawner } from '../../src/remote/spawner.js';
 import { readFile } from 'node:fs/promises';
 import { Queue, Worker } from 'bullmq';
 import { producerConnection, workerConnection } from '../../queues/connection.js';
@@ -68,20 +69,29 @@ export interface RunTimings {
   wallMs: number;
   /** CPU time of this process while the workers ran (user + system). */
   cpuMs: number;
-  /** CPU time of the commands it ran and waited for (bash, sha256sum, tar, ...; not run.sh). */
+  /** CPU time of the commands it ran and waited for (bash, sha256sum, tar, ...; not run.sh) and of the helper starting them. */
   childCpuMs: number;
 }
 
-/** User + system CPU of the waited-for children of this process, from /proc (Linux; 0 elsewhere). */
+/**
+ * User + system CPU of the waited-for children of this process and of the local driver's command
+ * helper (src/remote/spawner.ts) with its children, from /proc (Linux; 0 elsewhere).
+ */
 export async function childCpuMs(): Promise<number> {
-  try {
-    const stat = await readFile('/proc/self/stat', 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 16 and 17 of stat (cutime, cstime), counted from the state field (3) here.
-    return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
+  const ticks = async (pid: number | 'self', own: boolean): Promise<number> => {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields 14-17 of stat (utime, stime, cutime, cstime), counted from the state field (3) here.
+      const children = Number(fields[13]) + Number(fields[14]);
+      return own ? Number(fields[11]) + Number(fields[12]) + children : children;
+    } catch {
+      return 0;
+    }
+  };
+  const helper = Spawner.shared().helperPid;
+  const total = (await ticks('self', false)) + (helper ? await ticks(helper, true) : 0);
+  return (total * 1000) / 100;
 }
 
 /** Plans, enqueues and runs one run with workers in this process; returns its train jobs' timings. */

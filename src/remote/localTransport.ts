@@ -1,15 +1,16 @@
 /**
- * The local driver's Transport: commands run as `bash -c` child processes, files move with
+ * The local driver's Transport: commands run as `bash -c` child processes (started by the
+ * process-wide Spawner helper, which spares this process a fork per command), files move with
  * node:fs. Each exec runs in a process group of its own, so a timeout or an abort kills the whole
  * command tree; a run started inside it with `setsid ... &` is in another session and survives
  * both the exec and the Node process.
  */
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { CancelledError, TransportError } from '../errors.js';
 import { Capped } from './execUtil.js';
+import { Spawner } from './spawner.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
@@ -25,6 +26,7 @@ export interface LocalTransportOptions {
 export class LocalTransport implements Transport {
   readonly kind = 'local' as const;
   private readonly baseEnv: NodeJS.ProcessEnv | undefined;
+  private readonly spawner = Spawner.shared();
 
   constructor(opts: LocalTransportOptions = {}) {
     this.baseEnv = opts.baseEnv;
@@ -39,49 +41,52 @@ export class LocalTransport implements Transport {
     if (opts.signal?.aborted) return Promise.reject(new CancelledError('command cancelled before start'));
     const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
     return new Promise<ExecResult>((resolve, reject) => {
-      const child = spawn('bash', ['-c', command], {
-        env: { ...(this.baseEnv ?? process.env), ...opts.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
       const stdout = new Capped(max);
       const stderr = new Capped(max);
-      child.stdout.on('data', (b: Buffer) => stdout.add(b));
-      child.stderr.on('data', (b: Buffer) => stderr.add(b));
-
+      let pid: number | undefined;
       let failure: Error | undefined;
-      const killTree = (err: Error) => {
-        if (failure) return;
-        failure = err;
+      const killTree = () => {
         try {
-          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+          if (pid !== undefined) process.kill(-pid, 'SIGKILL');
         } catch {
           // already gone
         }
       };
+      const fail = (err: Error) => {
+        if (failure) return;
+        failure = err;
+        killTree();
+      };
       const timer =
         opts.timeoutMs !== undefined
           ? setTimeout(
-              () => killTree(new TransportError(`local command timed out after ${opts.timeoutMs} ms`)),
+              () => fail(new TransportError(`local command timed out after ${opts.timeoutMs} ms`)),
               opts.timeoutMs,
             )
           : undefined;
-      const onAbort = () => killTree(new CancelledError('command cancelled'));
+      const onAbort = () => fail(new CancelledError('command cancelled'));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const done = () => {
         if (timer) clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
       };
 
-      child.on('error', (err) => {
-        done();
-        reject(new TransportError(`cannot start bash: ${err.message}`, { cause: err }));
-      });
-      child.on('close', (code, signal) => {
-        done();
-        if (failure) return reject(failure);
-        const exit = code ?? 128 + signalNumber(signal);
-        resolve({ code: exit, stdout: stdout.text(), stderr: stderr.text() });
+      this.spawner.run(command, { ...(this.baseEnv ?? process.env), ...opts.env }, max, {
+        onStart: (p) => {
+          pid = p;
+          if (failure) killTree();
+        },
+        onOutput: (fd, b) => (fd === 1 ? stdout : stderr).add(b),
+        onError: (err) => {
+          done();
+          reject(failure ?? err);
+        },
+        onExit: (code, signal) => {
+          done();
+          if (failure) return reject(failure);
+          const exit = code ?? 128 + signalNumber(signal);
+          resolve({ code: exit, stdout: stdout.text(), stderr: stderr.text() });
+        },
       });
     });
   }
