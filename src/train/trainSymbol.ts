@@ -1,5 +1,6 @@
 import { appendFile, mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { ComputeProvider, Lease, LeaseInfo } from '../compute/provider.js';
 import { hostGoneError } from '../compute/lost.js';
@@ -72,6 +73,8 @@ const ORDER: TrainState[] = [
 
 /** Consecutive connection losses, with no log progress between them, before an attempt gives up. */
 const MAX_FOLLOW_DROPS = 5;
+/** Store uploads in flight at once while a symbol's artifacts are stored. */
+const UPLOAD_CONCURRENCY = 4;
 
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -129,10 +132,14 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
   const enter = async (next: TrainState, patch: Partial<TrainFacts> = {}) => {
     state = next;
     facts = { ...facts, ...patch, stateSince: now().toISOString() };
-    await job.save({ state, attempt: job.attempt, facts });
-    await ledger.update(spec.date, spec.symbol, { state: next });
-    await job.progress({ state: next });
-    await job.log(`${now().toISOString()} ${next}`);
+    // Independent writes, sent together (one round trip's wait, not four); a crash between them
+    // leaves the job data, which a resume goes by, and the displays in any mix, as before.
+    await Promise.all([
+      job.save({ state, attempt: job.attempt, facts }),
+      ledger.update(spec.date, spec.symbol, { state: next }),
+      job.progress({ state: next }),
+      job.log(`${now().toISOString()} ${next}`),
+    ]);
     log.info({ event: stateEvent(next), state: next }, `${spec.symbol} ${next}`);
     failpoint(`enter:${next}`);
   };
@@ -623,19 +630,20 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       }
       await writeFile(join(outDir, 'sha256.txt'), formatSha256Txt(hashes));
       try {
-        for (const a of artifacts)
-          await store.putFile(keys.artifact(spec.jobId, a.name), join(outDir, a.name), a.sha256);
+        // A few at a time: each put is a verified copy (fsynced locally, a request to S3/R2) whose
+        // wait is mostly I/O. The manifest follows the artifacts, the candidate follows both.
+        const limit = pLimit(UPLOAD_CONCURRENCY);
+        await Promise.all(
+          artifacts.map((a) =>
+            limit(() => store.putFile(keys.artifact(spec.jobId, a.name), join(outDir, a.name), a.sha256)),
+          ),
+        );
         await store.putFile(keys.artifact(spec.jobId, 'sha256.txt'), join(outDir, 'sha256.txt'));
         // The candidate: what the promotion guard compares with production.
-        await store.putFile(
-          keys.candidate(spec.symbol, spec.date, 'model.bin'),
-          join(outDir, 'model.bin'),
-          hashes['model.bin'],
-        );
-        await store.putFile(
-          keys.candidate(spec.symbol, spec.date, 'metrics.json'),
-          join(outDir, 'metrics.json'),
-          hashes['metrics.json'],
+        await Promise.all(
+          (['model.bin', 'metrics.json'] as const).map((name) =>
+            store.putFile(keys.candidate(spec.symbol, spec.date, name), join(outDir, name), hashes[name]),
+          ),
         );
       } catch (err) {
         log.error(
