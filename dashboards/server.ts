@@ -15,6 +15,7 @@ import { QUEUES } from '../queues/names.js';
 import { requireAuth, type DashboardCredentials } from './auth.js';
 import { rejectWrites, sameOriginWrites } from './guards.js';
 import { DashboardMetrics } from './metrics.js';
+import { LEDGER_STATUSES } from '../src/ledger/types.js';
 import { DATE_PARAM, RunsReader, SYMBOL_PARAM } from './runs.js';
 import { notFoundPage, runPage, runsPage, symbolPage } from './views.js';
 
@@ -122,7 +123,12 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
     const date = req.params.date;
     if (!DATE_PARAM.test(date))
       return void res.status(404).type('html').send(notFoundPage('no such date', opts.readOnly));
-    res.type('html').send(runPage(await runs.run(date), opts.readOnly));
+    const status = LEDGER_STATUSES.find((st) => st === req.query.status);
+    const n = Number(req.query.page ?? 1);
+    const page = Number.isInteger(n) && n > 0 ? n : 1;
+    res
+      .type('html')
+      .send(runPage(await runs.run(date), opts.readOnly, { page, ...(status ? { status } : {}) }));
   });
 
   app.get('/runs/:date/:symbol', async (req, res) => {

@@ -1,4 +1,5 @@
-import type { LedgerEntry } from '../src/ledger/ledger.js';
+import type { LedgerEntry, LedgerStatus } from '../src/ledger/ledger.js';
+import { LEDGER_STATUSES } from '../src/ledger/types.js';
 import type { ArtifactLink, RunView, SymbolView } from './runs.js';
 
 /** HTML-escapes text and attribute values. */
@@ -21,7 +22,7 @@ header a{color:#fff;text-decoration:none}header .ro{margin-left:auto;background:
 main{padding:10px 20px}table{border-collapse:collapse;margin:8px 0 24px}
 th,td{border-bottom:1px solid #d0d7de;padding:4px 10px;text-align:left;white-space:nowrap}
 td.num{text-align:right}.success{color:#1a7f37}.failed{color:#cf222e}.running{color:#0969da}
-.skipped,.pending{color:#6e7781}code{font-size:12px}.muted{color:#6e7781}`;
+.skipped,.pending{color:#6e7781}code{font-size:12px}.muted{color:#6e7781}\n[data-pager] strong,[data-pager] a{margin:0 2px}`;
 
 function page(title: string, body: string, readOnly: boolean): string {
   return `<!doctype html>
@@ -49,7 +50,32 @@ function row(date: string, e: LedgerEntry): string {
   ].join('')}</tr>`;
 }
 
-function runSection(run: RunView): string {
+/** Rows a run shows on /runs before it links to its own page; rows per page of /runs/<date>. */
+export const RUNS_PAGE_ROWS = 50;
+export const RUN_PAGE_ROWS = 500;
+
+/** Failed first, then what is still moving, then the rest: what a reader looks for first. */
+const ATTENTION: Record<LedgerStatus, number> = { failed: 0, running: 1, pending: 2, success: 3, skipped: 4 };
+
+/** Which rows of a run to show: a status filter, a page, a page size. */
+export interface RowsView {
+  status?: LedgerStatus;
+  page: number;
+  perPage: number;
+  /** Order by ATTENTION (the /runs overview) rather than by symbol. */
+  attentionFirst?: boolean;
+}
+
+function counts(entries: LedgerEntry[]): string {
+  const by = new Map<LedgerStatus, number>();
+  for (const e of entries) by.set(e.status, (by.get(e.status) ?? 0) + 1);
+  const parts = LEDGER_STATUSES.filter((st) => by.has(st)).map(
+    (st) => `<span class="${st}" data-count="${st}">${by.get(st)} ${st}</span>`,
+  );
+  return `<p data-counts>${entries.length} symbols${parts.length ? `: ${parts.join(', ')}` : ''}</p>`;
+}
+
+function runSection(run: RunView, view: RowsView): string {
   const s = run.summary;
   const summary = s
     ? `<p data-summary>${esc(s.succeeded)} succeeded, ${esc(s.failed)} failed, ${esc(s.skipped)} skipped;
@@ -57,24 +83,64 @@ wall ${esc(fixed(s.total_wall_minutes))} min; cost ${esc(usd(s.total_cost_usd))}
         s.promoted.length ? esc(s.promoted.join(', ')) : 'none'
       }</p>`
     : '<p class="muted">not finalized yet (no engine_summary.json)</p>';
-  return `<section data-date="${esc(run.date)}"><h2><a href="/runs/${esc(run.date)}">${esc(run.date)}</a></h2>
+  let rows = view.status ? run.entries.filter((e) => e.status === view.status) : run.entries;
+  if (view.attentionFirst) {
+    rows = [...rows].sort(
+      (a, b) => ATTENTION[a.status] - ATTENTION[b.status] || a.symbol.localeCompare(b.symbol),
+    );
+  }
+  const pages = Math.max(1, Math.ceil(rows.length / view.perPage));
+  const page = Math.min(Math.max(1, view.page), pages);
+  const shown = rows.slice((page - 1) * view.perPage, page * view.perPage);
+  const base = `/runs/${esc(run.date)}`;
+  const query = (p: number, st = view.status) =>
+    `${base}?${new URLSearchParams({ ...(st ? { status: st } : {}), page: String(p) }).toString()}`;
+  let more = '';
+  if (view.attentionFirst && rows.length > shown.length) {
+    more = `<p data-more>${shown.length} of ${rows.length} shown (failed and running first): <a href="${base}">all symbols of ${esc(run.date)}</a></p>`;
+  } else if (!view.attentionFirst) {
+    const filters = ['all', ...LEDGER_STATUSES]
+      .map((st) =>
+        (st === 'all' ? !view.status : view.status === st)
+          ? `<strong>${st}</strong>`
+          : `<a href="${st === 'all' ? base : query(1, st as LedgerStatus)}">${st}</a>`,
+      )
+      .join(' · ');
+    const pager =
+      pages > 1
+        ? ` · page ${page} of ${pages}${page > 1 ? ` <a rel="prev" href="${query(page - 1)}">previous</a>` : ''}${
+            page < pages ? ` <a rel="next" href="${query(page + 1)}">next</a>` : ''
+          }`
+        : '';
+    more = `<p data-pager>${filters}${pager}</p>`;
+  }
+  return `<section data-date="${esc(run.date)}"><h2><a href="${base}">${esc(run.date)}</a></h2>
 ${summary}
+${counts(run.entries)}
+${more}
 <table><thead><tr><th>symbol</th><th>status</th><th>state</th><th>attempts</th><th>minutes</th><th>cost</th><th>net_bps</th><th>decision</th><th>reason</th><th></th></tr></thead>
-<tbody>${run.entries.map((e) => row(run.date, e)).join('\n')}</tbody></table>
+<tbody>${shown.map((e) => row(run.date, e)).join('\n')}</tbody></table>
 <p class="muted">ledger mirror <code>${esc(run.statusLocation)}</code>${
     s ? ` · summary <code>${esc(run.summaryLocation)}</code>` : ''
   }</p></section>`;
 }
 
+/** The recent runs, each with its counts and at most RUNS_PAGE_ROWS rows, failed and running first. */
 export function runsPage(runs: RunView[], readOnly: boolean): string {
+  const view: RowsView = { page: 1, perPage: RUNS_PAGE_ROWS, attentionFirst: true };
   const body = runs.length
-    ? `<h1>Runs</h1>${runs.map(runSection).join('\n')}`
+    ? `<h1>Runs</h1>${runs.map((r) => runSection(r, view)).join('\n')}`
     : '<h1>Runs</h1><p>The ledger is empty: no run has been planned yet.</p>';
   return page('Runs', body, readOnly);
 }
 
-export function runPage(run: RunView, readOnly: boolean): string {
-  return page(`Run ${run.date}`, `<p><a href="/runs">all runs</a></p>${runSection(run)}`, readOnly);
+/** One run, RUN_PAGE_ROWS symbols a page, optionally only those of one status. */
+export function runPage(run: RunView, readOnly: boolean, view: Partial<RowsView> = {}): string {
+  return page(
+    `Run ${run.date}`,
+    `<p><a href="/runs">all runs</a></p>${runSection(run, { page: 1, perPage: RUN_PAGE_ROWS, ...view })}`,
+    readOnly,
+  );
 }
 
 function files(title: string, list: ArtifactLink[]): string {
