@@ -182,8 +182,11 @@ describe('Telegram alerts through the real CLI', () => {
     // Telegram was really tried; under the 429 nothing was sent again before retry_after passed.
     for (const run of down!) expect(run.requests).toBeGreaterThanOrEqual(1);
     for (const run of limited!) expect(run.requests).toBe(1);
-    expect(best[1]! - best[0]!).toBeLessThan(1000);
-    expect(best[2]! - best[0]!).toBeLessThan(1000);
+    // Identical runs' wall times fall on two levels about a second apart (2.3 or 3.3 s seen in one
+    // suite run), so the whole run gets that step of slack; waiting on a 429's retry_after would
+    // cost 30 s, on the 500's retries seconds. The end-to-exit tail has no such step.
+    expect(best[1]! - best[0]!).toBeLessThan(1500);
+    expect(best[2]! - best[0]!).toBeLessThan(1500);
     expect(bestTail[1]! - bestTail[0]!).toBeLessThan(1000);
     expect(bestTail[2]! - bestTail[0]!).toBeLessThan(1000);
 
