@@ -6,9 +6,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { fakeRecipe, runCli } from '../helpers/harness.js';
+import { fakeRecipe } from '../helpers/harness.js';
 import { startTelegramStandIn, type TelegramStandIn } from '../helpers/telegramStandIn.js';
-import { startVastWorld, type VastWorld } from '../helpers/vastWorld.js';
+import { startVastWorld, vastRun, type VastWorld } from '../helpers/vastWorld.js';
 
 const DATE = '20260112';
 const TOKEN = '555666777:AAH-stuck-integration-token_0123456789';
@@ -40,26 +40,12 @@ async function run(stuckLoading: boolean) {
   const file = join(world.sb.home, 'retrain.config.yaml');
   writeFileSync(file, 'vast:\n  maxProvisionTries: 1\n');
   world.sb.env.RETRAIN_CONFIG = file;
-  const r = await runCli(
-    [
-      'run',
-      '--driver',
-      'vast',
-      '--symbols',
-      'BTCUSDT',
-      '--date',
-      DATE,
-      '--ensure-features',
-      '--recipe',
-      fakeRecipe,
-      '--retries',
-      '0',
-      '--var',
-      'sleep=0.2',
-    ],
-    world.sb.env,
-    120_000,
-  );
+  const r = await vastRun(world.sb.env, {
+    symbols: ['BTCUSDT'],
+    date: DATE,
+    recipe: fakeRecipe,
+    extra: ['--retries', '0', '--var', 'sleep=0.2'],
+  });
   // The completion summary is the last message: everything before it has been sent.
   const engine = readFileSync(join(world.sb.home, 'logs', `${DATE}Z`, 'engine.log'), 'utf8');
   return { r, texts: api.texts(), engine };

@@ -7,6 +7,7 @@ import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim } from '../../src/vast/sim/server.js';
 import { fakeRecipe, runCli, sandbox, startWorker, type Sandbox } from '../helpers/harness.js';
 import { startSshd } from '../helpers/sshd.js';
+import { vastRun } from '../helpers/vastWorld.js';
 
 type Sshd = Awaited<ReturnType<typeof startSshd>>;
 const DATE = '20260110';
@@ -44,23 +45,7 @@ describe('driver vast: the simulator over HTTP, instances backed by a real sshd'
 
   it('three symbols: three rentals, three destroys, artifacts verified, cost recorded', async () => {
     const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
-    const r = await runCli(
-      [
-        'run',
-        '--driver',
-        'vast',
-        '--symbols',
-        symbols.join(','),
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--recipe',
-        fakeRecipe,
-        '--var',
-        'sleep=1',
-      ],
-      sb.env,
-    );
+    const r = await vastRun(sb.env, { symbols, date: DATE, recipe: fakeRecipe, extra: ['--var', 'sleep=1'] });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const state = sim.state();
     expect(state.rented).toHaveLength(3);

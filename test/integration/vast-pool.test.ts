@@ -13,10 +13,11 @@ import { PooledProvider } from '../../src/compute/pooled.js';
 import type { LeaseInfo } from '../../src/compute/provider.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { JobSpec } from '../../src/jobspec/types.js';
-import { fakeRecipe, runCli } from '../helpers/harness.js';
+import { fakeRecipe } from '../helpers/harness.js';
 import {
   rentedAllDestroyed,
   startVastWorld,
+  vastRun,
   verifyStoredArtifacts,
   waitFor,
   type VastWorld,
@@ -69,27 +70,12 @@ describe('instance pool (driver vast)', () => {
   it('a run with symbols waiting: fewer rentals than symbols, each handed on with the old work dir removed; billed == booked', async () => {
     w = await startVastWorld(inject('redisUrl'));
     const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT'];
-    const r = await runCli(
-      [
-        'run',
-        '--driver',
-        'vast',
-        '--symbols',
-        symbols.join(','),
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--recipe',
-        fakeRecipe,
-        '--var',
-        'sleep=1',
-        '--mode',
-        'hybrid',
-        '--max-concurrent',
-        '2',
-      ],
-      w.sb.env,
-    );
+    const r = await vastRun(w.sb.env, {
+      symbols,
+      date: DATE,
+      recipe: fakeRecipe,
+      extra: ['--var', 'sleep=1', '--mode', 'hybrid', '--max-concurrent', '2'],
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const st = w.sim.state();
     // Two at a time: the instances of the first two carry the other three.
