@@ -157,15 +157,15 @@ describe('retrain scheduler: one schedule, one run per slot, dated from the slot
     // A slot taken long after its time plans the slot's date, not the clock's.
     const lateSlot = Date.UTC(2025, 0, 1, 0, 15);
     await schedulerQ.add('daily-run', first.data, { jobId: 'late-slot', prevMillis: lateSlot });
-    const dup = await waitFor('the duplicate slot job', async () => {
-      const j = await schedulerQ.getJob('duplicate-slot');
-      return (await j?.isCompleted()) ? j : undefined;
-    });
+    // A job read before it completed and checked with isCompleted() after carries no returnvalue:
+    // wait on what one read of the job's hash says (finishedOn and returnvalue are written together).
+    const finished = async (id: string) => {
+      const j = await schedulerQ.getJob(id);
+      return j?.finishedOn ? j : undefined;
+    };
+    const dup = await waitFor('the duplicate slot job', () => finished('duplicate-slot'));
     expect(dup!.returnvalue).toMatchObject({ duplicate: true, runId: original.runId, date: original.date });
-    const late = await waitFor('the late slot job', async () => {
-      const j = await schedulerQ.getJob('late-slot');
-      return (await j?.isCompleted()) ? j : undefined;
-    });
+    const late = await waitFor('the late slot job', () => finished('late-slot'));
     expect(late!.returnvalue).toMatchObject({ duplicate: false, date: '20241231', runId: '20241231-1' });
     const lateLedger = await sb.redis.hgetall(`${sb.prefix}:ledger:20241231`);
     expect(Object.keys(lateLedger).sort()).toEqual(['BTCUSDT', 'ETHUSDT']);
