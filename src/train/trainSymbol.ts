@@ -25,6 +25,7 @@ import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
 import { secretEnv } from '../recipes/secrets.js';
 import { buildRunScript, RECIPE_HEARTBEAT } from '../remote/runScript.js';
 import { regularFiles } from '../remote/collect.js';
+import { LogMask, maskFile } from '../remote/logMask.js';
 import { planInputs } from '../remote/inputs.js';
 import {
   collectOutputs,
@@ -199,6 +200,10 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       `recipe ${recipe.file} changed since the run was planned (sha256 differs); re-plan the run`,
     );
   }
+
+  /** The recipe's secret values set here: masked in every copy of its log that retrain keeps. */
+  const recipeSecrets = () =>
+    recipe.def.secrets.map((name) => (deps.secretEnv ?? process.env)[name]).filter((v) => v !== undefined);
 
   let lease: Lease | null = null;
   let cancelled = false;
@@ -399,6 +404,9 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       if (facts.localLogBase === undefined) await saveFacts({ localLogBase: localSize });
       const expected = facts.localLogBase! + (facts.logOffset ?? 0);
       if (localSize > expected) await truncate(trainingLog, expected);
+      // What retrain keeps of the log never holds the recipe's secrets, should it print them. Bytes
+      // that may begin a secret wait for the next chunk; the saved offset stays before them.
+      const mask = new LogMask(recipeSecrets());
       const partialSaved = new Set(facts.partialSaved ?? []);
       let lastSave = Date.now();
       // The connection may drop while the training runs on: reconnect and follow on from the last
@@ -484,6 +492,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       try {
         while (!followed) {
           const offsetBefore = facts.logOffset ?? 0;
+          mask.reset(); // a follow after a drop reads again from facts.logOffset
           try {
             const res = await followRun(t, workdir, {
               pid,
@@ -492,9 +501,12 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
               signal: followSignal,
               pollMs: config.train.pollMs,
               logOffset: facts.logOffset ?? 0,
-              onLog: async (text, newOffset, raw) => {
-                await appendFile(trainingLog, raw);
-                for (const line of text.split('\n').slice(0, 50))
+              onLog: async (text, readTo, raw) => {
+                const kept = mask.empty ? raw : mask.push(raw);
+                const newOffset = readTo - mask.heldBytes;
+                await appendFile(trainingLog, kept);
+                const lines = kept === raw ? text : kept.toString('utf8');
+                for (const line of lines.split('\n').slice(0, 50))
                   if (line.trim()) await job.log(line.slice(0, 2000));
                 if (Date.now() - lastSave > 5000) {
                   lastSave = Date.now();
@@ -554,6 +566,12 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         if (!followSignal.aborted) await ckptLoop;
       }
       const { exitCode, logOffset } = followed;
+      const rest = mask.flush();
+      if (rest.length) {
+        await appendFile(trainingLog, rest);
+        const line = rest.toString('utf8');
+        if (line.trim()) await job.log(line.slice(0, 2000));
+      }
       await saveFacts({ logOffset });
       if (t.reconnects) {
         log.warn(
@@ -592,6 +610,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         throw new OutputContractError(`${spec.symbol}: train.log is missing or not a regular file`);
       }
       await t.getFile(`${workdir}/train.log`, join(outDir, 'train.log'));
+      await maskFile(join(outDir, 'train.log'), recipeSecrets());
       await writeFile(join(outDir, 'job.json'), stableStringify(spec, 2) + '\n');
       await writeFile(join(outDir, 'costs.json'), JSON.stringify(spec.costs, null, 2) + '\n');
       await writeFile(
@@ -744,6 +763,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       const remote = `${workdir}/${rel}`;
       const local = join(dir, rel.replace('/', '_'));
       await held.transport.getFile(remote, local);
+      if (rel === 'train.log') await maskFile(local, recipeSecrets());
       await store.putFile(
         keys.artifact(spec.jobId, `attempts/${job.attempt}/${rel.split('/').pop()}`),
         local,
