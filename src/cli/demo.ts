@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { redisAnswers } from '../../queues/connection.js';
 import { RedisUnreachableError, executeRun } from './executeRun.js';
 import { parseRunOptions } from './runOptions.js';
+import { displayUrl } from '../util/displayUrl.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -55,7 +56,7 @@ export async function demoCommand(opts: {
     privateRedis = await startPrivateRedis(base.home);
     if (!privateRedis) throw new RedisUnreachableError(base.redisUrl);
     process.stdout.write(
-      `Redis not reachable at ${base.redisUrl}: started a private one at ${privateRedis.url}\n`,
+      `Redis not reachable at ${displayUrl(base.redisUrl)}: started a private one at ${privateRedis.url}\n`,
     );
     process.env.REDIS_URL = privateRedis.url;
   }

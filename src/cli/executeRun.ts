@@ -13,6 +13,7 @@ import { EVENTS } from '../telemetry/events.js';
 import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
 import { RetrainError } from '../errors.js';
+import { displayUrl } from '../util/displayUrl.js';
 import { cancelRun } from '../train/runCancel.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
@@ -22,7 +23,7 @@ export class RedisUnreachableError extends RetrainError {
   constructor(url: string) {
     super(
       'bad_config',
-      `Redis is not reachable at ${url}: start one (e.g. \`redis-server --daemonize yes\`) or set REDIS_URL`,
+      `Redis is not reachable at ${displayUrl(url)}: start one (e.g. \`redis-server --daemonize yes\`) or set REDIS_URL`,
     );
   }
 }

@@ -58,3 +58,24 @@ describe('bad input: one line naming the problem, non-zero exit, nothing enqueue
     });
   }
 });
+
+describe('an unreachable Redis', () => {
+  it('one line naming where it looked, without the password of the URL', async () => {
+    const sb = await sandbox(inject('redisUrl'));
+    try {
+      const password = `pw-${process.pid}-${Date.now()}`;
+      // Port 1 on loopback: nothing listens there.
+      const env = { ...sb.env, REDIS_URL: `redis://:${password}@127.0.0.1:1/0` };
+      for (const args of [['status'], ['enqueue', '--symbols', 'BTCUSDT', '--date', '20260110']]) {
+        const r = await runCli(args, env);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.stderr.trim().split('\n')).toEqual([
+          'retrain: Redis is not reachable at redis://***@127.0.0.1:1/0: start one (e.g. `redis-server --daemonize yes`) or set REDIS_URL',
+        ]);
+        expect(r.stdout + r.stderr).not.toContain(password);
+      }
+    } finally {
+      await sb.cleanup();
+    }
+  });
+});
