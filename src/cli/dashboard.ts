@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
 import { createStore } from '../storage/index.js';
 import { LogHub } from '../telemetry/logger.js';
-import { connectRedis } from './executeRun.js';
+import { connectRedis } from './redis.js';
 
 export interface DashboardFlags {
   config?: string;

@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { redisAnswers } from '../../queues/connection.js';
-import { RedisUnreachableError, executeRun } from './executeRun.js';
+import { executeRun } from './executeRun.js';
+import { RedisUnreachableError } from './redis.js';
 import { parseRunOptions } from './runOptions.js';
 import { displayUrl } from '../util/displayUrl.js';
 

@@ -1,6 +1,4 @@
-import type { Redis } from 'ioredis';
 import { join } from 'node:path';
-import { producerConnection, redisAnswers } from '../../queues/connection.js';
 import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
@@ -12,28 +10,11 @@ import { keys } from '../storage/layout.js';
 import { EVENTS } from '../telemetry/events.js';
 import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
-import { RetrainError } from '../errors.js';
-import { displayUrl } from '../util/displayUrl.js';
 import { cancelRun } from '../train/runCancel.js';
+import { connectRedis } from './redis.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
 import type { RunRequest } from './runOptions.js';
-
-export class RedisUnreachableError extends RetrainError {
-  constructor(url: string) {
-    super(
-      'bad_config',
-      `Redis is not reachable at ${displayUrl(url)}: start one (e.g. \`redis-server --daemonize yes\`) or set REDIS_URL`,
-    );
-  }
-}
-
-export async function connectRedis(url: string): Promise<Redis> {
-  if (!(await redisAnswers(url))) throw new RedisUnreachableError(url);
-  const redis = producerConnection(url);
-  redis.on('error', () => undefined);
-  return redis;
-}
 
 export interface ExecuteOptions {
   /** Run the workers in this process (`retrain run`, the demo). */

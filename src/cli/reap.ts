@@ -6,7 +6,7 @@ import { vastClientFrom } from '../compute/factory.js';
 import { InstancePool } from '../compute/pool.js';
 import { RunSpend } from '../train/spend.js';
 import { LogHub } from '../telemetry/logger.js';
-import { connectRedis } from './executeRun.js';
+import { connectRedis } from './redis.js';
 
 /** `retrain reap [--dry-run]`: lists and destroys this deployment's orphaned Vast instances. */
 export async function reapCommand(opts: { config?: string; dryRun?: boolean }): Promise<number> {

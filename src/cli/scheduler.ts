@@ -12,7 +12,7 @@ import { DAILY_SCHEDULER_ID, runDateForSlot } from '../../scheduler/slot.js';
 import { scheduledRunData } from '../../scheduler/template.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { connectRedis } from './executeRun.js';
+import { connectRedis } from './redis.js';
 
 export interface SchedulerFlags {
   config?: string;

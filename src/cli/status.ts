@@ -3,7 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { Ledger } from '../ledger/ledger.js';
 import { createStore } from '../storage/index.js';
 import { parseRunDate } from '../symbols/date.js';
-import { connectRedis } from './executeRun.js';
+import { connectRedis } from './redis.js';
 
 /** `retrain status`: the ledger of a date, as a table or JSON. */
 export async function statusCommand(opts: {

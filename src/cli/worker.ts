@@ -4,7 +4,7 @@ import { DriverSchema } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { LogHub } from '../telemetry/logger.js';
 import { redisAnswers } from '../../queues/connection.js';
-import { RedisUnreachableError } from './executeRun.js';
+import { RedisUnreachableError } from './redis.js';
 
 /** `retrain worker`: runs until SIGINT/SIGTERM, then hands running trainings back and exits 0. */
 export async function workerCommand(opts: { config?: string; driver?: string }): Promise<number> {
