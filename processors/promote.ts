@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 import type { Config } from '../src/config/schema.js';
 import type { Ledger } from '../src/ledger/ledger.js';
+import type { ProductionLock } from '../src/promotion/lock.js';
 import { promoteCandidate, type PromotionResult } from '../src/promotion/guard.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
@@ -21,6 +22,8 @@ export function createPromoteProcessor(deps: {
   store: ArtifactStore;
   ledger: Ledger;
   logs: LogHub;
+  /** Serialises the writers of one symbol's production across processes. */
+  lock: ProductionLock;
 }) {
   return async (job: Job<PromoteJobData>): Promise<PromotionResult> => {
     const d = job.data;
@@ -34,6 +37,7 @@ export function createPromoteProcessor(deps: {
         mode: d.mode,
         canary: d.canary,
         maxDrawdownTolerance: deps.config.promotion.maxDrawdownTolerance,
+        lock: deps.lock,
       });
       await deps.ledger.update(d.date, d.symbol, { decision: result.decision });
       log.info(

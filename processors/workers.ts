@@ -5,12 +5,13 @@ import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
+import { redisProductionLock } from '../src/promotion/lock.js';
 import { processNotifier } from '../src/notify/index.js';
 import { createStore } from '../src/storage/index.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
 import { RunSpend } from '../src/train/spend.js';
-import { workerConnection } from '../queues/connection.js';
+import { producerConnection, workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
 import { workerOptions } from '../queues/options.js';
 import { scheduleMaintenance } from '../queues/maintenance.js';
@@ -79,7 +80,13 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     }),
     { ...base, connection, concurrency: config.train.workerConcurrency },
   );
-  const promote = new Worker(QUEUES.promote, createPromoteProcessor({ config, store, ledger, logs }), {
+  // Production's lock on a connection of its own that fails fast: a lock that cannot be renewed
+  // must be seen as lost, not wait for Redis to come back.
+  const lockConnection = producerConnection(config.redisUrl);
+  lockConnection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error (lock)'));
+  const productionLock = redisProductionLock(lockConnection, config.queuePrefix);
+  const promoteProcessor = createPromoteProcessor({ config, store, ledger, logs, lock: productionLock });
+  const promote = new Worker(QUEUES.promote, promoteProcessor, {
     ...base,
     connection,
     concurrency: 4,
@@ -163,6 +170,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         await trainQueue.close();
         await provider.close?.().catch(() => undefined);
         await connection.quit().catch(() => connection.disconnect());
+        await lockConnection.quit().catch(() => lockConnection.disconnect());
       })();
       return closing;
     },

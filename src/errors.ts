@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'host_lost'
   | 'preempted'
   | 'hung'
+  | 'production_busy'
   | 'internal';
 
 export interface RetrainErrorOptions {
@@ -95,6 +96,13 @@ export class OutputContractError extends RetrainError {
 export class ChecksumError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {
     super('checksum', message, { ...opts, retryable: true });
+  }
+}
+
+/** Another promotion or rollback held the symbol's production lock for longer than the wait. Retryable. */
+export class ProductionBusyError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('production_busy', message, { ...opts, retryable: true });
   }
 }
 

@@ -1,5 +1,7 @@
 import { loadConfig } from '../config/load.js';
+import { redisProductionLock } from '../promotion/lock.js';
 import { rollbackProduction, type RollbackResult } from '../promotion/rollback.js';
+import { connectRedis } from './redis.js';
 import { createStore } from '../storage/index.js';
 import { validateSymbol } from '../symbols/symbols.js';
 
@@ -18,14 +20,22 @@ export interface RollbackFlags {
 export async function rollbackCommand(opts: RollbackFlags): Promise<number> {
   const symbol = validateSymbol(opts.symbol);
   const config = loadConfig({ file: opts.config });
-  const result = await rollbackProduction({
-    store: createStore(config.store),
-    symbol,
-    ...(opts.to !== undefined ? { to: opts.to.trim() } : {}),
-    dryRun: opts.dryRun === true,
-  });
-  process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + '\n' : describe(result) + '\n');
-  return 0;
+  // A rollback takes the symbol's production lock in Redis, so it never interleaves with a
+  // promotion publishing the same symbol; a dry run writes nothing and needs no lock.
+  const redis = opts.dryRun ? undefined : await connectRedis(config.redisUrl);
+  try {
+    const result = await rollbackProduction({
+      store: createStore(config.store),
+      symbol,
+      ...(opts.to !== undefined ? { to: opts.to.trim() } : {}),
+      dryRun: opts.dryRun === true,
+      ...(redis ? { lock: redisProductionLock(redis, config.queuePrefix) } : {}),
+    });
+    process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + '\n' : describe(result) + '\n');
+    return 0;
+  } finally {
+    await redis?.quit().catch(() => redis.disconnect());
+  }
 }
 
 function describe(r: RollbackResult): string {

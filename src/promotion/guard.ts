@@ -3,6 +3,7 @@ import type { PromoteMode } from '../jobspec/types.js';
 import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { parseMetricsText, type CandidateMetrics } from './metrics.js';
+import type { ProductionLock } from './lock.js';
 import { publishProduction } from './publish.js';
 import { readProduction, type ProductionSnapshot } from './read.js';
 import { decide, RULES_VERSION } from './rules.js';
@@ -20,6 +21,11 @@ export interface PromoteOptions {
   canary: boolean;
   maxDrawdownTolerance: number;
   now?: () => Date;
+  /**
+   * Held around reading production, deciding and publishing in `auto` mode, so two promotions (or a
+   * promotion and a rollback) of one symbol never interleave. Without it the caller serialises them.
+   */
+  lock?: ProductionLock;
 }
 
 /**
@@ -94,41 +100,50 @@ export async function promoteCandidate(opts: PromoteOptions): Promise<PromotionR
     return { ...base, decision: 'skipped', rule: 'promotion_off', reason: 'promotion off', promoted: false };
   }
 
-  const ev = await evaluate(store, symbol, date, jobId, opts.maxDrawdownTolerance);
-  let result: PromotionResult = {
-    ...base,
-    decision: ev.decision,
-    rule: ev.rule,
-    reason: ev.reason,
-    promoted: ev.rule === 'already_production' && mode === 'auto',
-    ...(ev.candidate ? { candidate: ev.candidate } : {}),
-    ...(ev.production !== undefined ? { production: ev.production } : {}),
-  };
+  const decideAndPublish = async (signal?: AbortSignal): Promise<PromotionResult> => {
+    const ev = await evaluate(store, symbol, date, jobId, opts.maxDrawdownTolerance);
+    let result: PromotionResult = {
+      ...base,
+      decision: ev.decision,
+      rule: ev.rule,
+      reason: ev.reason,
+      promoted: ev.rule === 'already_production' && mode === 'auto',
+      ...(ev.candidate ? { candidate: ev.candidate } : {}),
+      ...(ev.production !== undefined ? { production: ev.production } : {}),
+    };
 
-  if (mode === 'auto' && ev.decision === 'promote' && ev.rule !== 'already_production') {
-    try {
-      const out = await publishProduction({
-        store,
-        symbol,
-        date,
-        jobId,
-        rule: ev.rule,
-        decidedAt,
-        metrics: ev.candidate!,
-        metricsBytes: ev.candidateBytes!,
-      });
-      result = { ...result, promoted: true, ...(out.historyStamp ? { historyStamp: out.historyStamp } : {}) };
-    } catch (err) {
-      const failed = {
-        ...result,
-        error: `publishing to production failed: ${(err as Error)?.message ?? err}`,
-      };
-      await store.putJson(keys.candidate(symbol, date, 'decision.json'), failed).catch(() => undefined);
-      throw err;
+    if (mode === 'auto' && ev.decision === 'promote' && ev.rule !== 'already_production') {
+      try {
+        const out = await publishProduction({
+          store,
+          symbol,
+          date,
+          jobId,
+          rule: ev.rule,
+          decidedAt,
+          metrics: ev.candidate!,
+          metricsBytes: ev.candidateBytes!,
+          ...(signal ? { signal } : {}),
+        });
+        result = {
+          ...result,
+          promoted: true,
+          ...(out.historyStamp ? { historyStamp: out.historyStamp } : {}),
+        };
+      } catch (err) {
+        const failed = {
+          ...result,
+          error: `publishing to production failed: ${(err as Error)?.message ?? err}`,
+        };
+        await store.putJson(keys.candidate(symbol, date, 'decision.json'), failed).catch(() => undefined);
+        throw err;
+      }
     }
-  }
-  await store.putJson(keys.candidate(symbol, date, 'decision.json'), result);
-  return result;
+    await store.putJson(keys.candidate(symbol, date, 'decision.json'), result);
+    return result;
+  };
+  // In auto mode production is read, compared and replaced under the symbol's lock.
+  return mode === 'auto' && opts.lock ? opts.lock.hold(symbol, decideAndPublish) : decideAndPublish();
 }
 
 interface Evaluation {

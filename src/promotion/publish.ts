@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StoreError } from '../errors.js';
 import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { sha256File } from '../util/hash.js';
@@ -40,6 +41,11 @@ export interface PublishInput {
   modelSha256?: string;
   /** Set by a rollback: the history entry restored and when that model was first promoted. */
   rollback?: { restoredFrom: string; originallyPromotedAt?: string };
+  /**
+   * The production lock's signal (ProductionLock.hold): once aborted the lock may be another's, so
+   * the manifest is not replaced and no version folder is pruned.
+   */
+  signal?: AbortSignal;
 }
 
 export interface PublishOutput {
@@ -64,8 +70,8 @@ const KEPT_VERSIONS = 2;
  * 5. delete version folders other than the new one and the one just replaced (a reader still holding
  *    the old manifest finds its files; an older one re-reads the manifest). Best effort.
  * The old manifest stays in place until step 4, so an interruption leaves the previous production
- * readable and whole; re-running the publish completes it. Not a lock: callers run at most one
- * publish per symbol at a time.
+ * readable and whole; re-running the publish completes it. Not a lock: callers hold the symbol's
+ * ProductionLock (lock.ts) around the read of production and the publish, and pass its signal.
  */
 export async function publishProduction(input: PublishInput): Promise<PublishOutput> {
   const { store, symbol, date, jobId } = input;
@@ -121,10 +127,25 @@ export async function publishProduction(input: PublishInput): Promise<PublishOut
         }
       : {}),
   };
+  lockKept(input.signal, symbol);
   await store.putJson(prod('manifest.json'), manifest);
 
-  await pruneVersions(store, symbol, [version, previous?.version]).catch(() => undefined);
+  if (!input.signal?.aborted) {
+    await pruneVersions(store, symbol, [version, previous?.version]).catch(() => undefined);
+  }
   return { manifest, historyStamp };
+}
+
+/** Throws (retryable) when the production lock was lost: nothing may be committed any more. */
+function lockKept(signal: AbortSignal | undefined, symbol: string): void {
+  if (signal?.aborted) {
+    throw new StoreError(
+      `lost the production lock of ${symbol} before replacing its manifest; nothing was published`,
+      {
+        cause: (signal as AbortSignal & { error?: unknown }).error,
+      },
+    );
+  }
 }
 
 /**

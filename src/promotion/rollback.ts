@@ -16,6 +16,7 @@ import {
   type ProductionManifest,
 } from './manifest.js';
 import { parseMetricsText } from './metrics.js';
+import type { ProductionLock } from './lock.js';
 import { publishProduction } from './publish.js';
 
 /** One `models/production/<SYMBOL>/history/<stamp>/` folder. */
@@ -50,6 +51,8 @@ export interface RollbackOptions {
   /** Check and tell, write nothing. */
   dryRun?: boolean;
   now?: () => Date;
+  /** Held around reading production and publishing (not on a dry run); see promoteCandidate. */
+  lock?: ProductionLock;
 }
 
 export interface RollbackResult {
@@ -82,50 +85,56 @@ export async function rollbackProduction(opts: RollbackOptions): Promise<Rollbac
       `invalid --to ${JSON.stringify(opts.to)}: expected a history stamp like 20260116T003000Z (or 20260116T003000Z-2)`,
     );
   }
-  const history = await listHistory(store, symbol);
-  if (history.length === 0) {
-    const anything = (await store.list(prefix)).length > 0;
-    throw new InputError(
-      anything
-        ? `no history for ${symbol}: nothing to roll back to (${prefix}history/ is empty)`
-        : `unknown symbol ${symbol}: it has no production model (nothing under ${prefix})`,
-    );
-  }
-  const entry =
-    opts.to === undefined ? history[history.length - 1]! : history.find((h) => h.stamp === opts.to);
-  if (!entry) {
-    const have = history.map((h) => h.stamp);
-    throw new InputError(
-      `no history entry ${opts.to} for ${symbol} (have: ${have.slice(-5).join(', ')}${have.length > 5 ? ', ...' : ''})`,
-    );
-  }
+  // History, the entry and production are read, and production replaced, under the symbol's lock:
+  // "the most recent entry" is the model the current production replaced, not an older one.
+  const restore = async (signal?: AbortSignal): Promise<RollbackResult> => {
+    const history = await listHistory(store, symbol);
+    if (history.length === 0) {
+      const anything = (await store.list(prefix)).length > 0;
+      throw new InputError(
+        anything
+          ? `no history for ${symbol}: nothing to roll back to (${prefix}history/ is empty)`
+          : `unknown symbol ${symbol}: it has no production model (nothing under ${prefix})`,
+      );
+    }
+    const entry =
+      opts.to === undefined ? history[history.length - 1]! : history.find((h) => h.stamp === opts.to);
+    if (!entry) {
+      const have = history.map((h) => h.stamp);
+      throw new InputError(
+        `no history entry ${opts.to} for ${symbol} (have: ${have.slice(-5).join(', ')}${have.length > 5 ? ', ...' : ''})`,
+      );
+    }
 
-  const restored = await readEntry(store, symbol, entry);
-  const current = await readManifest(store, symbol);
-  const replaced = current ? refOf(current) : null;
-  const result: RollbackResult = {
-    symbol,
-    dryRun: opts.dryRun === true,
-    restored: { ...refOf(restored.manifest), stamp: entry.stamp, from: entry.prefix },
-    replaced,
-    historyStamp: null,
+    const restored = await readEntry(store, symbol, entry);
+    const current = await readManifest(store, symbol);
+    const replaced = current ? refOf(current) : null;
+    const result: RollbackResult = {
+      symbol,
+      dryRun: opts.dryRun === true,
+      restored: { ...refOf(restored.manifest), stamp: entry.stamp, from: entry.prefix },
+      replaced,
+      historyStamp: null,
+    };
+    if (opts.dryRun) return result;
+
+    const out = await publishProduction({
+      store,
+      symbol,
+      date: restored.manifest.date,
+      jobId: restored.manifest.jobId,
+      rule: 'rollback',
+      decidedAt: (opts.now ?? (() => new Date()))(),
+      metrics: restored.metrics,
+      metricsBytes: restored.metricsBytes,
+      modelKey: `${entry.prefix}model.bin`,
+      modelSha256: restored.manifest.sha256['model.bin'],
+      rollback: { restoredFrom: entry.prefix, originallyPromotedAt: restored.manifest.promotedAt },
+      ...(signal ? { signal } : {}),
+    });
+    return { ...result, historyStamp: out.historyStamp, manifest: out.manifest };
   };
-  if (opts.dryRun) return result;
-
-  const out = await publishProduction({
-    store,
-    symbol,
-    date: restored.manifest.date,
-    jobId: restored.manifest.jobId,
-    rule: 'rollback',
-    decidedAt: (opts.now ?? (() => new Date()))(),
-    metrics: restored.metrics,
-    metricsBytes: restored.metricsBytes,
-    modelKey: `${entry.prefix}model.bin`,
-    modelSha256: restored.manifest.sha256['model.bin'],
-    rollback: { restoredFrom: entry.prefix, originallyPromotedAt: restored.manifest.promotedAt },
-  });
-  return { ...result, historyStamp: out.historyStamp, manifest: out.manifest };
+  return opts.dryRun || !opts.lock ? restore() : opts.lock.hold(symbol, restore);
 }
 
 /** Reads and checks a history entry: its manifest, and metrics.json and model.bin matching it. */

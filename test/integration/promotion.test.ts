@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { redisProductionLock } from '../../src/promotion/lock.js';
 import type { ProductionManifest } from '../../src/promotion/manifest.js';
 import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
 
@@ -109,9 +110,20 @@ describe('promotion through the CLI: first run, a better run, rollback', () => {
     expect(manifest()).toEqual(m2);
     expect(historyStamps()).toEqual([stamp1]);
 
-    // 3. rollback: the first model is production again, with lineage; the second is in history
+    // 3. rollback: the first model is production again, with lineage; the second is in history.
+    // It waits for the symbol's production lock (held here as a promotion in a worker would).
+    let released = 0;
+    const held = redisProductionLock(sb.redis, sb.prefix).hold('BTCUSDT', async () => {
+      // Longer than the CLI takes to start and ask for the lock, even on a loaded machine.
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(manifest()).toEqual(m2); // the rollback has not written while the lock was held
+      released = Date.now();
+    });
     const rb = await runCli(['rollback', '--symbol', 'BTCUSDT'], sb.env);
+    await held;
     expect(rb.code, rb.stderr).toBe(0);
+    expect(released).toBeGreaterThan(0);
+    expect(statSync(join(prod, 'manifest.json')).mtimeMs).toBeGreaterThanOrEqual(released - 5);
     const stamps = historyStamps();
     expect(stamps).toHaveLength(2);
     const stamp2 = stamps.find((s) => s !== stamp1)!;
