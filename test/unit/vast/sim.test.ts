@@ -58,7 +58,8 @@ const rent = async (s: VastSim, offerId = 7001001, extra: Record<string, unknown
 
 describe('vast simulator', () => {
   it('speaks the Vast shapes: auth, wrappers, deprecated v0 list, trailing slashes', async () => {
-    const s = await start();
+    // A boot long enough that the instance is still at its first phase (null) when shown below.
+    const s = await start({ bootDelayMs: 60_000 });
     expect(await req(s, 'GET', '/api/v0/users/current/', undefined, null)).toMatchObject({
       status: 401,
       json: { success: false, error: 'auth_error' },
@@ -112,11 +113,12 @@ describe('vast simulator', () => {
   });
 
   it('goes null → created → loading → running, with ports for ssh_direct, and prices by allocated storage', async () => {
-    const s = await start({ bootDelayMs: 200 });
+    // Phases of 300-1300 ms: polled every 10 ms, none is missed on a loaded machine.
+    const s = await start({ bootDelayMs: 2000 });
     const a = await rent(s, 7001001, { runtype: 'ssh_direc ssh_proxy' });
     const b = await rent(s, 7002001, { runtype: 'ssh_proxy' });
     const seen = new Set<string>();
-    for (let n = 0; n < 40; n++) {
+    for (let n = 0; n < 1000 && !seen.has('running'); n++) {
       const inst = (await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`)).json.instances as Record<
         string,
         unknown
@@ -155,12 +157,13 @@ describe('vast simulator', () => {
   });
 
   it('stuck machines stay loading; killInstance makes it exited; billing only while running', async () => {
-    const s = await start({ bootDelayMs: 60, faults: { stuckLoadingMachineIds: [31001] }, timeScale: 100 });
+    // Booting for 400 ms: the first billing check comes well within it, even on a loaded machine.
+    const s = await start({ bootDelayMs: 400, faults: { stuckLoadingMachineIds: [31001] }, timeScale: 100 });
     const c = new VastClient({ apiUrl: s.url, apiKey: KEY, minRetryDelayMs: 5 });
     const stuck = (await c.createInstance(7001001, { image: 'x', disk: 20, label: 's' })).instanceId;
     const ok = (await c.createInstance(7002001, { image: 'x', disk: 20, label: 'o' })).instanceId;
     expect(s.state().billedSeconds[ok]).toBe(0);
-    await sleep(250);
+    await sleep(800);
     expect((await c.getInstance(stuck))?.actual_status).toBe('loading');
     expect((await c.getInstance(ok))?.actual_status).toBe('running');
     expect(s.state().billedSeconds[stuck]).toBe(0);
