@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProductionBusyError } from '../../../src/errors.js';
-import { promoteCandidate } from '../../../src/promotion/guard.js';
 import { redisProductionLock, type ProductionLock } from '../../../src/promotion/lock.js';
 import type { ProductionManifest } from '../../../src/promotion/manifest.js';
 import { publishProduction } from '../../../src/promotion/publish.js';
@@ -18,7 +17,7 @@ import { readProduction } from '../../../src/promotion/read.js';
 import { listHistory, rollbackProduction } from '../../../src/promotion/rollback.js';
 import { keys } from '../../../src/storage/layout.js';
 import { LocalStore } from '../../../src/storage/local.js';
-import { publish, putCandidate, SYM } from './production-contract.js';
+import { promoteAuto, publish, putCandidate, SYM } from './production-contract.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,17 +141,7 @@ async function race(store: LocalStore, lock: ProductionLock) {
   let publishes = 2;
   await Promise.all([
     ...candidates.map(async (c) => {
-      const r = await promoteCandidate({
-        store,
-        symbol: SYM,
-        date: c.date,
-        jobId: c.jobId,
-        mode: 'auto',
-        canary: false,
-        maxDrawdownTolerance: 1.1,
-        now: tick,
-        lock,
-      });
+      const r = await promoteAuto(store, c, tick, lock);
       if (r.promoted) publishes++;
     }),
     ...[0, 1].map(async () => {

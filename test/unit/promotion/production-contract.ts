@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputError, ProductionReadError } from '../../../src/errors.js';
 import { promoteCandidate } from '../../../src/promotion/guard.js';
+import type { ProductionLock } from '../../../src/promotion/lock.js';
 import type { ProductionManifest } from '../../../src/promotion/manifest.js';
 import { publishProduction } from '../../../src/promotion/publish.js';
 import { readProduction } from '../../../src/promotion/read.js';
@@ -71,6 +72,21 @@ export function publish(store: ArtifactStore, c: Candidate, at: Date) {
   });
 }
 
+/** Runs the guard in `auto` mode on candidate `c` (rules v1, drawdown tolerance 1.1). */
+export function promoteAuto(store: ArtifactStore, c: Candidate, now: () => Date, lock?: ProductionLock) {
+  return promoteCandidate({
+    store,
+    symbol: SYM,
+    date: c.date,
+    jobId: c.jobId,
+    mode: 'auto',
+    canary: false,
+    maxDrawdownTolerance: 1.1,
+    now,
+    ...(lock ? { lock } : {}),
+  });
+}
+
 /** The naive read this project documents against: the two top-level keys, one after the other. */
 export async function naiveRead(store: ArtifactStore): Promise<string> {
   const model = await store.getBytes(keys.production(SYM, 'model.bin'));
@@ -102,17 +118,7 @@ export function runProductionContract(
     afterEach(() => fx.cleanup());
 
     const manifest = () => store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'));
-    const promote = (c: Candidate) =>
-      promoteCandidate({
-        store,
-        symbol: SYM,
-        date: c.date,
-        jobId: c.jobId,
-        mode: 'auto',
-        canary: false,
-        maxDrawdownTolerance: 1.1,
-        now: tick,
-      });
+    const promote = (c: Candidate) => promoteAuto(store, c, tick);
 
     it('two promotions: production is the second, history holds the first, readProduction agrees', async () => {
       const a = await putCandidate(store, 'A', '20260115', 0.55);
