@@ -79,7 +79,9 @@ describe('modes: the cap holds across two worker processes', () => {
           '--recipe',
           fakeRecipe,
           '--var',
-          'sleep=2.5',
+          // Long enough for every training allowed at once to have started before the first ends,
+          // even when a loaded machine spreads their starts.
+          'sleep=4',
           '--var',
           `events=${events}`,
         ],

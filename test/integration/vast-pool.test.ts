@@ -103,7 +103,7 @@ describe('instance pool (driver vast)', () => {
     const bySymbol = Object.values(summary.costs.by_symbol).reduce((a, b) => a + b, 0);
     expect(summary.costs.total_usd).toBeCloseTo(bySymbol + summary.costs.pool_idle_usd, 5);
     const dph = Math.max(...st.instances.map((i) => Number(i.dph_total)));
-    const slackUsd = (st.rented.length * 1.5 * dph) / 3600; // 0.3 s boot + API time per instance
+    const slackUsd = (st.rented.length * 2.5 * dph) / 3600; // 0.3 s boot + API time (under load) per instance
     expect(Math.abs(summary.costs.total_usd - billed)).toBeLessThan(slackUsd);
   }, 180_000);
 

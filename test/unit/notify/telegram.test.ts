@@ -161,7 +161,8 @@ describe('TelegramSink against a local Bot API stand-in', () => {
     const s = sink({ timeoutMs: 200, maxAttempts: 2 });
     const t0 = performance.now();
     s.send({ text: 'x', kind: 'start', date: '20260110' });
-    expect(performance.now() - t0).toBeLessThan(20);
+    // Well under the 200 ms a wait on the hanging API would take (and loose enough for a loaded machine).
+    expect(performance.now() - t0).toBeLessThan(150);
     await until(() => warnings.length === 1);
     expect(api.requests.length).toBe(2);
     expect(warnings[0]!.msg).toBe('telegram: start message dropped (no answer within 200 ms)');
@@ -225,12 +226,13 @@ describe('TelegramSink against a local Bot API stand-in', () => {
     s.send({ text: 'b', kind: 'completed', date: '20260110' });
     let t0 = performance.now();
     await s.flush(3000);
-    expect(performance.now() - t0).toBeLessThan(500);
+    // Bounds far from the 3 s a waiting flush would take, not a measure of speed.
+    expect(performance.now() - t0).toBeLessThan(1500);
     expect(api.requests.length).toBe(1);
     expect(warnings.at(-1)!.msg).toBe('telegram: 2 message(s) not sent before shutdown');
     t0 = performance.now();
     await s.flush(3000);
-    expect(performance.now() - t0).toBeLessThan(50);
+    expect(performance.now() - t0).toBeLessThan(1000);
     expect(leaked()).toBe(false);
   });
 
@@ -242,7 +244,7 @@ describe('TelegramSink against a local Bot API stand-in', () => {
     await s.flush(300);
     const took = performance.now() - t0;
     expect(took).toBeGreaterThanOrEqual(280);
-    expect(took).toBeLessThan(800);
+    expect(took).toBeLessThan(2000); // the request's own timeout is 10 s
     expect(s.pending).toBe(1);
   });
 

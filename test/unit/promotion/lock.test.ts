@@ -42,8 +42,8 @@ describe('production lock (real Redis)', () => {
   });
 
   it('one holder per symbol, renewed past its duration; other symbols are not held up', async () => {
-    // A 600 ms lock held for 1.5 s: only renewal keeps the second holder out.
-    const lock = redisProductionLock(redis, prefix, { durationMs: 600, waitMs: 10_000 });
+    // A 2 s lock (renewed when 666 ms are left) held for 5 s: only renewal keeps the second holder out.
+    const lock = redisProductionLock(redis, prefix, { durationMs: 2000, waitMs: 20_000 });
     const spans: Record<string, [number, number]> = {};
     const hold = (name: string, symbol: string, ms: number) =>
       lock.hold(symbol, async (signal) => {
@@ -53,7 +53,7 @@ describe('production lock (real Redis)', () => {
         spans[name] = [from, Date.now()];
         return name;
       });
-    const first = hold('first', SYM, 1500);
+    const first = hold('first', SYM, 5000);
     await sleep(50);
     const results = await Promise.all([first, hold('second', SYM, 100), hold('other', 'ETHUSDT', 100)]);
     expect(results).toEqual(['first', 'second', 'other']);

@@ -64,10 +64,20 @@ describe('readProduction (LocalStore)', () => {
     await store.putBytes(keys.production(SYM, 'metrics.json'), b.metricsBytes);
     await store.putJson(keys.production(SYM, 'manifest.json'), legacy);
 
-    const reading = readProduction(store, SYM, { attempts: 8, retryDelayMs: 20 });
-    await new Promise((r) => setTimeout(r, 60));
-    await store.putBytes(keys.production(SYM, 'model.bin'), b.model);
-    const snap = (await reading)!;
+    // The publish finishes right after the reader's first read of model.bin (A's, unlike the
+    // manifest): its next read must get B's.
+    let replaced = false;
+    const racing = Object.create(store) as LocalStore;
+    racing.getBytes = async (key: string) => {
+      const bytes = await store.getBytes(key);
+      if (!replaced && key === keys.production(SYM, 'model.bin')) {
+        replaced = true;
+        await store.putBytes(keys.production(SYM, 'model.bin'), b.model);
+      }
+      return bytes;
+    };
+    const snap = (await readProduction(racing, SYM, { attempts: 8, retryDelayMs: 20 }))!;
+    expect(replaced).toBe(true);
     expect(pairOf(snap.model!, snap.metricsBytes)).toBe('B');
     expect(snap.attempts).toBeGreaterThan(1);
     expect(snap.keys['model.bin']).toBe(keys.production(SYM, 'model.bin'));

@@ -85,7 +85,8 @@ const FULL_STEP = [
   'cat {{dataset}} > {{outdir}}/model.bin',
   'echo "{\\"sharpe\\": 1}" > {{outdir}}/metrics.json',
   'cp {{costs}} {{outdir}}/unlisted.json',
-  'sleep 1',
+  // Long enough to be seen alive, and the partial output seen twice at one size, on a loaded machine.
+  'sleep 3',
 ].join('\n');
 
 describe('runner: a full run', () => {

@@ -79,7 +79,8 @@ async function stageOverSsh(yaml: string) {
 describe('runner over ssh', () => {
   it('keeps the run going through an SSH drop and follows it to the end with the whole log', async () => {
     const step = [
-      'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done',
+      // ~6 s: still running when the drop (after "line 5" came back over SSH) is checked, on a loaded machine.
+      'for i in $(seq 1 30); do echo "line $i"; sleep 0.2; done',
       'echo "RETRAIN_PROGRESS step=1 total=1"',
       'cat {{dataset}} > {{outdir}}/model.bin',
     ].join('\n');

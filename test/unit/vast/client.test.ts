@@ -80,7 +80,8 @@ function expectNoKey(err: unknown) {
 
 describe('VastClient against the simulator', () => {
   it('search → create → get (boots to running) → list → attach key → destroy round trip', async () => {
-    const s = await start();
+    // Booting for 2 s: the first read, two requests after the create, still sees it booting.
+    const s = await start({ bootDelayMs: 2000 });
     const c = client(s.url);
     const offers = chooseOffers(await c.searchOffers(buildOfferQuery(constraints)), constraints, {
       machineIds: new Set(),
@@ -103,7 +104,7 @@ describe('VastClient against the simulator', () => {
     const first = await c.getInstance(instanceId);
     expect(first?.actual_status ?? null).not.toBe('running');
     expect(sshEndpoint(first)).toBeNull();
-    await until(async () => (await c.getInstance(instanceId))?.actual_status === 'running');
+    await until(async () => (await c.getInstance(instanceId))?.actual_status === 'running', 10_000);
     const inst = (await c.getInstance(instanceId))!;
     expect(inst).toMatchObject({
       id: instanceId,
