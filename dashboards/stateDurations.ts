@@ -1,20 +1,4 @@
-import type { TrainState } from '../src/train/types.js';
-
-/** States a training spends time in (the terminal ones end it). */
-export const TIMED_STATES = [
-  'PENDING',
-  'PROVISIONING',
-  'TRANSFERRING',
-  'EXECUTING',
-  'FETCHING',
-  'RELEASING',
-] as const satisfies readonly TrainState[];
-
-export type TimedState = (typeof TIMED_STATES)[number];
-
-const STATE_LINE = new RegExp(
-  `^(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?Z) (${[...TIMED_STATES, 'SUCCEEDED', 'FAILED', 'SKIPPED'].join('|')})$`,
-);
+import { parseStateLine, TIMED_STATES, type TimedState } from '../src/train/states.js';
 
 export interface StateDuration {
   state: TimedState;
@@ -23,7 +7,7 @@ export interface StateDuration {
 
 /**
  * How long a finished train job spent in each state, from its BullMQ job log: the train state
- * machine writes `<ISO time> <STATE>` there on every transition (src/train/trainSymbol.ts), and
+ * machine writes `<ISO time> <STATE>` there on every transition (src/train/states.ts), and
  * every attempt starts again at PENDING.
  *
  * A state lasts from its line to the next state line of the same attempt; the last state of the
@@ -36,8 +20,8 @@ export interface StateDuration {
 export function stateDurations(logLines: readonly string[], finishedOn: number): StateDuration[] {
   const marks: { state: string; at: number }[] = [];
   for (const line of logLines) {
-    const m = STATE_LINE.exec(line);
-    if (m) marks.push({ state: m[2]!, at: Date.parse(m[1]!) });
+    const mark = parseStateLine(line);
+    if (mark) marks.push(mark);
   }
   const out: StateDuration[] = [];
   for (let i = 0; i < marks.length; i++) {

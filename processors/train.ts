@@ -1,13 +1,13 @@
 import { DelayedError, Queue, UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../src/config/schema.js';
 import type { ComputeProvider } from '../src/compute/provider.js';
-import { asRetrainError, CancelledError, RunCancelledError, shortStack } from '../src/errors.js';
+import { asRetrainError, CancelledError, RunCancelledError } from '../src/errors.js';
 import { promoteJobId } from '../src/jobspec/build.js';
 import type { Ledger } from '../src/ledger/ledger.js';
 import type { Notifier } from '../src/notify/index.js';
 import type { ArtifactStore } from '../src/storage/store.js';
-import { EVENTS } from '../src/telemetry/events.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import { attemptFailed, attemptHandedBack, attemptSucceeded } from '../src/train/attempt/record.js';
 import type { RunSpend } from '../src/train/spend.js';
 import { watchRunCancel } from '../src/train/runCancel.js';
 import { trainSymbol } from '../src/train/trainSymbol.js';
@@ -77,25 +77,7 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
         watch?.stop();
       }
       const promote = spec.promote !== 'off';
-      await deps.ledger.update(
-        spec.date,
-        spec.symbol,
-        {
-          status: 'success',
-          endedAt: new Date().toISOString(),
-          trainMinutes: result.trainMinutes,
-          metricsKey: result.metricsKey,
-          net_bps_after_costs: Number(result.metrics.net_bps_after_costs),
-          decision: promote ? 'pending' : 'off',
-          reason: undefined,
-          error: undefined,
-        },
-        { patchLastHistory: { endedAt: new Date().toISOString(), outcome: 'success' } },
-      );
-      log.info(
-        { event: EVENTS.coinSucceeded, trainMinutes: result.trainMinutes, metrics: result.metrics },
-        `${spec.symbol} succeeded`,
-      );
+      await attemptSucceeded({ ledger: deps.ledger, log, spec }, result, promote);
       if (promote) {
         const id = promoteJobId(spec.symbol, spec.date);
         const old = await deps.promoteQueue.getJob(id);
@@ -117,25 +99,14 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
     } catch (raw) {
       if (raw instanceof CancelledError || (deps.shutdown.aborted && !(raw instanceof RunCancelledError))) {
         // Graceful hand-over: another worker picks the job up and reattaches.
-        log.warn({ event: 'training.handed_back' }, `${spec.symbol} handed back on shutdown`);
+        attemptHandedBack({ log, spec });
         await job.moveToDelayed(Date.now() + 1000, token);
         throw new DelayedError();
       }
       const err = asRetrainError(raw);
       const attempt = job.attemptsMade + 1;
       const final = !err.retryable || attempt >= (job.opts.attempts ?? 1);
-      const endedAt = new Date().toISOString();
-      await deps.ledger.update(
-        spec.date,
-        spec.symbol,
-        {
-          status: final ? 'failed' : 'pending',
-          reason: err.code,
-          error: { type: err.name, message: err.message, stack: shortStack(err) },
-          ...(final ? { endedAt } : {}),
-        },
-        { patchLastHistory: { endedAt, outcome: final ? 'failed' : 'retrying', reason: err.code } },
-      );
+      await attemptFailed({ ledger: deps.ledger, log, spec }, err, attempt, final);
       const failure = {
         runId: job.data.runId,
         date: spec.date,
@@ -144,19 +115,8 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
         message: err.message,
         attempts: attempt,
       };
-      if (final) {
-        log.error(
-          { event: EVENTS.coinFailed, reason: err.code, err: err.message, attempt },
-          `${spec.symbol} failed: ${err.message}`,
-        );
-        deps.notifier?.symbolFailed(failure);
-      } else {
-        log.warn(
-          { event: EVENTS.coinRetrying, reason: err.code, err: err.message, attempt },
-          `${spec.symbol} attempt ${attempt} failed, will retry: ${err.message}`,
-        );
-        if (err.code === 'hung') deps.notifier?.attemptHung(failure);
-      }
+      if (final) deps.notifier?.symbolFailed(failure);
+      else if (err.code === 'hung') deps.notifier?.attemptHung(failure);
       if (!err.retryable) throw new UnrecoverableError(`${err.code}: ${err.message}`);
       throw err;
     }

@@ -131,6 +131,7 @@ export class Ledger {
       opts.patchLastHistory ? encodePatch(opts.patchLastHistory, new Set()) : '',
       opts.onlyIf?.statusNot?.length ? JSON.stringify(opts.onlyIf.statusNot) : '',
       this.ttlSec,
+      opts.increment ? JSON.stringify(opts.increment) : '',
     )) as [number, string, number];
     const [applied, json, version] = res;
     if (applied === 1) this.mirror.notify(date, Number(version));

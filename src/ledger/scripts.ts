@@ -32,7 +32,8 @@ end
 /**
  * ARGV: 1 symbol, 2 patch JSON (a null value deletes the field), 3 now (ISO), 4 date,
  * 5 history item JSON to append or '', 6 patch for the last history item JSON or '',
- * 7 JSON array of statuses that block the update or '', 8 ttl in seconds (0: none, < 0: unchanged).
+ * 7 JSON array of statuses that block the update or '', 8 ttl in seconds (0: none, < 0: unchanged),
+ * 9 JSON object of number fields to add to (after the patch) or ''.
  * Returns { applied (0|1), entry JSON, version }.
  */
 export const UPDATE_LUA = `${RETAIN}
@@ -52,6 +53,11 @@ if raw and ARGV[7] ~= '' then
 end
 for k, v in pairs(cjson.decode(ARGV[2])) do
   if v == cjson.null then entry[k] = nil else entry[k] = v end
+end
+if ARGV[9] and ARGV[9] ~= '' then
+  for k, v in pairs(cjson.decode(ARGV[9])) do
+    entry[k] = (tonumber(entry[k]) or 0) + v
+  end
 end
 if type(entry.history) ~= 'table' then entry.history = {} end
 if ARGV[6] ~= '' then

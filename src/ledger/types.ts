@@ -65,6 +65,11 @@ export interface UpdateOptions {
   patchLastHistory?: Partial<HistoryItem>;
   /** Apply only when the current status is none of these (a missing entry always applies). */
   onlyIf?: { statusNot?: LedgerStatus[] };
+  /**
+   * Added to these number fields inside the same script (a missing field counts as 0), so two
+   * writers adding at once both count: never read an entry to write back its sum.
+   */
+  increment?: Partial<Record<'costUsd' | 'resumeSavedMin', number>>;
 }
 
 const DATE_RE = /^\d{8}$/;

@@ -13,6 +13,20 @@ export const EVENTS = {
   instanceRented: 'instance_rented',
   instanceDestroyed: 'instance_destroyed',
   promotionDecided: 'promotion_decided',
+  trainingResumed: 'training.resumed',
+  trainingHung: 'training.hung',
+  trainingHandedBack: 'training.handed_back',
+  /** A pooled instance given back to its pool (which may hand it to the next symbol). */
+  instanceReleased: 'instance.released',
+  instanceReleaseFailed: 'instance.release_failed',
+  inputsStaged: 'inputs.staged',
+  checkpointResume: 'checkpoint.resume',
+  checkpointUnusable: 'checkpoint.unusable',
+  checkpointSyncFailed: 'checkpoint.sync_failed',
+  sshConnectionLost: 'ssh.connection_lost',
+  sshReconnected: 'ssh.reconnected',
+  attemptLogsKept: 'attempt.logs_kept',
+  attemptLogsNotKept: 'attempt.logs_not_kept',
   /** A slot of the daily job scheduler was taken by a worker (and planned, or found already planned). */
   scheduleFired: 'schedule_fired',
 } as const;

@@ -1,17 +1,9 @@
 import type { LeaseInfo } from '../compute/provider.js';
 import type { JobSpec } from '../jobspec/types.js';
+import type { TrainState } from './states.js';
 
-/** The persisted state machine of one symbol's training (DESIGN.md "Data flow", step 2). */
-export type TrainState =
-  | 'PENDING'
-  | 'PROVISIONING'
-  | 'TRANSFERRING'
-  | 'EXECUTING'
-  | 'FETCHING'
-  | 'RELEASING'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'SKIPPED';
+/** The persisted state machine of one symbol's training: its states and their order are in states.ts. */
+export type { TrainState };
 
 /** Facts needed to resume an attempt, written before the step that depends on them. */
 export interface TrainFacts {

@@ -1,0 +1,120 @@
+/**
+ * TRANSFERRING: dataset, costs, job spec, recipe and (on a retry) the checkpoint to resume from,
+ * staged on the host and hash-verified there. A host that already has them is sent nothing.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { workdirFor } from '../../../compute/local.js';
+import { asRetrainError } from '../../../errors.js';
+import { planInputs } from '../../../remote/inputs.js';
+import { buildRunScript } from '../../../remote/runScript.js';
+import { recipeStageFiles, stageRun, type StageFile } from '../../../remote/runner.js';
+import { EVENTS } from '../../../telemetry/events.js';
+import { failpoint } from '../../../util/failpoint.js';
+import { stableStringify } from '../../../util/stableJson.js';
+import { checkpointKeys, readResumePoint } from '../../checkpoints.js';
+import { reached } from '../../states.js';
+import type { TrainFacts } from '../../types.js';
+import type { AttemptContext } from '../context.js';
+import { resumeBooked } from '../record.js';
+import type { Step } from './step.js';
+
+type ResumePoint = NonNullable<TrainFacts['resumedFrom']>;
+
+export const transfer: Step = {
+  name: 'TRANSFERRING',
+  holds: (ctx) => reached(ctx.state, 'EXECUTING') && !!ctx.facts.workdir,
+  async ensure(ctx) {
+    const { spec, stagingDir, facts } = ctx;
+    const t = ctx.lease!.transport;
+    const workdir = facts.workdir ?? (await workdirFor(t, ctx.lease!.info.workRoot, spec.symbol, ctx.now()));
+    await ctx.enter('TRANSFERRING', { workdir });
+    await mkdir(stagingDir, { recursive: true });
+    const datasetPath = join(stagingDir, 'features.csv');
+    await ctx.store.getFile(spec.dataset.key, datasetPath, spec.dataset.sha256);
+    const costsPath = join(stagingDir, 'costs.json');
+    await writeFile(costsPath, JSON.stringify(spec.costs, null, 2) + '\n');
+    const jobPath = join(stagingDir, 'job.json');
+    await writeFile(jobPath, stableStringify(spec, 2) + '\n');
+    // Small inputs travel as one deterministic tar (same inputs, same bytes, same SHA-256), a
+    // large dataset as itself; a host that already has them (a retry on the same host, a
+    // reattach) is sent nothing.
+    const planned = await planInputs(
+      [
+        { name: 'features.csv', path: datasetPath, sha256: spec.dataset.sha256 },
+        { name: 'costs.json', path: costsPath },
+        { name: 'job.json', path: jobPath },
+      ],
+      { tarPath: join(stagingDir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
+    );
+    const files: StageFile[] = [...planned.files, ...(await recipeStageFiles(ctx.recipe))];
+    const resumedFrom = await resumePoint(ctx);
+    if (resumedFrom) {
+      files.push({
+        localPath: join(stagingDir, 'resume', resumedFrom.name),
+        remoteRel: `inputs/resume/${resumedFrom.name}`,
+        sha256: resumedFrom.sha256,
+      });
+    }
+    const ckptDef = ctx.recipe.def.checkpoints;
+    const script = buildRunScript(ctx.recipe, {
+      workdir,
+      outdir: `${workdir}/out`,
+      recipeDir: `${workdir}/recipe`,
+      dataset: `${workdir}/inputs/features.csv`,
+      costs: `${workdir}/inputs/costs.json`,
+      symbol: spec.symbol,
+      date: spec.date,
+      featureset: spec.featureset,
+      jobId: spec.jobId,
+      ...(ckptDef ? { checkpointDir: posix.join(workdir, posix.dirname(ckptDef.path)) } : {}),
+      resumeFrom: resumedFrom ? `${workdir}/inputs/resume/${resumedFrom.name}` : '',
+    });
+    await stageRun(t, { workdir, files, archives: planned.archive ? [planned.archive] : [], script });
+    if (resumedFrom && !ctx.facts.resumeBooked) {
+      await resumeBooked(ctx, resumedFrom);
+      await ctx.save({ resumeBooked: true });
+    }
+    failpoint('transferring:staged');
+    ctx.log.info(
+      { event: EVENTS.inputsStaged, bytes: planned.bytes, sha256: planned.entries },
+      `${spec.symbol} inputs staged and verified on the host`,
+    );
+    ctx.checkDeadline();
+  },
+};
+
+/**
+ * A retry resumes from the newest checkpoint an earlier attempt of this run stored: chosen once
+ * (saved in the facts) and fetched into the staging directory. One gone or damaged in the store
+ * means a fresh start, which is what the training would do without it.
+ */
+async function resumePoint(ctx: AttemptContext): Promise<ResumePoint | undefined> {
+  const { spec, stagingDir } = ctx;
+  if (ctx.recipe.def.checkpoints && !ctx.facts.resumedFrom) {
+    const point = await readResumePoint(ctx.store, spec.jobId, ctx.runId, ctx.log);
+    if (point) {
+      await ctx.save({
+        resumedFrom: { name: point.name, sha256: point.sha256, trainedSec: point.trainedSec },
+      });
+    }
+  }
+  const resumedFrom = ctx.facts.resumedFrom;
+  if (!resumedFrom) return undefined;
+  await mkdir(join(stagingDir, 'resume'), { recursive: true });
+  try {
+    await ctx.store.getFile(
+      checkpointKeys.file(spec.jobId, resumedFrom.name),
+      join(stagingDir, 'resume', resumedFrom.name),
+      resumedFrom.sha256,
+    );
+    return resumedFrom;
+  } catch (err) {
+    ctx.log.warn(
+      { event: EVENTS.checkpointUnusable, file: resumedFrom.name, err: asRetrainError(err).message },
+      `${spec.symbol} cannot use checkpoint ${resumedFrom.name}; starting from zero`,
+    );
+    await ctx.save({ resumedFrom: undefined });
+    return undefined;
+  }
+}
