@@ -1,0 +1,190 @@
+/**
+ * putFile over ssh: into `<remote>.part`, then renamed into place. A `.part` left by an earlier
+ * attempt whose bytes are a prefix of the local file (checked by SHA-256 on the host) is kept and
+ * only the rest is sent. Small files go through SFTP writes (many in flight), big ones stream
+ * through `cat` on one exec channel.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type { SFTPWrapper } from 'ssh2';
+import { ConnectionLostError, TransportError } from '../../errors.js';
+import { shellQuote as q } from '../../recipes/template.js';
+import type { SshConnection } from './connection.js';
+import { localReadError, oneLine } from './errors.js';
+import { sshExec } from './exec.js';
+import { sftpCall, sftpStat } from './sftp.js';
+
+/**
+ * Bytes per SFTP write request and how many are in flight at once while uploading a small file
+ * (1 MiB). Larger requests (128 or 256 KiB, fewer in flight) were slower to a loopback sshd.
+ */
+const PUT_CHUNK = 32 * 1024;
+const PUT_DEPTH = 32;
+/** Uploads of at least this many bytes stream through `cat` on the host (see streamUp). */
+const STREAM_FROM_BYTES = 4 * 1024 * 1024;
+const STREAM_READ = 1024 * 1024;
+
+export interface PutStats {
+  /** Bytes sent over the wire by the last putFile. */
+  sentBytes: number;
+  /** Bytes of an earlier `.part` upload that were verified and kept (0 when starting over). */
+  resumedFrom: number;
+  totalBytes: number;
+}
+
+/** Uploads `localPath` to `remotePath` (whose parent dir must exist); what was sent. */
+export async function putFile(conn: SshConnection, localPath: string, remotePath: string): Promise<PutStats> {
+  let local;
+  try {
+    local = await stat(localPath);
+  } catch (err) {
+    throw localReadError(localPath, err as NodeJS.ErrnoException);
+  }
+  const size = local.size;
+  const mode = local.mode & 0o777;
+  const part = `${remotePath}.part`;
+  return conn.withSftp('put', remotePath, async (s) => {
+    let from = 0;
+    const existing = await sftpStat(s, part);
+    if (existing && !existing.isDirectory() && existing.size > 0 && existing.size <= size) {
+      const [remote, mine] = await Promise.all([
+        remotePrefixSha(conn, part, existing.size),
+        localPrefixSha(localPath, existing.size),
+      ]);
+      if (remote === mine) from = existing.size;
+    }
+    let sent: number;
+    if (size - from >= STREAM_FROM_BYTES) {
+      sent = await streamUp(conn, localPath, part, from, size, mode);
+    } else {
+      const handle = await sftpCall<Buffer>((cb) => s.open(part, from > 0 ? 'r+' : 'w', { mode }, cb));
+      try {
+        sent = await upload(s, handle, localPath, from, size);
+      } finally {
+        await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
+      }
+    }
+    const now = await sftpStat(s, part);
+    if (!now || now.size !== size) {
+      throw new TransportError(`uploaded ${part} has ${now?.size ?? 0} bytes, expected ${size}`);
+    }
+    await renameOver(conn, s, part, remotePath);
+    return { sentBytes: sent, resumedFrom: from, totalBytes: size };
+  });
+}
+
+/**
+ * Sends local bytes [from, size) to the end of `part` (created empty, with `mode`, when `from`
+ * is 0) through one exec channel's stdin into `cat`: one stream, no per-request answers, which
+ * keeps a big upload as fast as scp (SFTP's request/answer round trips cost ~25 % more time
+ * here). Resolves with the bytes sent once `cat` exited 0.
+ */
+async function streamUp(
+  conn: SshConnection,
+  localPath: string,
+  part: string,
+  from: number,
+  size: number,
+  mode: number,
+): Promise<number> {
+  const script =
+    `${from === 0 ? `: > ${q(part)} && ` : ''}chmod ${mode.toString(8)} -- ${q(part)} && ` +
+    `exec cat >> ${q(part)}`;
+  const { ch } = await conn.openExec(`exec bash --norc --noprofile -c ${q(script)}`);
+  return new Promise<number>((resolve, reject) => {
+    let sent = 0;
+    let code: number | undefined;
+    let stderr = '';
+    let failure: Error | undefined;
+    const src = createReadStream(localPath, { start: from, end: size - 1, highWaterMark: STREAM_READ });
+    src.on('data', (b) => (sent += b.length));
+    src.on('error', (err: NodeJS.ErrnoException) => {
+      failure ??= new TransportError(`ssh put failed: cannot read ${localPath}: ${err.code ?? err.message}`);
+      ch.close();
+    });
+    src.on('end', () => {
+      if (sent !== size - from) failure ??= new TransportError(`${localPath} changed while it was uploaded`);
+    });
+    ch.on('data', () => undefined);
+    ch.stderr.on('data', (b: Buffer) => {
+      if (stderr.length < 2000) stderr += b.toString('utf8');
+    });
+    ch.on('exit', (c: number | null) => {
+      code = c ?? undefined;
+    });
+    ch.on('close', () => {
+      src.destroy();
+      if (failure) return reject(failure);
+      if (code === undefined) {
+        return reject(new ConnectionLostError(`ssh connection to ${conn.label} was lost during put`));
+      }
+      if (code !== 0) {
+        return reject(new TransportError(`ssh put failed for ${part}: ${oneLine(stderr) || `exit ${code}`}`));
+      }
+      resolve(sent);
+    });
+    src.pipe(ch);
+  });
+}
+
+/** Writes local bytes [from, size) at the same offsets, PUT_DEPTH requests in flight. */
+async function upload(s: SFTPWrapper, handle: Buffer, localPath: string, from: number, size: number) {
+  const fh = await open(localPath, 'r');
+  let next = from;
+  let sent = 0;
+  let failed = false;
+  const worker = async () => {
+    const buf = Buffer.allocUnsafe(PUT_CHUNK);
+    while (!failed && next < size) {
+      const at = next;
+      const len = Math.min(PUT_CHUNK, size - at);
+      next += len;
+      const { bytesRead } = await fh.read(buf, 0, len, at);
+      if (bytesRead !== len) throw new TransportError(`${localPath} changed while it was uploaded`);
+      await sftpCall<void>((cb) => s.write(handle, buf, 0, len, at, cb));
+      sent += len;
+    }
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: PUT_DEPTH }, () =>
+        worker().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
+  } finally {
+    await fh.close();
+  }
+  return sent;
+}
+
+async function remotePrefixSha(
+  conn: SshConnection,
+  path: string,
+  bytes: number,
+): Promise<string | undefined> {
+  const r = await sshExec(conn, `head -c ${bytes} -- ${q(path)} | sha256sum`, { timeoutMs: 600_000 });
+  return r.code === 0 ? /^([0-9a-f]{64})/.exec(r.stdout)?.[1] : undefined;
+}
+
+async function localPrefixSha(path: string, bytes: number): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** SFTP's atomic rename over an existing file, or `mv -f` where the server lacks it. */
+async function renameOver(conn: SshConnection, s: SFTPWrapper, from: string, to: string): Promise<void> {
+  try {
+    await sftpCall<void>((cb) => s.ext_openssh_rename(from, to, cb));
+    return;
+  } catch (err) {
+    if (!conn.connected) throw err;
+  }
+  const r = await sshExec(conn, `mv -f -- ${q(from)} ${q(to)}`, { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new TransportError(`ssh rename failed for ${from} -> ${to}: ${oneLine(r.stderr)}`);
+}
