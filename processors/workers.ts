@@ -1,16 +1,14 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createProvider, vastClientFrom } from '../src/compute/factory.js';
+import { vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
 import type { Config } from '../src/config/schema.js';
-import { Ledger } from '../src/ledger/ledger.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
 import { processNotifier } from '../src/notify/index.js';
-import { createStore } from '../src/storage/index.js';
+import { createRuntime } from '../src/runtime.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
-import { RunSpend } from '../src/train/spend.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
 import { workerOptions } from '../queues/options.js';
@@ -31,20 +29,15 @@ export interface RunningWorkers {
 export async function startWorkers(config: Config, logs: LogHub): Promise<RunningWorkers> {
   const connection: Redis = workerConnection(config.redisUrl);
   connection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error'));
-  const store = createStore(config.store);
-  const ledger = new Ledger({
+  const runtime = createRuntime(config, {
     redis: connection,
-    prefix: config.queuePrefix,
-    store,
-    retentionDays: config.ledger.retentionDays,
     onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
   });
-  const spend = new RunSpend(connection, config.queuePrefix);
+  const { store, ledger, spend } = runtime;
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
   // stuck-provisioning check.
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-  const provider = await createProvider(config, {
-    redis: connection,
+  const provider = await runtime.provider({
     onEvent: (event, data) => logs.root.info({ event, ...data }, event),
     ...(config.train.driver === 'vast'
       ? {
@@ -54,7 +47,6 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
           },
         }
       : {}),
-    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
   });
   const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
-import { Ledger } from '../ledger/ledger.js';
 import { concurrencyCap } from '../plan/concurrency.js';
 import { planRun } from '../plan/planRun.js';
+import { createRuntime } from '../runtime.js';
 import { createStore } from '../storage/index.js';
 import { keys } from '../storage/layout.js';
 import { EVENTS } from '../telemetry/events.js';
@@ -26,10 +26,8 @@ export interface ExecuteOptions {
 export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise<number> {
   const out = opts.out ?? process.stdout;
   const { config } = req;
-  const store = createStore(config.store);
-
   if (req.dryRun) {
-    const plan = await planRun(req.plan, { config, store });
+    const plan = await planRun(req.plan, { config, store: createStore(config.store) });
     out.write('[\n' + plan.specs.map((s) => '  ' + serializeJobSpec(s)).join(',\n') + '\n]\n');
     for (const s of plan.skipped) process.stderr.write(`skip ${s.symbol}: ${s.message}\n`);
     return 0;
@@ -38,12 +36,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const wait = req.wait || opts.inProcessWorkers;
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: !wait });
   const redis = await connectRedis(config.redisUrl);
-  const ledger = new Ledger({
-    redis,
-    prefix: config.queuePrefix,
-    store,
-    retentionDays: config.ledger.retentionDays,
-  });
+  const { store, ledger } = createRuntime(config, { redis });
   let workers: RunningWorkers | undefined;
   let interrupted = false;
   let runId: string | undefined;

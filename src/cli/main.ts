@@ -58,14 +58,8 @@ function addRunOptions(cmd: Command): Command {
     );
 }
 
-export function buildProgram(): Command {
-  const program = new Command('retrain')
-    .description('Retrain one model per trading symbol every day, with a promotion guard.')
-    .version('0.1.0')
-    .showHelpAfterError(false)
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/\n+$/, '') + '\n') })
-    .exitOverride();
-
+/** `enqueue`, `run` and `worker`: planning runs and training them. */
+function registerRunCommands(program: Command): void {
   addRunOptions(program.command('enqueue').description('plan a run and add one train job per symbol'))
     .option('--wait', 'block with progress until the run ends; exit 0 when nothing failed, 1 otherwise')
     .action(async (opts: RawRunOptions) => {
@@ -86,7 +80,10 @@ export function buildProgram(): Command {
     .action(async (opts: { config?: string; driver?: string }) => {
       process.exitCode = await (await import('./worker.js')).workerCommand(opts);
     });
+}
 
+/** `status`, `promote` and `rollback`: a date's ledger and a symbol's production model. */
+function registerLedgerCommands(program: Command): void {
   program
     .command('status')
     .description('show the ledger of a date')
@@ -128,7 +125,10 @@ export function buildProgram(): Command {
     .action(async (opts: RollbackFlags) => {
       process.exitCode = await (await import('./rollback.js')).rollbackCommand(opts);
     });
+}
 
+/** `reap` and `scheduler`: what keeps a deployment tidy and on time. */
+function registerOpsCommands(program: Command): void {
   program
     .command('reap')
     .description(
@@ -153,7 +153,10 @@ export function buildProgram(): Command {
     .action(async (opts: SchedulerFlags) => {
       process.exitCode = await (await import('./scheduler.js')).schedulerCommand(opts);
     });
+}
 
+/** `vast-sim`, `dashboard` and `demo`: the simulator, the web pages and the demo. */
+function registerToolCommands(program: Command): void {
   program
     .command('vast-sim')
     .description('start a local Vast.ai API simulator whose instances are backed by an SSH endpoint')
@@ -206,7 +209,20 @@ export function buildProgram(): Command {
     .action(async (opts: { symbols?: string; date?: string; force?: boolean }) => {
       process.exitCode = await (await import('./demo.js')).demoCommand(opts);
     });
+}
 
+export function buildProgram(): Command {
+  const program = new Command('retrain')
+    .description('Retrain one model per trading symbol every day, with a promotion guard.')
+    .version('0.1.0')
+    .showHelpAfterError(false)
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/\n+$/, '') + '\n') })
+    .exitOverride();
+
+  registerRunCommands(program);
+  registerLedgerCommands(program);
+  registerOpsCommands(program);
+  registerToolCommands(program);
   return program;
 }
 

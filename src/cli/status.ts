@@ -1,7 +1,6 @@
 import Table from 'cli-table3';
 import { loadConfig } from '../config/load.js';
-import { Ledger } from '../ledger/ledger.js';
-import { createStore } from '../storage/index.js';
+import { createRuntime } from '../runtime.js';
 import { parseRunDate } from '../symbols/date.js';
 import { connectRedis } from './redis.js';
 
@@ -15,12 +14,7 @@ export async function statusCommand(opts: {
   const requested = opts.date !== undefined ? parseRunDate(opts.date) : undefined;
   const redis = await connectRedis(config.redisUrl);
   try {
-    const ledger = new Ledger({
-      redis,
-      prefix: config.queuePrefix,
-      store: createStore(config.store),
-      retentionDays: config.ledger.retentionDays,
-    });
+    const { ledger } = createRuntime(config, { redis });
     const date = requested ?? (await ledger.dates())[0];
     if (!date) {
       process.stdout.write(opts.json ? '{}\n' : 'the ledger is empty: no run has been planned yet\n');
