@@ -3,10 +3,12 @@ import type { Redis } from 'ioredis';
 import { vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
+import type { ComputeProvider } from '../src/compute/provider.js';
 import type { Config } from '../src/config/schema.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
-import { processNotifier } from '../src/notify/index.js';
+import { processNotifier, type Notifier } from '../src/notify/index.js';
 import { createRuntime } from '../src/runtime.js';
+import type { RunSpend } from '../src/train/spend.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
@@ -108,35 +110,16 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   );
   const workers: Worker[] = [train, promote, finalize, scheduled];
 
-  // The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
-  // and the check for train jobs stuck in PROVISIONING whatever the driver.
-  const client = config.train.driver === 'vast' ? vastClientFrom(config) : undefined;
-  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
-  for (const q of [maintenanceQueue, trainQueue]) {
-    q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
-  }
-  await scheduleMaintenance(maintenanceQueue, config);
-  workers.push(
-    new Worker(
-      QUEUES.maintenance,
-      createMaintenanceProcessor({
-        config,
-        client,
-        trainQueue,
-        log: logs.root,
-        redis: connection,
-        notifier,
-        logs,
-        ...(pooled
-          ? {
-              pool: new InstancePool(connection, config.queuePrefix),
-              bookIdle: (runId: string, usd: number) => spend.bookPoolIdle(runId, usd),
-            }
-          : {}),
-      }),
-      { ...base, connection, concurrency: 1 },
-    ),
-  );
+  const maintenance = await startMaintenance({
+    config,
+    logs,
+    connection,
+    notifier,
+    trainQueue,
+    pooled,
+    spend,
+  });
+  workers.push(maintenance.worker);
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
     w.on('error', (err) => logs.root.warn({ queue: w.name, err: err.message }, 'worker error'));
@@ -146,25 +129,86 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   return {
     workers,
     close() {
-      closing ??= (async () => {
-        shutdown.abort();
-        const graceful = Promise.all(workers.map((w) => w.close()));
-        const timer = new Promise<'timeout'>((r) =>
-          setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
-        );
-        if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
-          await Promise.all(workers.map((w) => w.close(true)));
-        }
-        // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
-        await notifier.flush(config.notify.telegram.flushTimeoutMs);
-        await promoteQueue.close();
-        await maintenanceQueue.close();
-        await trainQueue.close();
-        await provider.close?.().catch(() => undefined);
-        await connection.quit().catch(() => connection.disconnect());
-        await lockConnection.quit().catch(() => lockConnection.disconnect());
-      })();
+      closing ??= closeAll({
+        config,
+        shutdown,
+        workers,
+        notifier,
+        queues: [promoteQueue, maintenance.queue, trainQueue],
+        provider,
+        connections: [connection, lockConnection],
+      });
       return closing;
     },
   };
+}
+
+/**
+ * Graceful: stop taking jobs and hand running trainings back, waiting up to the grace period (then
+ * forcing); pending alerts get a short, bounded chance to go out; then everything is closed.
+ */
+async function closeAll(d: {
+  config: Config;
+  shutdown: AbortController;
+  workers: Worker[];
+  notifier: Notifier;
+  queues: Queue[];
+  provider: ComputeProvider;
+  connections: Redis[];
+}): Promise<void> {
+  const { config, workers } = d;
+  d.shutdown.abort();
+  const graceful = Promise.all(workers.map((w) => w.close()));
+  const timer = new Promise<'timeout'>((r) =>
+    setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
+  );
+  if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
+    await Promise.all(workers.map((w) => w.close(true)));
+  }
+  await d.notifier.flush(config.notify.telegram.flushTimeoutMs);
+  for (const q of d.queues) await q.close();
+  await d.provider.close?.().catch(() => undefined);
+  for (const c of d.connections) await c.quit().catch(() => c.disconnect());
+}
+
+/**
+ * The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
+ * and the check for train jobs stuck in PROVISIONING whatever the driver.
+ */
+async function startMaintenance(d: {
+  config: Config;
+  logs: LogHub;
+  connection: Redis;
+  notifier: Notifier;
+  trainQueue: Queue;
+  pooled: PooledProvider | undefined;
+  spend: RunSpend;
+}): Promise<{ worker: Worker; queue: Queue }> {
+  const { config, logs, connection, notifier, trainQueue, pooled, spend } = d;
+  const client = config.train.driver === 'vast' ? vastClientFrom(config) : undefined;
+  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
+  for (const q of [maintenanceQueue, trainQueue]) {
+    q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
+  }
+  await scheduleMaintenance(maintenanceQueue, config);
+  const worker = new Worker(
+    QUEUES.maintenance,
+    createMaintenanceProcessor({
+      config,
+      client,
+      trainQueue,
+      log: logs.root,
+      redis: connection,
+      notifier,
+      logs,
+      ...(pooled
+        ? {
+            pool: new InstancePool(connection, config.queuePrefix),
+            bookIdle: (runId: string, usd: number) => spend.bookPoolIdle(runId, usd),
+          }
+        : {}),
+    }),
+    { ...workerOptions(config), connection, concurrency: 1 },
+  );
+  return { worker, queue: maintenanceQueue };
 }

@@ -3,10 +3,11 @@ import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
 import { concurrencyCap } from '../plan/concurrency.js';
-import { planRun } from '../plan/planRun.js';
+import { planRun, type Plan } from '../plan/planRun.js';
 import { createRuntime } from '../runtime.js';
 import { createStore } from '../storage/index.js';
 import { keys } from '../storage/layout.js';
+import type { ArtifactStore } from '../storage/store.js';
 import { EVENTS } from '../telemetry/events.js';
 import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
@@ -65,13 +66,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const abort = new AbortController();
   try {
     const plan = await planRun(req.plan, { config, store, ledger });
-    const cap = concurrencyCap({
-      mode: req.mode,
-      symbols: plan.specs.length,
-      maxInstances: config.train.maxInstances,
-      maxConcurrent: config.train.maxConcurrent,
-      gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
-    });
+    const cap = runCap(req, plan);
     const result: EnqueueResult = await enqueueRun({
       config,
       redis,
@@ -84,26 +79,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       ...(req.budgetUsd !== undefined ? { budgetUsd: req.budgetUsd } : {}),
     });
     runId = result.runId;
-    logs.forDate(result.date).info(
-      {
-        event: EVENTS.jobStarted,
-        runId: result.runId,
-        symbols: req.plan.symbols.length,
-        enqueued: result.enqueued.length,
-        skipped: result.skipped.length,
-        mode: req.mode,
-        cap,
-        driver: config.train.driver,
-      },
-      `run ${result.runId} started`,
-    );
-    out.write(
-      `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
-        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
-    );
-    for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
-    for (const s of result.inFlight)
-      out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);
+    announceRun(req, result, cap, logs, out);
     if (!wait) return 0;
 
     if (opts.inProcessWorkers) workers = await startWorkers(config, logs);
@@ -130,18 +106,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
     } finally {
       view.stop();
     }
-    const metrics: Record<string, Record<string, unknown> | undefined> = {};
-    for (const s of req.plan.symbols) {
-      const key = outcome.ledger[s]?.metricsKey;
-      if (key && outcome.ledger[s]?.status === 'success') {
-        metrics[s] = await store.getJson<Record<string, unknown>>(key).catch(() => undefined);
-      }
-    }
-    out.write('\n' + renderRunTable(req.plan.symbols, outcome.ledger, metrics) + '\n');
-    if (outcome.summary) out.write(renderSummaryLine(outcome.summary) + '\n');
-    out.write(`status:  ${store.locate(keys.runStatus(result.date))}\n`);
-    out.write(`summary: ${store.locate(keys.summary(result.date))}\n`);
-    out.write(`logs:    ${join(config.home, 'logs', `${result.date}Z`)}\n`);
+    await printOutcome(req, result, outcome, store, out);
     if (outcome.state === 'failed') {
       process.stderr.write(`run ${result.runId} could not be finalized: ${outcome.error}\n`);
       return 1;
@@ -158,4 +123,70 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
     await redis.quit().catch(() => redis.disconnect());
     logs.close();
   }
+}
+
+/** The run's start, in its engine log and on the terminal (what was enqueued, skipped, in flight). */
+function announceRun(
+  req: RunRequest,
+  result: EnqueueResult,
+  cap: number,
+  logs: LogHub,
+  out: NodeJS.WritableStream,
+): void {
+  const { config } = req;
+  logs.forDate(result.date).info(
+    {
+      event: EVENTS.jobStarted,
+      runId: result.runId,
+      symbols: req.plan.symbols.length,
+      enqueued: result.enqueued.length,
+      skipped: result.skipped.length,
+      mode: req.mode,
+      cap,
+      driver: config.train.driver,
+    },
+    `run ${result.runId} started`,
+  );
+  out.write(
+    `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
+      `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
+  );
+  for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
+  for (const s of result.inFlight)
+    out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);
+}
+
+/** The run's table, its summary line and where its status, summary and logs are. */
+async function printOutcome(
+  req: RunRequest,
+  result: EnqueueResult,
+  outcome: RunOutcome,
+  store: ArtifactStore,
+  out: NodeJS.WritableStream,
+): Promise<void> {
+  const { config } = req;
+  const metrics: Record<string, Record<string, unknown> | undefined> = {};
+  for (const s of req.plan.symbols) {
+    const key = outcome.ledger[s]?.metricsKey;
+    if (key && outcome.ledger[s]?.status === 'success') {
+      metrics[s] = await store.getJson<Record<string, unknown>>(key).catch(() => undefined);
+    }
+  }
+  out.write('\n' + renderRunTable(req.plan.symbols, outcome.ledger, metrics) + '\n');
+  if (outcome.summary) out.write(renderSummaryLine(outcome.summary) + '\n');
+  out.write(`status:  ${store.locate(keys.runStatus(result.date))}\n`);
+  out.write(`summary: ${store.locate(keys.summary(result.date))}\n`);
+  out.write(`logs:    ${join(config.home, 'logs', `${result.date}Z`)}\n`);
+}
+
+/** How many of the run's symbols may train at once (the queue's global concurrency). */
+function runCap(req: RunRequest, plan: Plan): number {
+  const { config } = req;
+  return concurrencyCap({
+    mode: req.mode,
+    symbols: plan.specs.length,
+    maxInstances: config.train.maxInstances,
+    maxConcurrent: config.train.maxConcurrent,
+    gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+  });
 }
