@@ -8,27 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, freemem, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { redisAnswers } from '../../queues/connection.js';
+import { redisAnswers } from '../../src/util/redisPing.js';
+import { freePort } from '../../src/util/net.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const NOOP_RECIPE = join(REPO, 'bench/recipes/noop');
 
 let privateRedis: ChildProcess | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 /** The Redis the benchmarks use (the same rule as the tests and the demo). */
 export async function benchRedisUrl(): Promise<string> {

@@ -1,24 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { redisAnswers } from '../../queues/connection.js';
+import { redisAnswers } from '../util/redisPing.js';
 import { executeRun } from './executeRun.js';
 import { RedisUnreachableError } from './redis.js';
 import { parseRunOptions } from './runOptions.js';
 import { displayUrl } from '../util/displayUrl.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../util/net.js';
 
 /** Starts a private, non-persistent redis-server for the demo; null when none is installed. */
 async function startPrivateRedis(home: string): Promise<{ url: string; proc: ChildProcess } | null> {

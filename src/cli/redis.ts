@@ -1,6 +1,7 @@
 /** Connecting the CLI's commands to Redis: one clear line when it does not answer. */
 import type { Redis } from 'ioredis';
-import { producerConnection, redisAnswers } from '../../queues/connection.js';
+import { producerConnection } from '../../queues/connection.js';
+import { redisAnswers } from '../util/redisPing.js';
 import { RetrainError } from '../errors.js';
 import { displayUrl } from '../util/displayUrl.js';
 

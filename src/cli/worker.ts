@@ -3,7 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { DriverSchema } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { LogHub } from '../telemetry/logger.js';
-import { redisAnswers } from '../../queues/connection.js';
+import { redisAnswers } from '../util/redisPing.js';
 import { RedisUnreachableError } from './redis.js';
 
 /** `retrain worker`: runs until SIGINT/SIGTERM, then hands running trainings back and exits 0. */

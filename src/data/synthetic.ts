@@ -16,6 +16,7 @@
  * back identical bars.
  */
 import { InputError } from '../errors.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface OhlcvBar {
   /** Bar open time, epoch seconds (UTC). */
@@ -52,18 +53,6 @@ function hash32(s: string): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** mulberry32: a small, fast, well-mixed 32-bit PRNG; returns uniforms in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Standard normal draws (Box–Muller, one value per pair of uniforms). */

@@ -3,12 +3,11 @@
  * the entries' names and contents (sorted by name, mtime 0, uid/gid 0, no owner names, mode 0644),
  * so the same inputs always give the same SHA-256 and an unchanged upload can be skipped.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, stat, unlink } from 'node:fs/promises';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import { hashingTap } from '../util/hash.js';
 import { InputError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
 
@@ -52,15 +51,7 @@ export async function packFiles(
   }
 
   const pack = tar.pack();
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const { tap, result } = hashingTap();
   const tmp = `${outPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   const written = pipeline(pack, tap, createWriteStream(tmp, { mode: 0o644 }));
   const fill = (async () => {
@@ -105,7 +96,7 @@ export async function packFiles(
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  return { sha256: hash.digest('hex'), bytes };
+  return result();
 }
 
 /** Host-side command extracting `tarPath` into `destDir` (created), everything quoted. */

@@ -1,11 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
-import { sha256File, sha256Hex } from '../util/hash.js';
+import { hashingTap, sha256File, sha256Hex } from '../util/hash.js';
 import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
@@ -237,15 +236,7 @@ async function streamCopy(
   missing: () => Error,
   key: string,
 ): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const { tap, result } = hashingTap();
   try {
     await pipeline(createReadStream(src), tap, createWriteStream(tmp, { flags: 'wx' }));
     const fh = await open(tmp, 'r+');
@@ -258,7 +249,7 @@ async function streamCopy(
     if (isCode(err, 'ENOENT') || isCode(err, 'EISDIR') || isCode(err, 'ENOTDIR')) throw missing();
     throw fsError(err, key, 'write');
   }
-  return { sha256: hash.digest('hex'), bytes };
+  return result();
 }
 
 function notFound(key: string): StoreError {

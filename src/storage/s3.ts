@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   CopyObjectCommand,
@@ -25,6 +25,7 @@ import {
   validatePrefix,
 } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
+import { hashingTap } from '../util/hash.js';
 
 const MiB = 1024 * 1024;
 /** S3's smallest part (all but the last); lib-storage refuses less. */
@@ -222,15 +223,7 @@ export class S3Store implements ArtifactStore {
       );
       const tmp = join(dirname(dest), `${TEMP_MARKER}${randomBytes(6).toString('hex')}-${basename(dest)}`);
       try {
-        const hash = createHash('sha256');
-        let bytes = 0;
-        const tap = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            hash.update(chunk);
-            bytes += chunk.length;
-            cb(null, chunk);
-          },
-        });
+        const { tap, result } = hashingTap();
         try {
           await mkdir(dirname(dest), { recursive: true });
           await pipeline(res.Body as Readable, tap, createWriteStream(tmp, { flags: 'wx' }));
@@ -251,7 +244,7 @@ export class S3Store implements ArtifactStore {
           }
           throw this.mapError(err, 'get', key, full);
         }
-        const sha256 = hash.digest('hex');
+        const { sha256, bytes } = result();
         this.checkDownload(key, full, sha256, bytes, res.ContentLength, res.Metadata);
         if (expectedSha256 !== undefined && sha256 !== expectedSha256.toLowerCase()) {
           throw new ExpectedMismatch(

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Transform } from 'node:stream';
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -14,6 +15,23 @@ export async function sha256File(path: string): Promise<{ sha256: string; bytes:
     bytes += (chunk as Buffer).length;
   }
   return { sha256: hash.digest('hex'), bytes };
+}
+
+/**
+ * A pass-through stream that hashes (SHA-256) and counts what flows through it: put it in a
+ * pipeline between a source and a file, then read `result()` once the pipeline has finished.
+ */
+export function hashingTap(): { tap: Transform; result(): { sha256: string; bytes: number } } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { tap, result: () => ({ sha256: hash.digest('hex'), bytes }) };
 }
 
 /** `sha256sum` format: "<hex>  <name>" per line, sorted by name. */

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -18,6 +17,8 @@ import {
   waitFor,
   type VastWorld,
 } from '../helpers/vastWorld.js';
+import { freePort } from '../../src/util/net.js';
+import { redisAnswers } from '../../src/util/redisPing.js';
 
 const DATE = '20260113';
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
@@ -30,35 +31,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** A private redis-server with an append-only file, restartable on the same port and data dir. */
 async function privateRedis() {
   const dir = mkdtempSync(join(tmpdir(), 'retrain-redis-'));
   const port = await freePort();
   let proc: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
-  const ping = async () => {
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      return (await r.ping()) === 'PONG';
-    } catch {
-      return false;
-    } finally {
-      r.disconnect();
-    }
-  };
+  const ping = () => redisAnswers(url, 10_000);
   const start = async () => {
     proc = spawn(
       'redis-server',

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
-import { Redis } from 'ioredis';
+import { freePort } from '../../src/util/net.js';
+import { redisAnswers } from '../../src/util/redisPing.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,34 +9,7 @@ declare module 'vitest' {
   }
 }
 
-async function answers(url: string): Promise<boolean> {
-  const r = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-  });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const answers = (url: string) => redisAnswers(url, 1000);
 
 let spawned: ChildProcess | undefined;
 

@@ -10,7 +10,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import {
   CreateBucketCommand,
@@ -19,6 +18,7 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { freePort } from '../../src/util/net.js';
 
 export interface S3ServerHandle {
   /** `http://127.0.0.1:<port>` (or S3_TEST_ENDPOINT). */
@@ -38,17 +38,6 @@ export interface S3ServerHandle {
   /** Environment for the `aws` CLI: credentials and region of this server. */
   awsEnv(): Record<string, string>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function onPath(name: string): string | undefined {
