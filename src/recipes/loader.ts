@@ -4,7 +4,7 @@
  * `recipe <file>: <what is wrong>`.
  */
 import { createHash } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -83,6 +83,7 @@ export async function loadRecipe(ref: string, opts: LoadRecipeOptions): Promise<
 
   const vars = mergeOverrides(def, opts.overrides ?? {}, fail);
   const files = await hashShippedFiles(def.files, dir, fail);
+  if (shippedName !== undefined) files.push(...(await sharedFiles(opts.recipesDir, files, fail)));
   return {
     def,
     name: def.name,
@@ -172,6 +173,30 @@ async function hashShippedFiles(
     if (rel.startsWith('..') || isAbsolute(rel) || rel.includes(sep)) {
       fail(`files: "${name}" points outside the recipe directory`);
     }
+    out.push({ name, path, sha256: (await sha256File(path)).sha256 });
+  }
+  return out;
+}
+
+/** Helpers the shipped recipes share (recipes/_shared/), shipped beside each one's own files. */
+export const SHARED_RECIPE_DIR = '_shared';
+
+/**
+ * The files of `<recipesDir>/_shared/`, which travel with every shipped recipe (staged under
+ * recipe/ like its own files, and part of its hash). None when the directory does not exist.
+ */
+async function sharedFiles(
+  recipesDir: string,
+  own: LoadedFile[],
+  fail: (what: string) => never,
+): Promise<LoadedFile[]> {
+  const dir = join(resolve(recipesDir), SHARED_RECIPE_DIR);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const out: LoadedFile[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    if (!(await stat(path)).isFile()) continue;
+    if (own.some((f) => f.name === name)) fail(`files: "${name}" is also a shared recipe helper`);
     out.push({ name, path, sha256: (await sha256File(path)).sha256 });
   }
   return out;

@@ -83,6 +83,40 @@ describe('loadRecipe', () => {
     await expect(loadRecipe('nope', { recipesDir: root })).rejects.toThrow(/no shipped recipe named "nope"/);
   });
 
+  it('ships the shared helpers (recipes/_shared/) with a shipped recipe, and counts them in its hash', async () => {
+    const root = await makeTmp();
+    await mkdir(join(root, 'reference'));
+    await writeFile(join(root, 'reference', 'recipe.yaml'), VALID);
+    for (const [name, body] of Object.entries(FILES)) await writeFile(join(root, 'reference', name), body);
+    const before = await loadRecipe('reference', { recipesDir: root });
+    expect(before.files.map((f) => f.name)).toEqual(['train.py', 'util.py']);
+
+    await mkdir(join(root, '_shared'));
+    await writeFile(join(root, '_shared', 'retrain_recipe.py'), 'SHARED = 1\n');
+    const shipped = await loadRecipe('reference', { recipesDir: root });
+    expect(shipped.files.map((f) => [f.name, f.path])).toEqual([
+      ['train.py', join(root, 'reference', 'train.py')],
+      ['util.py', join(root, 'reference', 'util.py')],
+      ['retrain_recipe.py', join(root, '_shared', 'retrain_recipe.py')],
+    ]);
+    expect(shipped.sha256).not.toBe(before.sha256);
+    // A recipe given by path is not a shipped one: it carries only what it lists.
+    const byPath = await loadRecipe(join(root, 'reference'), { recipesDir: root });
+    expect(byPath.files.map((f) => f.name)).toEqual(['train.py', 'util.py']);
+    // A recipe file of the same name as a helper is refused, not silently replaced.
+    await writeFile(join(root, '_shared', 'util.py'), 'Y = 2\n');
+    await expect(loadRecipe('reference', { recipesDir: root })).rejects.toThrow(
+      /"util.py" is also a shared recipe helper/,
+    );
+  });
+
+  it('the shipped recipes carry recipes/_shared/retrain_recipe.py', async () => {
+    for (const name of ['reference', 'xgboost-gpu']) {
+      const r = await loadRecipe(name, { recipesDir: shippedRecipesDir() });
+      expect(r.files.map((f) => f.name)).toEqual(['train.py', 'retrain_recipe.py']);
+    }
+  });
+
   it('hashes deterministically over the recipe bytes and shipped files', async () => {
     const a = await writeRecipeDir(VALID, FILES);
     const b = await writeRecipeDir(VALID, FILES);
