@@ -51,21 +51,7 @@ import sys
 
 # The helpers every shipped recipe shares: beside this file on the host, in recipes/_shared/ in the repository.
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_shared"))
-from retrain_recipe import (  # noqa: E402
-    BadInput,
-    COST_FIELDS,
-    MIN_TEST,
-    MIN_TRAIN,
-    bars_per_year,
-    log,
-    median,
-    positions_from_probabilities,
-    read_costs,
-    read_dataset,
-    trading_metrics,
-    write_atomic,
-    write_json,
-)
+import retrain_recipe as rr  # noqa: E402
 
 MAGIC = b"RTLR"
 FORMAT_VERSION = 1
@@ -166,7 +152,7 @@ def write_checkpoint(directory, epoch, fingerprint, b, w, order, rng, history):
         "rng": [version, list(internal), gauss],
         "history": history,
     }
-    write_atomic(os.path.join(directory, "epoch-%06d.json" % epoch), json.dumps(state, sort_keys=True))
+    rr.write_atomic(os.path.join(directory, "epoch-%06d.json" % epoch), json.dumps(state, sort_keys=True))
     names = sorted(f for f in os.listdir(directory) if f.startswith("epoch-") and f.endswith(".json"))
     for old in names[:-2]:
         try:
@@ -195,24 +181,24 @@ def read_checkpoint(path, fingerprint, d, n_train):
 
 
 def train(args):
-    features, ts, X, fwd, _close = read_dataset(args.dataset)
-    costs = read_costs(args.costs)
+    features, ts, X, fwd, _close = rr.read_dataset(args.dataset)
+    costs = rr.read_costs(args.costs)
     n = len(X)
     n_train = int(math.floor(n * (1.0 - args.test_fraction)))
     n_test = n - n_train
-    if n_train < MIN_TRAIN or n_test < MIN_TEST:
-        raise BadInput(
-            "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, MIN_TRAIN, MIN_TEST)
+    if n_train < rr.MIN_TRAIN or n_test < rr.MIN_TEST:
+        raise rr.BadInput(
+            "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, rr.MIN_TRAIN, rr.MIN_TEST)
         )
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
-    log("reference: %s, %d rows, %d features, train %d, test %d" % (args.symbol, n, len(features), n_train, n_test))
+    rr.log("reference: %s, %d rows, %d features, train %d, test %d" % (args.symbol, n, len(features), n_train, n_test))
 
     means, stds = standardise(X[:n_train])
     Z = [[(x[j] - means[j]) / stds[j] for j in range(len(features))] for x in X]
     y = [1.0 if r > 0 else 0.0 for r in fwd]
-    write_json(out("features.json"), {"features": features, "means": means, "stds": stds})
-    write_json(
+    rr.write_json(out("features.json"), {"features": features, "means": means, "stds": stds})
+    rr.write_json(
         out("split_indices.json"),
         {"train": [0, n_train], "test": [n_train, n], "n_train": n_train, "n_test": n_test},
     )
@@ -230,12 +216,12 @@ def train(args):
     if args.resume_from:
         state = read_checkpoint(args.resume_from, fingerprint, d, n_train)
         if state is None:
-            log("checkpoint %s does not match this run; starting from epoch 0" % os.path.basename(args.resume_from))
+            rr.log("checkpoint %s does not match this run; starting from epoch 0" % os.path.basename(args.resume_from))
         else:
             first = state["epoch"] + 1
             b, w, order, history = state["b"], state["w"], state["order"], state["history"]
             rng.setstate((state["rng"][0], tuple(state["rng"][1]), state["rng"][2]))
-            log("resumed from epoch %d (%s)" % (state["epoch"], os.path.basename(args.resume_from)))
+            rr.log("resumed from epoch %d (%s)" % (state["epoch"], os.path.basename(args.resume_from)))
     for epoch in range(first, args.epochs + 1):
         rng.shuffle(order)
         for start in range(0, n_train, bs):
@@ -254,29 +240,29 @@ def train(args):
         train_loss = mean_loss(w, b, Z_train, y_train)
         test_loss = mean_loss(w, b, Z_test, y_test)
         history.append({"epoch": epoch, "train_loss": train_loss, "test_loss": test_loss})
-        write_json(out("training_log.json"), {"epochs": history})
-        log("epoch %d/%d train_loss=%.6f test_loss=%.6f" % (epoch, args.epochs, train_loss, test_loss))
-        log("RETRAIN_PROGRESS step=%d total=%d" % (epoch, args.epochs))
+        rr.write_json(out("training_log.json"), {"epochs": history})
+        rr.log("epoch %d/%d train_loss=%.6f test_loss=%.6f" % (epoch, args.epochs, train_loss, test_loss))
+        rr.log("RETRAIN_PROGRESS step=%d total=%d" % (epoch, args.epochs))
         if args.checkpoint_dir:
             write_checkpoint(args.checkpoint_dir, epoch, fingerprint, b, w, order, rng, history)
 
     probs = [sigmoid(logit(w, b, z)) for z in Z_test]
-    positions = positions_from_probabilities(probs, args.threshold)
+    positions = rr.positions_from_probabilities(probs, args.threshold)
     if "vol_24" in features:
         j = features.index("vol_24")
         vols = [x[j] for x in X]
-        median_vol = median(vols[:n_train])
+        median_vol = rr.median(vols[:n_train])
         test_vol = vols[n_train:]
     else:
         median_vol, test_vol = 0.0, [None] * n_test
-    per_year = bars_per_year(ts)
-    metrics = trading_metrics(positions, fwd[n_train:], test_vol, median_vol, costs, per_year)
+    per_year = rr.bars_per_year(ts)
+    metrics = rr.trading_metrics(positions, fwd[n_train:], test_vol, median_vol, costs, per_year)
     metrics["n_train"] = n_train
     metrics["n_test"] = n_test
 
     blob = struct.pack("<4sHH", MAGIC, FORMAT_VERSION, d) + struct.pack("<%dd" % (1 + 3 * d), b, *w, *means, *stds)
-    write_atomic(out("model.bin"), blob)
-    write_json(
+    rr.write_atomic(out("model.bin"), blob)
+    rr.write_json(
         out("config.json"),
         {
             "recipe": "reference",
@@ -293,11 +279,11 @@ def train(args):
             "threshold": args.threshold,
             "seed": args.seed,
             "bars_per_year": per_year,
-            "costs": {k: costs[k] for k in COST_FIELDS},
+            "costs": {k: costs[k] for k in rr.COST_FIELDS},
         },
     )
-    write_json(out("metrics.json"), metrics)
-    log(
+    rr.write_json(out("metrics.json"), metrics)
+    rr.log(
         "done: hit_rate=%.4f sharpe=%.3f net_bps=%.3f max_dd=%.4f trades_on=%d/%d"
         % (
             metrics["directionalHitRate"],
@@ -314,7 +300,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         train(args)
-    except BadInput as e:
+    except rr.BadInput as e:
         print("train.py: error: %s" % e, file=sys.stderr, flush=True)
         return 2
     return 0

@@ -22,21 +22,7 @@ import sys
 
 # The helpers every shipped recipe shares: beside this file on the host, in recipes/_shared/ in the repository.
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_shared"))
-from retrain_recipe import (  # noqa: E402
-    BadInput,
-    COST_FIELDS,
-    MIN_TEST,
-    MIN_TRAIN,
-    bars_per_year,
-    log,
-    median,
-    positions_from_probabilities,
-    read_costs,
-    read_dataset,
-    trading_metrics,
-    write_atomic,
-    write_json,
-)
+import retrain_recipe as rr  # noqa: E402
 
 class TrainerFailed(Exception):
     pass
@@ -89,14 +75,14 @@ def parse_args(argv):
 
 
 def train(args):
-    features, ts, X, fwd, _close = read_dataset(args.dataset)
-    costs = read_costs(args.costs)
+    features, ts, X, fwd, _close = rr.read_dataset(args.dataset)
+    costs = rr.read_costs(args.costs)
     n = len(X)
     n_train = int(math.floor(n * (1.0 - args.test_fraction)))
     n_test = n - n_train
-    if n_train < MIN_TRAIN or n_test < MIN_TEST:
-        raise BadInput(
-            "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, MIN_TRAIN, MIN_TEST)
+    if n_train < rr.MIN_TRAIN or n_test < rr.MIN_TEST:
+        raise rr.BadInput(
+            "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, rr.MIN_TRAIN, rr.MIN_TEST)
         )
     try:
         import numpy as np
@@ -106,13 +92,13 @@ def train(args):
 
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
-    log(
+    rr.log(
         "xgboost-gpu: %s, %d rows, %d features, train %d, test %d, xgboost %s, device %s"
         % (args.symbol, n, len(features), n_train, n_test, xgb.__version__, args.device)
     )
     means, stds = column_stats(X[:n_train])
-    write_json(out("features.json"), {"features": features, "means": means, "stds": stds})
-    write_json(
+    rr.write_json(out("features.json"), {"features": features, "means": means, "stds": stds})
+    rr.write_json(
         out("split_indices.json"),
         {"train": [0, n_train], "test": [n_train, n], "n_train": n_train, "n_test": n_test},
     )
@@ -143,9 +129,9 @@ def train(args):
             test_loss = float(evals_log["test"]["logloss"][-1])
             history.append({"epoch": step, "train_loss": train_loss, "test_loss": test_loss})
             if step % args.log_every == 0 or step == total:
-                write_json(out("training_log.json"), {"epochs": history})
-                log("round %d/%d train_loss=%.6f test_loss=%.6f" % (step, total, train_loss, test_loss))
-            log("RETRAIN_PROGRESS step=%d total=%d" % (step, total))
+                rr.write_json(out("training_log.json"), {"epochs": history})
+                rr.log("round %d/%d train_loss=%.6f test_loss=%.6f" % (step, total, train_loss, test_loss))
+            rr.log("RETRAIN_PROGRESS step=%d total=%d" % (step, total))
             return False
 
     try:
@@ -163,21 +149,21 @@ def train(args):
         hint = " (no usable GPU? try the var device=cpu)" if args.device == "cuda" else ""
         raise TrainerFailed("xgboost failed: %s%s" % (str(e).splitlines()[0] if str(e) else e, hint))
 
-    positions = positions_from_probabilities(probs, args.threshold)
+    positions = rr.positions_from_probabilities(probs, args.threshold)
     if "vol_24" in features:
         j = features.index("vol_24")
         vols = [x[j] for x in X]
-        median_vol = median(vols[:n_train])
+        median_vol = rr.median(vols[:n_train])
         test_vol = vols[n_train:]
     else:
         median_vol, test_vol = 0.0, [None] * n_test
-    per_year = bars_per_year(ts)
-    metrics = trading_metrics(positions, fwd[n_train:], test_vol, median_vol, costs, per_year)
+    per_year = rr.bars_per_year(ts)
+    metrics = rr.trading_metrics(positions, fwd[n_train:], test_vol, median_vol, costs, per_year)
     metrics["n_train"] = n_train
     metrics["n_test"] = n_test
 
-    write_atomic(out("model.bin"), model_bytes)
-    write_json(
+    rr.write_atomic(out("model.bin"), model_bytes)
+    rr.write_json(
         out("config.json"),
         {
             "recipe": "xgboost-gpu",
@@ -193,11 +179,11 @@ def train(args):
             "threshold": args.threshold,
             "seed": args.seed,
             "bars_per_year": per_year,
-            "costs": {k: costs[k] for k in COST_FIELDS},
+            "costs": {k: costs[k] for k in rr.COST_FIELDS},
         },
     )
-    write_json(out("metrics.json"), metrics)
-    log(
+    rr.write_json(out("metrics.json"), metrics)
+    rr.log(
         "done: hit_rate=%.4f sharpe=%.3f net_bps=%.3f max_dd=%.4f trades_on=%d/%d"
         % (
             metrics["directionalHitRate"],
@@ -214,7 +200,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         train(args)
-    except BadInput as e:
+    except rr.BadInput as e:
         print("train.py: error: %s" % e, file=sys.stderr, flush=True)
         return 2
     except TrainerFailed as e:
