@@ -24,5 +24,8 @@ for (const r of results) {
   }
 }
 long.sort((a, b) => b.lines - a.lines);
-for (const f of long) console.log(`${String(f.lines).padStart(4)}  ${f.file}:${f.line}  ${f.what.replace(/ has too many.*/, '')}`);
+for (const f of long)
+  console.log(
+    `${String(f.lines).padStart(4)}  ${f.file}:${f.line}  ${f.what.replace(/ has too many.*/, '')}`,
+  );
 console.log(`over 150 lines: ${long.filter((f) => f.lines > 150).length}; over 100: ${long.length}`);
