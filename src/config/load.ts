@@ -5,86 +5,12 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { ConfigSchema, type Config } from './schema.js';
 
-/** Embedded defaults: the local driver, the local store, the reference recipe, promotion off. */
+/**
+ * The defaults that depend on RETRAIN_HOME: the home itself and the local store below it. Every other
+ * setting declares its default beside its validation, in schema.ts.
+ */
 export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
-  return {
-    home,
-    redisUrl: 'redis://127.0.0.1:6379',
-    queuePrefix: 'retrain',
-    deployment: 'default',
-    store: { kind: 'local', root: join(home, 'store') },
-    symbols: 'top20',
-    featureset: 'v1',
-    recipe: 'reference',
-    recipeVars: {},
-    train: {
-      driver: 'local',
-      mode: 'hybrid',
-      maxInstances: 32,
-      timeoutMinutes: 45,
-      retries: 2,
-      backoffMs: 30_000,
-      workerConcurrency: 32,
-      heartbeatStaleMin: 5,
-      pollMs: 1000,
-    },
-    promotion: { mode: 'off', canary: false, maxDrawdownTolerance: 1.1 },
-    worker: {
-      lockDurationMs: 30_000,
-      stalledIntervalMs: 30_000,
-      maxStalledCount: 5,
-      shutdownGraceMs: 20_000,
-    },
-    retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
-    ledger: { retentionDays: 30 },
-    alerts: { checkEverySec: 60 },
-    vast: {
-      apiUrl: 'https://console.vast.ai',
-      apiRetries: 6,
-      apiRetryBaseMs: 500,
-      gpuNames: ['RTX_3090', 'RTX_4090', 'A100'],
-      maxHourlyCost: 1.0,
-      minGpuMemoryGb: 16,
-      minReliability: 0.95,
-      verifiedOnly: true,
-      minDiskGb: 30,
-      minInetDownMbps: 100,
-      numGpus: 1,
-      image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
-      diskGb: 30,
-      runtype: 'ssh_direct',
-      bootDeadlineSec: 600,
-      maxProvisionTries: 5,
-      maxRuntimeMin: 60,
-      reapEveryMin: 10,
-      healthCheckSec: 30,
-      interruptible: false,
-      bidMultiplier: 1.2,
-      workRoot: '/root/retrain',
-      sshUser: 'root',
-      pool: { enabled: true, idleGraceSec: 60, slotsPerHost: 1 },
-    },
-    ssh: { port: 22, user: 'root', workRoot: '/root/retrain' },
-    schedule: {
-      enabled: true,
-      cron: '15 0 * * *',
-      tz: 'UTC',
-      ensureFeatures: false,
-      recheckSec: 60,
-    },
-    notify: {
-      telegram: {
-        apiUrl: 'https://api.telegram.org',
-        groupWindowMs: 3000,
-        timeoutMs: 5000,
-        maxAttempts: 4,
-        maxRetryAfterSec: 60,
-        flushTimeoutMs: 1000,
-      },
-    },
-    log: { level: 'info' },
-    dashboard: { host: '127.0.0.1', port: 3000, readOnly: false },
-  };
+  return { home, store: { kind: 'local', root: join(home, 'store') } };
 }
 
 type Env = Record<string, string | undefined>;
@@ -115,7 +41,7 @@ function num(env: Env, name: string): number | undefined {
   return n;
 }
 
-/** Environment overrides (names documented in docs/configuration.md). */
+/** Environment overrides: every setting whose schema names its variable (`meta({ env })` in schema.ts). */
 function fromEnv(env: Env): Loose {
   const o: Loose = {};
   const set = (path: string[], v: unknown) => {
@@ -124,51 +50,34 @@ function fromEnv(env: Env): Loose {
     for (const p of path.slice(0, -1)) cur = (cur[p] as Loose) ??= {};
     cur[path[path.length - 1]!] = v;
   };
-  set(['redisUrl'], env.REDIS_URL);
-  set(['queuePrefix'], env.RETRAIN_QUEUE_PREFIX);
-  set(['deployment'], env.RETRAIN_DEPLOYMENT);
-  set(['recipe'], env.RETRAIN_RECIPE);
-  set(['costsFile'], env.RETRAIN_COSTS_FILE);
-  set(['train', 'driver'], env.RETRAIN_DRIVER);
-  set(['train', 'backoffMs'], num(env, 'RETRAIN_BACKOFF_MS'));
-  set(['train', 'pollMs'], num(env, 'RETRAIN_POLL_MS'));
-  set(['train', 'workerConcurrency'], num(env, 'RETRAIN_WORKER_CONCURRENCY'));
-  set(['train', 'heartbeatStaleMin'], num(env, 'RETRAIN_HEARTBEAT_STALE_MIN'));
-  set(['promotion', 'mode'], env.RETRAIN_PROMOTE);
+  for (const { path, name, kind } of envSettings(ConfigSchema)) {
+    set(path, kind === 'number' ? num(env, name) : kind === 'boolean' ? bool(env, name) : env[name]);
+  }
   if (env.RUN_MODE === 'canary') set(['promotion', 'canary'], true);
-  set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
-  set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
-  set(['log', 'level'], env.LOG_LEVEL);
-  set(['notify', 'telegram', 'chatId'], env.TELEGRAM_CHAT_ID);
-  set(['notify', 'telegram', 'apiUrl'], env.TELEGRAM_API_URL);
-  set(['notify', 'telegram', 'groupWindowMs'], num(env, 'RETRAIN_TELEGRAM_GROUP_MS'));
-  set(['schedule', 'enabled'], bool(env, 'RETRAIN_SCHEDULE_ENABLED'));
-  set(['schedule', 'cron'], env.RETRAIN_SCHEDULE_CRON);
-  set(['schedule', 'symbols'], env.RETRAIN_SCHEDULE_SYMBOLS);
-  set(['dashboard', 'host'], env.DASHBOARD_HOST);
-  set(['dashboard', 'port'], num(env, 'DASHBOARD_PORT'));
-  set(['dashboard', 'readOnly'], bool(env, 'DASHBOARD_READ_ONLY'));
-  set(['ledger', 'retentionDays'], num(env, 'RETRAIN_LEDGER_RETENTION_DAYS'));
-  set(['alerts', 'provisioningStuckMin'], num(env, 'RETRAIN_PROVISIONING_STUCK_MIN'));
-  set(['alerts', 'checkEverySec'], num(env, 'RETRAIN_ALERT_CHECK_SEC'));
-  set(['vast', 'apiUrl'], env.VAST_API_URL);
-  set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
-  set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
-  set(['vast', 'reapEveryMin'], num(env, 'RETRAIN_REAP_EVERY_MIN'));
-  set(['vast', 'healthCheckSec'], num(env, 'RETRAIN_HOST_CHECK_SEC'));
-  set(['vast', 'interruptible'], bool(env, 'RETRAIN_INTERRUPTIBLE'));
-  set(['vast', 'bidPrice'], num(env, 'RETRAIN_BID_PRICE'));
-  set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
-  set(['vast', 'sshUser'], env.RETRAIN_SSH_USER);
-  set(['vast', 'pool', 'enabled'], bool(env, 'RETRAIN_VAST_POOL'));
-  set(['vast', 'pool', 'idleGraceSec'], num(env, 'RETRAIN_POOL_IDLE_SEC'));
-  set(['vast', 'pool', 'slotsPerHost'], num(env, 'RETRAIN_POOL_SLOTS'));
-  set(['ssh', 'host'], env.RETRAIN_SSH_HOST);
-  set(['ssh', 'port'], num(env, 'RETRAIN_SSH_PORT'));
-  set(['ssh', 'user'], env.RETRAIN_SSH_USER);
-  set(['ssh', 'keyPath'], env.RETRAIN_SSH_KEY);
-  set(['ssh', 'workRoot'], env.RETRAIN_REMOTE_ROOT);
   return o;
+}
+
+type ZodDef = { type: string; innerType?: z.ZodType; in?: z.ZodType; shape?: Record<string, z.ZodType> };
+const defOf = (schema: z.ZodType) => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+
+/** The settings that name an environment variable, with their path and the kind of value they take. */
+function envSettings(
+  schema: z.ZodType,
+  path: string[] = [],
+): { path: string[]; name: string; kind: 'number' | 'boolean' | 'string' }[] {
+  const env = (z.globalRegistry.get(schema) as { env?: string } | undefined)?.env;
+  if (env) return [{ path, name: env, kind: valueKind(schema) }];
+  const def = defOf(schema);
+  if (def.innerType) return envSettings(def.innerType, path);
+  if (def.type !== 'object' || !def.shape) return [];
+  return Object.entries(def.shape).flatMap(([k, v]) => envSettings(v, [...path, k]));
+}
+
+function valueKind(schema: z.ZodType): 'number' | 'boolean' | 'string' {
+  const def = defOf(schema);
+  const inner = def.innerType ?? def.in;
+  if (inner) return valueKind(inner);
+  return def.type === 'number' ? 'number' : def.type === 'boolean' ? 'boolean' : 'string';
 }
 
 function bool(env: Env, name: string): boolean | undefined {

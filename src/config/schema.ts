@@ -39,256 +39,380 @@ export const StoreSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+/**
+ * A group of settings: absent from the input, it is every setting's default (each setting declares
+ * its default, and its environment variable in `meta({ env })`, beside its validation).
+ */
+function section<T extends z.ZodObject>(schema: T) {
+  return schema.default(() => schema.parse({}) as z.util.NoUndefined<z.output<T>>);
+}
+
 export const ConfigSchema = z
   .object({
     /** RETRAIN_HOME: every piece of local state lives below it. */
     home: z.string().min(1),
-    redisUrl: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'),
+    redisUrl: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .default('redis://127.0.0.1:6379')
+      .meta({ env: 'REDIS_URL' }),
     /** BullMQ prefix and ledger key prefix; one per deployment (tests use one per test). */
-    queuePrefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
-    deployment: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
+    queuePrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+      .default('retrain')
+      .meta({ env: 'RETRAIN_QUEUE_PREFIX' }),
+    deployment: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/)
+      .default('default')
+      .meta({ env: 'RETRAIN_DEPLOYMENT' }),
     store: StoreSchema,
-    symbols: z.string().min(1),
-    featureset: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/),
-    recipe: z.string().min(1),
-    costsFile: z.string().optional(),
+    symbols: z.string().min(1).default('top20'),
+    featureset: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/)
+      .default('v1'),
+    recipe: z.string().min(1).default('reference').meta({ env: 'RETRAIN_RECIPE' }),
+    costsFile: z.string().optional().meta({ env: 'RETRAIN_COSTS_FILE' }),
     /** Recipe variables (the model's parameters): each must be one the recipe declares; `--var` overrides. */
-    recipeVars: z.record(z.string(), z.string()),
-    train: z
-      .object({
-        driver: DriverSchema,
-        mode: ModeSchema,
-        /** Hybrid cap. Unset: 12 when the target has GPUs, 2 when CPU-only (DESIGN.md). */
-        maxConcurrent: z.number().int().min(1).max(1000).optional(),
-        /** Upper bound on hosts at once; parallel mode's cap. */
-        maxInstances: z.number().int().min(1).max(1000),
-        timeoutMinutes: z
-          .number()
-          .positive()
-          .max(24 * 60),
-        retries: z.number().int().min(0).max(20),
-        /** First retry delay; later ones double, with ±25 % jitter. */
-        backoffMs: z.number().int().min(0),
-        /** Jobs one worker process can hold at once (the global cap still applies). */
-        workerConcurrency: z.number().int().min(1).max(1000),
-        /**
-         * A training with no new log line, no progress and no touch of RETRAIN_HEARTBEAT_FILE for
-         * this long is taken for hung: killed, and the attempt retried.
-         */
-        heartbeatStaleMin: z.number().positive(),
-        pollMs: z.number().int().min(50).max(60_000),
-      })
-      .strict(),
-    promotion: z
-      .object({
-        mode: PromoteModeSchema,
-        canary: z.boolean(),
-        maxDrawdownTolerance: z.number().min(1).max(10),
-      })
-      .strict(),
-    worker: z
-      .object({
-        /** Lock on an active job; renewed every half. Short, so a dead worker is noticed fast. */
-        lockDurationMs: z.number().int().min(1000),
-        stalledIntervalMs: z.number().int().min(500),
-        /** Every orchestrator restart during a long training is one stall: allow several. */
-        maxStalledCount: z.number().int().min(1).max(100),
-        /** How long a graceful shutdown waits for jobs to hand back before forcing. */
-        shutdownGraceMs: z.number().int().min(0),
-      })
-      .strict(),
-    retention: z
-      .object({
-        completedAgeSec: z.number().int().min(60),
-        completedCount: z.number().int().min(10),
-        failedAgeSec: z.number().int().min(60),
-        keepLogs: z.number().int().min(10),
-      })
-      .strict(),
+    recipeVars: z.record(z.string(), z.string()).default({}),
+    train: section(
+      z
+        .object({
+          driver: DriverSchema.default('local').meta({ env: 'RETRAIN_DRIVER' }),
+          mode: ModeSchema.default('hybrid'),
+          /** Hybrid cap. Unset: 12 when the target has GPUs, 2 when CPU-only (DESIGN.md). */
+          maxConcurrent: z.number().int().min(1).max(1000).optional(),
+          /** Upper bound on hosts at once; parallel mode's cap. */
+          maxInstances: z.number().int().min(1).max(1000).default(32),
+          timeoutMinutes: z
+            .number()
+            .positive()
+            .max(24 * 60)
+            .default(45),
+          retries: z.number().int().min(0).max(20).default(2),
+          /** First retry delay; later ones double, with ±25 % jitter. */
+          backoffMs: z.number().int().min(0).default(30_000).meta({ env: 'RETRAIN_BACKOFF_MS' }),
+          /** Jobs one worker process can hold at once (the global cap still applies). */
+          workerConcurrency: z
+            .number()
+            .int()
+            .min(1)
+            .max(1000)
+            .default(32)
+            .meta({ env: 'RETRAIN_WORKER_CONCURRENCY' }),
+          /**
+           * A training with no new log line, no progress and no touch of RETRAIN_HEARTBEAT_FILE for
+           * this long is taken for hung: killed, and the attempt retried.
+           */
+          heartbeatStaleMin: z.number().positive().default(5).meta({ env: 'RETRAIN_HEARTBEAT_STALE_MIN' }),
+          pollMs: z.number().int().min(50).max(60_000).default(1000).meta({ env: 'RETRAIN_POLL_MS' }),
+        })
+        .strict(),
+    ),
+    promotion: section(
+      z
+        .object({
+          mode: PromoteModeSchema.default('off').meta({ env: 'RETRAIN_PROMOTE' }),
+          canary: z.boolean().default(false),
+          maxDrawdownTolerance: z.number().min(1).max(10).default(1.1),
+        })
+        .strict(),
+    ),
+    worker: section(
+      z
+        .object({
+          /** Lock on an active job; renewed every half. Short, so a dead worker is noticed fast. */
+          lockDurationMs: z
+            .number()
+            .int()
+            .min(1000)
+            .default(30_000)
+            .meta({ env: 'RETRAIN_LOCK_DURATION_MS' }),
+          stalledIntervalMs: z
+            .number()
+            .int()
+            .min(500)
+            .default(30_000)
+            .meta({ env: 'RETRAIN_STALLED_INTERVAL_MS' }),
+          /** Every orchestrator restart during a long training is one stall: allow several. */
+          maxStalledCount: z.number().int().min(1).max(100).default(5),
+          /** How long a graceful shutdown waits for jobs to hand back before forcing. */
+          shutdownGraceMs: z.number().int().min(0).default(20_000),
+        })
+        .strict(),
+    ),
+    retention: section(
+      z
+        .object({
+          completedAgeSec: z
+            .number()
+            .int()
+            .min(60)
+            .default(7 * 86400),
+          completedCount: z.number().int().min(10).default(5000),
+          failedAgeSec: z
+            .number()
+            .int()
+            .min(60)
+            .default(30 * 86400),
+          keepLogs: z.number().int().min(10).default(500),
+        })
+        .strict(),
+    ),
     /**
      * The resume ledger in Redis (src/ledger). A date's keys expire `retentionDays` after the date was
      * last written; `runs/<date>Z/status.json` in the store stays the durable record.
      */
-    ledger: z
-      .object({
-        /**
-         * Days a run date's ledger stays in Redis after its last change (0: forever). Past it,
-         * `retrain status --date` shows nothing for the date and re-planning it trains every symbol
-         * again (its successes are no longer there to be skipped).
-         */
-        retentionDays: z.number().min(0).max(3650),
-      })
-      .strict(),
+    ledger: section(
+      z
+        .object({
+          /**
+           * Days a run date's ledger stays in Redis after its last change (0: forever). Past it,
+           * `retrain status --date` shows nothing for the date and re-planning it trains every symbol
+           * again (its successes are no longer there to be skipped).
+           */
+          retentionDays: z
+            .number()
+            .min(0)
+            .max(3650)
+            .default(30)
+            .meta({ env: 'RETRAIN_LEDGER_RETENTION_DAYS' }),
+        })
+        .strict(),
+    ),
     /** Operational alerts (Telegram when configured, and a log event), checked by the workers. */
-    alerts: z
-      .object({
-        /**
-         * A train job in PROVISIONING longer than this is reported stuck (once per attempt). Unset:
-         * derived from the driver: vast `bootDeadlineSec × maxProvisionTries` plus a minute, local and
-         * ssh 5 min; capped by the symbol's own timeout either way (see src/train/stuck.ts).
-         */
-        provisioningStuckMin: z
-          .number()
-          .positive()
-          .max(24 * 60)
-          .optional(),
-        /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
-        checkEverySec: z.number().int().min(0).max(3600),
-      })
-      .strict(),
+    alerts: section(
+      z
+        .object({
+          /**
+           * A train job in PROVISIONING longer than this is reported stuck (once per attempt). Unset:
+           * derived from the driver: vast `bootDeadlineSec × maxProvisionTries` plus a minute, local and
+           * ssh 5 min; capped by the symbol's own timeout either way (see src/train/stuck.ts).
+           */
+          provisioningStuckMin: z
+            .number()
+            .positive()
+            .max(24 * 60)
+            .optional()
+            .meta({ env: 'RETRAIN_PROVISIONING_STUCK_MIN' }),
+          /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
+          checkEverySec: z
+            .number()
+            .int()
+            .min(0)
+            .max(3600)
+            .default(60)
+            .meta({ env: 'RETRAIN_ALERT_CHECK_SEC' }),
+        })
+        .strict(),
+    ),
     /** Renting on Vast.ai (driver `vast`). The API key comes from VAST_API_KEY, never from a file. */
-    vast: z
-      .object({
-        apiUrl: z.string().url(),
-        /** Retries of one API call on network errors, 429 and 5xx (jittered exponential backoff). */
-        apiRetries: z.number().int().min(0).max(20),
-        /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
-        apiRetryBaseMs: z.number().int().min(1),
-        gpuNames: z.array(z.string().min(1)).min(1),
-        /** $/h against the offer's full dph_total (storage included). */
-        maxHourlyCost: z.number().positive(),
-        minGpuMemoryGb: z.number().min(0),
-        minReliability: z.number().min(0).max(1),
-        verifiedOnly: z.boolean(),
-        minDiskGb: z.number().min(0),
-        minInetDownMbps: z.number().min(0),
-        minCudaVersion: z.number().min(0).optional(),
-        numGpus: z.number().int().min(1).max(16),
-        /** Container image when the recipe names none. */
-        image: z.string().min(1),
-        diskGb: z.number().int().min(8),
-        runtype: z.enum(['ssh_direct', 'ssh_proxy']),
-        /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
-        bootDeadlineSec: z.number().int().min(5),
-        maxProvisionTries: z.number().int().min(1).max(50),
-        /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
-        maxRuntimeMin: z.number().positive(),
-        /** How often a running training's instance is checked for being alive. */
-        healthCheckSec: z.number().min(1),
-        /**
-         * Rent interruptible (bid) instances: cheaper, but a higher bid stops them. A run can say
-         * otherwise with `--interruptible` / `--no-interruptible`.
-         */
-        interruptible: z.boolean(),
-        /**
-         * The bid of an interruptible rental in $/h per machine, GPU part (storage is billed on top),
-         * like `vastai create instance --bid_price`. Offers whose min_bid is above it are skipped.
-         * Unset: bidMultiplier × the offer's min_bid. Either way capped so bid + storage stays within
-         * maxHourlyCost, and never below min_bid (such a bid never starts).
-         */
-        bidPrice: z.number().min(0.001).max(128).optional(),
-        /** Unset bidPrice: bid this many times the offer's min_bid (headroom against being outbid). */
-        bidMultiplier: z.number().min(1).max(10),
-        /** How often the workers' repeatable reaper pass runs (0 turns it off). */
-        reapEveryMin: z.number().min(0),
-        /** Work dirs on the instance. */
-        workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
-        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
-        /**
-         * The instance pool: an instance whose symbol is done is handed to the next symbol of the
-         * run instead of being destroyed (src/compute/pool.ts).
-         */
-        pool: z
-          .object({
-            enabled: z.boolean(),
-            /** An instance nobody holds is destroyed after this long (and all of a run's at its end). */
-            idleGraceSec: z.number().min(0),
-            /** Symbols training at once on one instance (each in its own work dir). */
-            slotsPerHost: z.number().int().min(1).max(16),
-          })
-          .strict(),
-      })
-      .strict(),
+    vast: section(
+      z
+        .object({
+          apiUrl: z.string().url().default('https://console.vast.ai').meta({ env: 'VAST_API_URL' }),
+          /** Retries of one API call on network errors, 429 and 5xx (jittered exponential backoff). */
+          apiRetries: z.number().int().min(0).max(20).default(6),
+          /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
+          apiRetryBaseMs: z.number().int().min(1).default(500).meta({ env: 'RETRAIN_VAST_RETRY_MS' }),
+          gpuNames: z.array(z.string().min(1)).min(1).default(['RTX_3090', 'RTX_4090', 'A100']),
+          /** $/h against the offer's full dph_total (storage included). */
+          maxHourlyCost: z.number().positive().default(1),
+          minGpuMemoryGb: z.number().min(0).default(16),
+          minReliability: z.number().min(0).max(1).default(0.95),
+          verifiedOnly: z.boolean().default(true),
+          minDiskGb: z.number().min(0).default(30),
+          minInetDownMbps: z.number().min(0).default(100),
+          minCudaVersion: z.number().min(0).optional(),
+          numGpus: z.number().int().min(1).max(16).default(1),
+          /** Container image when the recipe names none. */
+          image: z.string().min(1).default('pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime'),
+          diskGb: z.number().int().min(8).default(30),
+          runtype: z.enum(['ssh_direct', 'ssh_proxy']).default('ssh_direct'),
+          /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
+          bootDeadlineSec: z.number().int().min(5).default(600).meta({ env: 'RETRAIN_BOOT_DEADLINE_SEC' }),
+          maxProvisionTries: z.number().int().min(1).max(50).default(5),
+          /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
+          maxRuntimeMin: z.number().positive().default(60),
+          /** How often a running training's instance is checked for being alive. */
+          healthCheckSec: z.number().min(1).default(30).meta({ env: 'RETRAIN_HOST_CHECK_SEC' }),
+          /**
+           * Rent interruptible (bid) instances: cheaper, but a higher bid stops them. A run can say
+           * otherwise with `--interruptible` / `--no-interruptible`.
+           */
+          interruptible: z.boolean().default(false).meta({ env: 'RETRAIN_INTERRUPTIBLE' }),
+          /**
+           * The bid of an interruptible rental in $/h per machine, GPU part (storage is billed on top),
+           * like `vastai create instance --bid_price`. Offers whose min_bid is above it are skipped.
+           * Unset: bidMultiplier × the offer's min_bid. Either way capped so bid + storage stays within
+           * maxHourlyCost, and never below min_bid (such a bid never starts).
+           */
+          bidPrice: z.number().min(0.001).max(128).optional().meta({ env: 'RETRAIN_BID_PRICE' }),
+          /** Unset bidPrice: bid this many times the offer's min_bid (headroom against being outbid). */
+          bidMultiplier: z.number().min(1).max(10).default(1.2),
+          /** How often the workers' repeatable reaper pass runs (0 turns it off). */
+          reapEveryMin: z.number().min(0).default(10).meta({ env: 'RETRAIN_REAP_EVERY_MIN' }),
+          /** Work dirs on the instance. */
+          workRoot: z
+            .string()
+            .regex(/^\/[A-Za-z0-9_./-]+$/)
+            .default('/root/retrain')
+            .meta({ env: 'RETRAIN_REMOTE_ROOT' }),
+          sshUser: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+            .default('root')
+            .meta({ env: 'RETRAIN_SSH_USER' }),
+          /**
+           * The instance pool: an instance whose symbol is done is handed to the next symbol of the
+           * run instead of being destroyed (src/compute/pool.ts).
+           */
+          pool: section(
+            z
+              .object({
+                enabled: z.boolean().default(true).meta({ env: 'RETRAIN_VAST_POOL' }),
+                /** An instance nobody holds is destroyed after this long (and all of a run's at its end). */
+                idleGraceSec: z.number().min(0).default(60).meta({ env: 'RETRAIN_POOL_IDLE_SEC' }),
+                /** Symbols training at once on one instance (each in its own work dir). */
+                slotsPerHost: z.number().int().min(1).max(16).default(1).meta({ env: 'RETRAIN_POOL_SLOTS' }),
+              })
+              .strict(),
+          ),
+        })
+        .strict(),
+    ),
     /** An existing machine (driver `ssh`). */
-    ssh: z
-      .object({
-        host: z.string().min(1).optional(),
-        port: z.number().int().min(1).max(65535),
-        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
-        keyPath: z.string().min(1).optional(),
-        workRoot: z.string().regex(/^\/[A-Za-z0-9_./-]+$/),
-      })
-      .strict(),
+    ssh: section(
+      z
+        .object({
+          host: z.string().min(1).optional().meta({ env: 'RETRAIN_SSH_HOST' }),
+          port: z.number().int().min(1).max(65535).default(22).meta({ env: 'RETRAIN_SSH_PORT' }),
+          user: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+            .default('root')
+            .meta({ env: 'RETRAIN_SSH_USER' }),
+          keyPath: z.string().min(1).optional().meta({ env: 'RETRAIN_SSH_KEY' }),
+          workRoot: z
+            .string()
+            .regex(/^\/[A-Za-z0-9_./-]+$/)
+            .default('/root/retrain')
+            .meta({ env: 'RETRAIN_REMOTE_ROOT' }),
+        })
+        .strict(),
+    ),
     /**
      * The daily run (`retrain scheduler`): one BullMQ job scheduler whose job, taken by a worker,
      * plans the run for the day before its scheduled slot (UTC) and enqueues it once per slot.
      */
-    schedule: z
-      .object({
-        /** false: `retrain scheduler` removes the schedule instead of registering it. */
-        enabled: z.boolean(),
-        /** Cron pattern, 5 fields (or 6 with seconds first), read in `tz`. */
-        cron: z.string().refine(isCronPattern, 'must be a valid cron pattern, e.g. "15 0 * * *"'),
-        /** Run dates are UTC days: the slot's UTC day minus one. */
-        tz: z.literal('UTC'),
-        /** Unset: the top-level `symbols`. */
-        symbols: z.string().min(1).optional(),
-        /** Unset: `train.mode`. */
-        mode: ModeSchema.optional(),
-        /** Unset: `promotion.mode`. */
-        promote: PromoteModeSchema.optional(),
-        /** Build missing features (synthetic market data when none) instead of skipping the symbol. */
-        ensureFeatures: z.boolean(),
-        /** The run's rental budget (`--budget-usd`); unset: none. */
-        budgetUsd: z.number().min(0).optional(),
-        /** How often a running `retrain scheduler` checks that the schedule is still in place. */
-        recheckSec: z.number().int().min(1).max(86_400),
-      })
-      .strict(),
+    schedule: section(
+      z
+        .object({
+          /** false: `retrain scheduler` removes the schedule instead of registering it. */
+          enabled: z.boolean().default(true).meta({ env: 'RETRAIN_SCHEDULE_ENABLED' }),
+          /** Cron pattern, 5 fields (or 6 with seconds first), read in `tz`. */
+          cron: z
+            .string()
+            .refine(isCronPattern, 'must be a valid cron pattern, e.g. "15 0 * * *"')
+            .default('15 0 * * *')
+            .meta({ env: 'RETRAIN_SCHEDULE_CRON' }),
+          /** Run dates are UTC days: the slot's UTC day minus one. */
+          tz: z.literal('UTC').default('UTC'),
+          /** Unset: the top-level `symbols`. */
+          symbols: z.string().min(1).optional().meta({ env: 'RETRAIN_SCHEDULE_SYMBOLS' }),
+          /** Unset: `train.mode`. */
+          mode: ModeSchema.optional(),
+          /** Unset: `promotion.mode`. */
+          promote: PromoteModeSchema.optional(),
+          /** Build missing features (synthetic market data when none) instead of skipping the symbol. */
+          ensureFeatures: z.boolean().default(false),
+          /** The run's rental budget (`--budget-usd`); unset: none. */
+          budgetUsd: z.number().min(0).optional(),
+          /** How often a running `retrain scheduler` checks that the schedule is still in place. */
+          recheckSec: z.number().int().min(1).max(86_400).default(60),
+        })
+        .strict(),
+    ),
     /**
      * Notifications (src/notify). Telegram sends when TELEGRAM_TOKEN is in the environment (never
      * config: it is a secret) and a chat id is set; sends never delay or fail a run.
      */
-    notify: z
-      .object({
-        telegram: z
-          .object({
-            /** TELEGRAM_CHAT_ID: a numeric chat id (groups are negative) or @channelname. */
-            chatId: z
-              .union([z.string(), z.number().int()])
-              .transform(String)
-              .pipe(
-                z
+    notify: section(
+      z
+        .object({
+          telegram: section(
+            z
+              .object({
+                /** TELEGRAM_CHAT_ID: a numeric chat id (groups are negative) or @channelname. */
+                chatId: z
+                  .union([z.string(), z.number().int()])
+                  .transform(String)
+                  .pipe(
+                    z
+                      .string()
+                      .regex(
+                        /^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$/,
+                        'must be a numeric chat id or @channelname',
+                      ),
+                  )
+                  .optional()
+                  .meta({ env: 'TELEGRAM_CHAT_ID' }),
+                /** TELEGRAM_API_URL: the Bot API base (a local stand-in in tests). */
+                apiUrl: z
                   .string()
-                  .regex(
-                    /^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$/,
-                    'must be a numeric chat id or @channelname',
-                  ),
-              )
-              .optional(),
-            /** TELEGRAM_API_URL: the Bot API base (a local stand-in in tests). */
-            apiUrl: z
-              .string()
-              .regex(/^https?:\/\/[^\s/@]+(:\d+)?(\/\S*)?$/, 'must be an http(s) URL without credentials'),
-            /** Failures of a run this close together go out as one message (0: same tick only). */
-            groupWindowMs: z.number().int().min(0).max(600_000),
-            /** Per request. */
-            timeoutMs: z.number().int().min(100).max(60_000),
-            /** Tries per message (5xx, network errors, 429), then it is dropped with a warning. */
-            maxAttempts: z.number().int().min(1).max(10),
-            /** A 429's retry_after is honoured up to this. */
-            maxRetryAfterSec: z.number().min(0).max(3600),
-            /** How long closing the workers (or the CLI exiting) waits for pending messages. */
-            flushTimeoutMs: z.number().int().min(0).max(60_000),
-          })
-          .strict(),
-      })
-      .strict(),
-    log: z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict(),
+                  .regex(/^https?:\/\/[^\s/@]+(:\d+)?(\/\S*)?$/, 'must be an http(s) URL without credentials')
+                  .default('https://api.telegram.org')
+                  .meta({ env: 'TELEGRAM_API_URL' }),
+                /** Failures of a run this close together go out as one message (0: same tick only). */
+                groupWindowMs: z
+                  .number()
+                  .int()
+                  .min(0)
+                  .max(600_000)
+                  .default(3000)
+                  .meta({ env: 'RETRAIN_TELEGRAM_GROUP_MS' }),
+                /** Per request. */
+                timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+                /** Tries per message (5xx, network errors, 429), then it is dropped with a warning. */
+                maxAttempts: z.number().int().min(1).max(10).default(4),
+                /** A 429's retry_after is honoured up to this. */
+                maxRetryAfterSec: z.number().min(0).max(3600).default(60),
+                /** How long closing the workers (or the CLI exiting) waits for pending messages. */
+                flushTimeoutMs: z.number().int().min(0).max(60_000).default(1000),
+              })
+              .strict(),
+          ),
+        })
+        .strict(),
+    ),
+    log: section(
+      z
+        .object({
+          level: z
+            .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+            .default('info')
+            .meta({ env: 'LOG_LEVEL' }),
+        })
+        .strict(),
+    ),
     /**
      * `retrain dashboard`. Credentials are not config (it is logged): DASHBOARD_USER +
      * DASHBOARD_PASSWORD and/or DASHBOARD_TOKEN are read from the environment when it starts.
      */
-    dashboard: z
-      .object({
-        /** Bind address; loopback unless deliberately exposed (behind TLS). */
-        host: z.string().min(1),
-        /** 0 picks a free port. */
-        port: z.number().int().min(0).max(65535),
-        /** Every write action refused on the server side. */
-        readOnly: z.boolean(),
-      })
-      .strict(),
+    dashboard: section(
+      z
+        .object({
+          /** Bind address; loopback unless deliberately exposed (behind TLS). */
+          host: z.string().min(1).default('127.0.0.1').meta({ env: 'DASHBOARD_HOST' }),
+          /** 0 picks a free port. */
+          port: z.number().int().min(0).max(65535).default(3000).meta({ env: 'DASHBOARD_PORT' }),
+          /** Every write action refused on the server side. */
+          readOnly: z.boolean().default(false).meta({ env: 'DASHBOARD_READ_ONLY' }),
+        })
+        .strict(),
+    ),
   })
   .strict();
 

@@ -84,6 +84,7 @@ describe('docker-compose.yml', () => {
   it('passes only environment variables retrain reads, and never a literal secret', () => {
     const sources = [
       'src/config/load.ts',
+      'src/config/schema.ts',
       'src/storage/index.ts',
       'src/storage/s3.ts',
       'src/compute/factory.ts',

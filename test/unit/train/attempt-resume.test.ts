@@ -173,10 +173,7 @@ describe('attempt runner: a resume from each state', () => {
       promote: 'off',
       canary: false,
     };
-    const config = ConfigSchema.parse({
-      ...defaultConfig(home),
-      train: { ...defaultConfig(home).train, pollMs: 50 },
-    });
+    const config = ConfigSchema.parse({ ...defaultConfig(home), train: { pollMs: 50 } });
     const { provider, calls } = countingProvider(join(home, 'models'));
     const deps = {
       config,
