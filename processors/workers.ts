@@ -7,7 +7,7 @@ import type { ComputeProvider } from '../src/compute/provider.js';
 import type { Config } from '../src/config/schema.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
 import { processNotifier, type Notifier } from '../src/notify/index.js';
-import { createRuntime } from '../src/runtime.js';
+import { createRuntime, type Runtime } from '../src/runtime.js';
 import type { RunSpend } from '../src/train/spend.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
@@ -39,17 +39,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
   // stuck-provisioning check.
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-  const provider = await runtime.provider({
-    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
-    ...(config.train.driver === 'vast'
-      ? {
-          symbolsWaiting: async () => {
-            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
-            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
-          },
-        }
-      : {}),
-  });
+  const provider = await trainProvider(runtime, logs, trainQueue);
   const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
@@ -74,17 +64,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     }),
     { ...base, connection, concurrency: config.train.workerConcurrency },
   );
-  // Production's lock on a connection of its own that fails fast: a lock that cannot be renewed
-  // must be seen as lost, not wait for Redis to come back.
-  const lockConnection = producerConnection(config.redisUrl);
-  lockConnection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error (lock)'));
-  const productionLock = redisProductionLock(lockConnection, config.queuePrefix);
-  const promoteProcessor = createPromoteProcessor({ config, store, ledger, logs, lock: productionLock });
-  const promote = new Worker(QUEUES.promote, promoteProcessor, {
-    ...base,
-    connection,
-    concurrency: 4,
-  });
+  const { worker: promote, lockConnection } = startPromote(config, logs, runtime, connection);
   const finalize = new Worker(
     QUEUES.finalize,
     createFinalizeProcessor({
@@ -141,6 +121,43 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
       return closing;
     },
   };
+}
+
+/** The configured driver's provider; a pool asks how many symbols wait for an instance. */
+function trainProvider(runtime: Runtime, logs: LogHub, trainQueue: Queue): Promise<ComputeProvider> {
+  return runtime.provider({
+    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
+    ...(runtime.config.train.driver === 'vast'
+      ? {
+          symbolsWaiting: async () => {
+            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+          },
+        }
+      : {}),
+  });
+}
+
+/**
+ * The promote worker. Production's lock is on a connection of its own that fails fast: a lock that
+ * cannot be renewed must be seen as lost, not wait for Redis to come back.
+ */
+function startPromote(
+  config: Config,
+  logs: LogHub,
+  runtime: Runtime,
+  connection: Redis,
+): { worker: Worker; lockConnection: Redis } {
+  const lockConnection = producerConnection(config.redisUrl);
+  lockConnection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error (lock)'));
+  const lock = redisProductionLock(lockConnection, config.queuePrefix);
+  const { store, ledger } = runtime;
+  const worker = new Worker(QUEUES.promote, createPromoteProcessor({ config, store, ledger, logs, lock }), {
+    ...workerOptions(config),
+    connection,
+    concurrency: 4,
+  });
+  return { worker, lockConnection };
 }
 
 /**
