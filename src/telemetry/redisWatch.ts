@@ -68,7 +68,10 @@ export class RedisWatch {
       this.outage.success();
       return true;
     } catch (err) {
-      this.outage.failure(err);
+      // Not connected: ioredis's "Stream isn't writeable..." says less than this.
+      this.outage.failure(
+        this.probe.status === 'ready' ? err : new Error(`connection lost (${this.probe.status})`),
+      );
       return false;
     } finally {
       if (t) clearTimeout(t);
