@@ -43,7 +43,10 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
 
   const redis = await connectRedis(config.redisUrl);
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: true });
+  // A Redis outage is logged once (with reminders), and never keeps the dashboard from stopping.
+  const watch = new RedisWatch({ url: config.redisUrl, log: logs.root });
   const dash = createDashboard({
+    onQueueError: watch.errorHandler('dashboard queue'),
     prefix: config.queuePrefix,
     redis,
     store: createStore(config.store),
@@ -56,7 +59,8 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
     running = await listenDashboard(dash, host, port);
   } catch (err) {
     await dash.close();
-    await redis.quit().catch(() => redis.disconnect());
+    await closeRedis(redis);
+    watch.close();
     logs.close();
     throw err;
   }
@@ -69,8 +73,6 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
     );
   }
   logs.root.info({ event: 'dashboard_started', url: running.url, readOnly }, 'dashboard started');
-  // A Redis outage is logged once (with reminders), and never keeps the dashboard from stopping.
-  const watch = new RedisWatch({ url: config.redisUrl, log: logs.root });
   const bounded = new BoundedShutdown({
     command: 'retrain dashboard',
     graceMs: config.worker.shutdownGraceMs,

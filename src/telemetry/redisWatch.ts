@@ -24,6 +24,8 @@ export class RedisWatch {
   private readonly probe: Redis;
   private readonly timer: NodeJS.Timeout;
   private readonly log: RedisWatchOptions['log'];
+  /** The probe's last connection error, until it is connected again. */
+  private connError: Error | undefined;
 
   constructor(opts: RedisWatchOptions) {
     this.log = opts.log;
@@ -40,7 +42,11 @@ export class RedisWatch {
       // Reconnects forever, but never faster than the probe itself.
       retryStrategy: (n) => Math.min(250 * n, 2000),
     });
-    this.probe.on('error', (err) => this.outage.failure(err));
+    this.probe.on('error', (err) => {
+      this.connError = err;
+      this.outage.failure(err);
+    });
+    this.probe.on('ready', () => (this.connError = undefined));
     const every = opts.probeEveryMs ?? 2000;
     this.timer = setInterval(() => void this.ping(), every);
     this.timer.unref();
@@ -48,9 +54,13 @@ export class RedisWatch {
 
   /** Funnels an emitter's 'error' events: connection errors to the outage, others logged as `what`. */
   watch(emitter: ErrorEmitter, what: string): void {
-    emitter.on(
-      'error',
-      errorFunnel(this.outage, (err) => this.log.warn({ source: what, err: err.message }, `${what} error`)),
+    emitter.on('error', this.errorHandler(what));
+  }
+
+  /** The handler `watch` attaches, for emitters made elsewhere. */
+  errorHandler(what: string): (err: Error) => void {
+    return errorFunnel(this.outage, (err) =>
+      this.log.warn({ source: what, err: err.message }, `${what} error`),
     );
   }
 
@@ -68,10 +78,10 @@ export class RedisWatch {
       this.outage.success();
       return true;
     } catch (err) {
-      // Not connected: ioredis's "Stream isn't writeable..." says less than this.
-      this.outage.failure(
-        this.probe.status === 'ready' ? err : new Error(`connection lost (${this.probe.status})`),
-      );
+      // Not connected: ioredis's "Stream isn't writeable..." says less than the connection's own
+      // error, which its 'error' event reports within a reconnection delay.
+      if (this.probe.status === 'ready') this.outage.failure(err);
+      else if (this.connError) this.outage.failure(this.connError);
       return false;
     } finally {
       if (t) clearTimeout(t);
