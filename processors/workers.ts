@@ -173,25 +173,46 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     dependencies: deps,
     health: workerHealth({ redis: deps.redis, workers, outages: deps.all }),
     close(step = untracked) {
-      closing ??= (async () => {
-        shutdown.abort();
-        const graceful = Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close())));
-        const timer = new Promise<'timeout'>((r) =>
-          setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
-        );
-        if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
-          await Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close(true))));
-        }
-        // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
-        await step('notifier', () => notifier.flush(config.notify.telegram.flushTimeoutMs));
-        for (const q of [promoteQueue, maintenanceQueue, trainQueue])
-          await step(`${q.name} queue`, () => q.close());
-        await step('compute provider', () => provider.close?.().catch(() => undefined) ?? Promise.resolve());
-        await step('redis connection', () => closeRedis(connection));
-        await step('redis connection (lock)', () => closeRedis(lockConnection));
-        deps.close();
-      })();
+      shutdown.abort();
+      closing ??= closeAll({
+        config,
+        workers,
+        notifier,
+        queues: [promoteQueue, maintenanceQueue, trainQueue],
+        provider,
+        connections: [connection, lockConnection],
+        deps,
+        step,
+      });
       return closing;
     },
   };
+}
+
+/** The close of startWorkers' parts, each step named for a bounded shutdown (src/cli/shutdown.ts). */
+async function closeAll(p: {
+  config: Config;
+  workers: Worker[];
+  notifier: { flush(timeoutMs: number): Promise<unknown> };
+  queues: Queue[];
+  provider: { close?(): Promise<void> };
+  connections: [Redis, Redis];
+  deps: DependencyWatch;
+  step: CloseStep;
+}): Promise<void> {
+  const { config, workers, step } = p;
+  const graceful = Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close())));
+  const timer = new Promise<'timeout'>((r) =>
+    setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
+  );
+  if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
+    await Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close(true))));
+  }
+  // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
+  await step('notifier', () => p.notifier.flush(config.notify.telegram.flushTimeoutMs));
+  for (const q of p.queues) await step(`${q.name} queue`, () => q.close());
+  await step('compute provider', async () => p.provider.close?.().catch(() => undefined));
+  await step('redis connection', () => closeRedis(p.connections[0]));
+  await step('redis connection (lock)', () => closeRedis(p.connections[1]));
+  p.deps.close();
 }
