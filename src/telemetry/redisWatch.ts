@@ -79,13 +79,26 @@ export class RedisWatch {
       return true;
     } catch (err) {
       // Not connected: ioredis's "Stream isn't writeable..." says less than the connection's own
-      // error, which its 'error' event reports within a reconnection delay.
-      if (this.probe.status === 'ready') this.outage.failure(err);
-      else if (this.connError) this.outage.failure(this.connError);
+      // error, which its next reconnection attempt reports.
+      this.outage.failure(this.probe.status === 'ready' ? err : await this.whyNotConnected(timeoutMs));
       return false;
     } finally {
       if (t) clearTimeout(t);
     }
+  }
+
+  /** The probe's connection error: the last one, else the next within `waitMs`. */
+  private whyNotConnected(waitMs: number): Promise<Error> {
+    if (this.connError) return Promise.resolve(this.connError);
+    return new Promise((resolve) => {
+      const done = (err: Error) => {
+        clearTimeout(timer);
+        this.probe.off('error', done);
+        resolve(err);
+      };
+      const timer = setTimeout(() => done(new Error(`not connected (${this.probe.status})`)), waitMs);
+      this.probe.on('error', done);
+    });
   }
 
   /** The /healthz line for Redis: a fresh PING, and the outage's length when it fails. */
