@@ -4,7 +4,7 @@
  * takes jobs again when Redis is back, and a SIGTERM while Redis is gone ends it within
  * worker.shutdownGraceMs + 5 s. The training running all along is never killed.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -103,14 +103,18 @@ describe('a worker when Redis goes away', () => {
     });
     sb = world;
     const events = join(world.home, 'events.txt');
+    // The training sleeps until the test creates this file (at most 5 minutes): it spans every
+    // phase below however slow the machine, and ends when the test is done with it.
+    const finish = join(world.home, 'finish-training');
     const marks = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n') : []);
-    const enqueue = (symbol: string, sleepSec: number) =>
+    const enqueue = (symbol: string, sleepSec: number, extra: string[] = []) =>
       runCli(
         ['enqueue', '--symbols', symbol, '--date', DATE, '--ensure-features', '--recipe', fakeRecipe].concat([
           '--var',
           `sleep=${sleepSec}`,
           '--var',
           `events=${events}`,
+          ...extra,
         ]),
         world.env,
       );
@@ -119,8 +123,8 @@ describe('a worker when Redis goes away', () => {
       return v ? JSON.parse(v) : undefined;
     };
 
-    // A training long enough to span the outage, the restart and a stopped worker.
-    const enq = await enqueue('BTCUSDT', 70);
+    // A training that spans the outage, the restart and a stopped worker.
+    const enq = await enqueue('BTCUSDT', 300, ['--var', `until=${finish}`]);
     expect(enq.code, enq.stderr).toBe(0);
     const first = startWorker(world.env);
     workers.push(first);
@@ -206,6 +210,12 @@ describe('a worker when Redis goes away', () => {
     await redis.start();
     const second = startWorker({ ...world.env, RETRAIN_HEALTH_PORT: '' });
     workers.push(second);
+    await waitFor(
+      'the second worker to reattach',
+      () => second.output().includes('resuming at EXECUTING'),
+      60_000,
+    );
+    writeFileSync(finish, '');
     const entry = await waitFor(
       'BTCUSDT success',
       async () => {
