@@ -82,7 +82,7 @@ export function createContext(opts: VastSimOptions): SimContext {
     rand,
     seed,
     baseFaults,
-    faults: { ...baseFaults, ...opts.faults },
+    faults: withFaults(baseFaults, opts.faults),
     billing: { ...profileBilling(opts.profile), ...opts.billing },
     logsDelayMs: opts.logsDelayMs ?? profileLogsDelayMs(opts.profile, timeScale),
     down: 'none',
@@ -111,6 +111,12 @@ export function createContext(opts: VastSimOptions): SimContext {
     initialCredit: opts.credit ?? 25,
     logs: new Map(),
   };
+}
+
+/** The caller's faults over the profile's; an undefined field keeps the profile's value. */
+export function withFaults(base: VastSimFaults, f: VastSimFaults | undefined): VastSimFaults {
+  const defined = Object.entries(f ?? {}).filter(([, v]) => v !== undefined);
+  return { ...base, ...(Object.fromEntries(defined) as VastSimFaults) };
 }
 
 export const alive = (ctx: SimContext) =>

@@ -13,7 +13,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { createContext, defaultOffers } from './context.js';
+import { createContext, defaultOffers, withFaults } from './context.js';
 import { outbid, surcharge, transient } from './hooks.js';
 import { live } from './instances.js';
 import { route } from './routes.js';
@@ -90,7 +90,7 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       await closeSshGates(ctx);
     },
     setFaults(f: VastSimFaults) {
-      ctx.faults = { ...ctx.baseFaults, ...f };
+      ctx.faults = withFaults(ctx.baseFaults, f);
     },
     killInstance(id: number, status: 'exited' | 'offline' | 'unknown' = 'exited') {
       const i = live(ctx, id);
