@@ -12,7 +12,8 @@ import { num } from './util.js';
 const DIRECT = /(^|\s)(ssh_direc|ssh_direct|jupyter_direc|jupyter_direct)(\s|$)/;
 
 function statusMsg(i: SimInstance, status: string | null): string | null {
-  if (i.badImage && (status === 'created' || status === 'loading')) return i.badImage.msg;
+  // A pull fails while loading; an OCI error comes when the container is created.
+  if (i.badImage && status === (i.badImage.kind === 'pull' ? 'loading' : 'created')) return i.badImage.msg;
   switch (status) {
     case 'loading':
       return i.stuck ? 'Pulling image: waiting for layers' : 'Loading image';
