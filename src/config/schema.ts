@@ -139,7 +139,7 @@ export const ConfigSchema = z
           /** Every orchestrator restart during a long training is one stall: allow several. */
           maxStalledCount: z.number().int().min(1).max(100).default(5),
           /** How long a graceful shutdown waits for jobs to hand back before forcing. */
-          shutdownGraceMs: z.number().int().min(0).default(20_000),
+          shutdownGraceMs: z.number().int().min(0).default(20_000).meta({ env: 'RETRAIN_SHUTDOWN_GRACE_MS' }),
         })
         .strict(),
     ),
@@ -410,6 +410,20 @@ export const ConfigSchema = z
           port: z.number().int().min(0).max(65535).default(3000).meta({ env: 'DASHBOARD_PORT' }),
           /** Every write action refused on the server side. */
           readOnly: z.boolean().default(false).meta({ env: 'DASHBOARD_READ_ONLY' }),
+        })
+        .strict(),
+    ),
+    /**
+     * `/healthz` and `/metrics` of `retrain worker` and `retrain scheduler`, for docker compose,
+     * systemd or Kubernetes probes (docs/deploy-health.md). No credentials: they expose no data.
+     */
+    health: section(
+      z
+        .object({
+          /** Unset: no health server. 0 picks a free port. */
+          port: z.number().int().min(0).max(65535).optional().meta({ env: 'RETRAIN_HEALTH_PORT' }),
+          /** Bind address: loopback by default; 0.0.0.0 for a Kubernetes probe on the pod's IP. */
+          host: z.string().min(1).default('127.0.0.1').meta({ env: 'RETRAIN_HEALTH_HOST' }),
         })
         .strict(),
     ),
