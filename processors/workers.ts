@@ -3,10 +3,12 @@ import type { Redis } from 'ioredis';
 import { vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
+import type { ComputeProvider } from '../src/compute/provider.js';
 import type { Config } from '../src/config/schema.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
-import { processNotifier } from '../src/notify/index.js';
-import { createRuntime } from '../src/runtime.js';
+import { processNotifier, type Notifier } from '../src/notify/index.js';
+import { createRuntime, type Runtime } from '../src/runtime.js';
+import type { RunSpend } from '../src/train/spend.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { watchDependencies, type DependencyWatch } from '../src/telemetry/dependencies.js';
 import type { HealthSources } from '../src/telemetry/healthServer.js';
@@ -56,18 +58,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
   // stuck-provisioning check.
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-  const provider = await runtime.provider({
-    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
-    ...(config.train.driver === 'vast'
-      ? {
-          symbolsWaiting: async () => {
-            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
-            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
-          },
-        }
-      : {}),
-    ...(deps.vast ? { vastOutage: deps.vast } : {}),
-  });
+  const provider = await trainProvider(runtime, logs, trainQueue, deps);
   const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
@@ -128,35 +119,18 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   );
   const workers: Worker[] = [train, promote, finalize, scheduled];
 
-  // The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
-  // and the check for train jobs stuck in PROVISIONING whatever the driver.
-  const client = config.train.driver === 'vast' ? vastClientFrom(config, process.env, deps.vast) : undefined;
-  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
-  for (const q of [maintenanceQueue, trainQueue]) {
-    deps.redis.watch(q, `queue ${q.name}`);
-  }
-  await scheduleMaintenance(maintenanceQueue, config);
-  workers.push(
-    new Worker(
-      QUEUES.maintenance,
-      createMaintenanceProcessor({
-        config,
-        client,
-        trainQueue,
-        log: logs.root,
-        redis: connection,
-        notifier,
-        logs,
-        ...(pooled
-          ? {
-              pool: new InstancePool(connection, config.queuePrefix),
-              bookIdle: (runId: string, usd: number) => spend.bookPoolIdle(runId, usd),
-            }
-          : {}),
-      }),
-      { ...base, connection, concurrency: 1 },
-    ),
-  );
+  const maintenance = await startMaintenance({
+    config,
+    logs,
+    deps,
+    connection,
+    notifier,
+    trainQueue,
+    pooled,
+    spend,
+  });
+  workers.push(maintenance.worker);
+  const maintenanceQueue = maintenance.queue;
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
     deps.redis.watch(w, `worker ${w.name}`);
@@ -210,4 +184,68 @@ async function closeAll(p: {
   await step('redis connection', () => closeRedis(p.connections[0]));
   await step('redis connection (lock)', () => closeRedis(p.connections[1]));
   p.deps.close();
+}
+
+/**
+ * The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
+ * and the check for train jobs stuck in PROVISIONING whatever the driver.
+ */
+async function startMaintenance(d: {
+  config: Config;
+  logs: LogHub;
+  deps: DependencyWatch;
+  connection: Redis;
+  notifier: Notifier;
+  trainQueue: Queue;
+  pooled: PooledProvider | undefined;
+  spend: RunSpend;
+}): Promise<{ worker: Worker; queue: Queue }> {
+  const { config, logs, deps, connection, notifier, trainQueue, pooled, spend } = d;
+  const client = config.train.driver === 'vast' ? vastClientFrom(config, process.env, deps.vast) : undefined;
+  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
+  for (const q of [maintenanceQueue, trainQueue]) {
+    deps.redis.watch(q, `queue ${q.name}`);
+  }
+  await scheduleMaintenance(maintenanceQueue, config);
+  const worker = new Worker(
+    QUEUES.maintenance,
+    createMaintenanceProcessor({
+      config,
+      client,
+      trainQueue,
+      log: logs.root,
+      redis: connection,
+      notifier,
+      logs,
+      ...(pooled
+        ? {
+            pool: new InstancePool(connection, config.queuePrefix),
+            bookIdle: (runId: string, usd: number) => spend.bookPoolIdle(runId, usd),
+          }
+        : {}),
+    }),
+    { ...workerOptions(config), connection, concurrency: 1 },
+  );
+  return { worker, queue: maintenanceQueue };
+}
+
+/** The configured driver's provider; a pool asks how many symbols wait for an instance. */
+function trainProvider(
+  runtime: Runtime,
+  logs: LogHub,
+  trainQueue: Queue,
+  deps: DependencyWatch,
+): Promise<ComputeProvider> {
+  return runtime.provider({
+    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
+    ...(runtime.config.train.driver === 'vast'
+      ? {
+          symbolsWaiting: async () => {
+            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+          },
+        }
+      : {}),
+    ...(deps.vast ? { vastOutage: deps.vast } : {}),
+  });
 }
