@@ -9,7 +9,7 @@ import { redisProductionLock } from '../src/promotion/lock.js';
 import { processNotifier } from '../src/notify/index.js';
 import { createStore } from '../src/storage/index.js';
 import type { LogHub } from '../src/telemetry/logger.js';
-import { isRunCancelled } from '../src/train/runCancel.js';
+import { isAttemptCancelled } from '../src/train/runCancel.js';
 import { RunSpend } from '../src/train/spend.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
@@ -74,7 +74,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
       logs,
       promoteQueue,
       spend,
-      isRunCancelled: (runId) => isRunCancelled(connection, config.queuePrefix, runId),
+      isRunCancelled: (runId, symbol) => isAttemptCancelled(connection, config.queuePrefix, runId, symbol),
       shutdown: shutdown.signal,
       notifier,
     }),

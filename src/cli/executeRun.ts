@@ -12,6 +12,7 @@ import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
 import { cancelRun } from '../train/runCancel.js';
 import { connectRedis } from './redis.js';
+import { startEstimate } from './startEstimate.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
 import type { RunRequest } from './runOptions.js';
@@ -79,6 +80,17 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       maxConcurrent: config.train.maxConcurrent,
       gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
     });
+    const estimate =
+      config.train.driver === 'vast' && plan.specs.length > 0
+        ? await startEstimate({
+            config,
+            ledger,
+            symbols: plan.specs.map((s) => s.symbol),
+            cap,
+            interruptible: req.plan.interruptible === true,
+            timeoutMinutes: plan.specs[0]!.timeoutMinutes,
+          })
+        : undefined;
     const result: EnqueueResult = await enqueueRun({
       config,
       redis,
@@ -89,6 +101,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       cap,
       force: req.plan.force,
       ...(req.budgetUsd !== undefined ? { budgetUsd: req.budgetUsd } : {}),
+      ...(estimate ? { estimate } : {}),
     });
     runId = result.runId;
     logs.forDate(result.date).info(
@@ -108,6 +121,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
         `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
     );
+    if (estimate) out.write(`  ${estimate}\n`);
     for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
     for (const s of result.inFlight)
       out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);

@@ -343,6 +343,14 @@ export class VastClient {
     return { credit, balance: Number.isFinite(b) ? b : null };
   }
 
+  /**
+   * A GET of an endpoint this client has no method for (billing: src/vast/billing.ts), with the same
+   * auth, retries and typed errors. Returns the parsed JSON reply.
+   */
+  async getJson(path: string, params?: Record<string, string | number>): Promise<unknown> {
+    return (await this.call('GET', path, params ? { params } : {})).json;
+  }
+
   // ---------------------------------------------------------------- HTTP
 
   private async call(method: string, path: string, opts: CallOptions = {}): Promise<CallResult> {
