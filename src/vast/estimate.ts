@@ -99,7 +99,9 @@ export function estimateRun(i: EstimateInput): RunEstimate | null {
   const slots = Math.max(1, i.pool.slotsPerHost);
   const instances = Math.min(Math.ceil(concurrent / slots), i.prices.length);
   const rounds = Math.ceil(i.symbols / (instances * slots));
-  const perInstance = (i.overheadMinutes + rounds * (i.minutesPerSymbol + i.overheadMinutes / 2)) / 60;
+  // Boot and first staging once per instance; each later symbol on it only stages and fetches.
+  const perInstance =
+    (i.overheadMinutes + rounds * i.minutesPerSymbol + ((rounds - 1) * i.overheadMinutes) / 2) / 60;
   const used = i.prices.slice(0, instances);
   const usd = used.reduce((a, p) => a + p * perInstance, 0);
   return {
