@@ -7,6 +7,8 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import pino from 'pino';
+import { createDashboard, listenDashboard } from '../../dashboards/server.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { LocalStore } from '../../src/storage/index.js';
 import { BIN, REPO, fakeRecipe, runCli } from '../helpers/harness.js';
@@ -196,4 +198,92 @@ describe('console over driver vast', () => {
     expectNothingLeftRented(w.sim);
     expect(w.sim.state().rented.length).toBeGreaterThanOrEqual(3);
   }, 300_000);
+
+  it('cost: booked reconciled with what the simulator billed; a deliberate difference is flagged, /metrics has the totals', async () => {
+    w = await startVastWorld(inject('redisUrl'));
+    const symbols = ['BTCUSDT', 'ETHUSDT'];
+    const r = await vastRun(w.sb.env, {
+      symbols,
+      date: DATE,
+      recipe: fakeRecipe,
+      extra: ['--max-concurrent', '2', '--var', 'sleep=3'],
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expectNothingLeftRented(w.sim);
+    const state = w.sim.state();
+    const simTotal = state.rented.reduce((a, id) => a + (state.billedUsd[id] ?? 0), 0);
+    expect(simTotal).toBeGreaterThan(0);
+
+    type Report = {
+      reconciled: boolean;
+      rows: { key: string; booked: number; billed: number; difference: number; flagged: boolean }[];
+      total: { booked: number; billed: number; difference: number; flagged: boolean };
+    };
+    const sound = await runCli(['cost', '--date', DATE, '--json'], w.sb.env);
+    expect(sound.code, sound.stdout + sound.stderr).toBe(0);
+    const a = JSON.parse(sound.stdout) as Report;
+    expect(a.reconciled).toBe(true);
+    expect(a.rows.map((x) => x.key)).toEqual(symbols);
+    // Every dollar the simulator billed for our labelled instances is in the report, to the cent.
+    expect(a.total.billed).toBeCloseTo(simTotal, 4);
+    const l = await ledger().get(DATE);
+    for (const row of a.rows) {
+      expect(row.booked).toBeCloseTo(l[row.key]!.costUsd, 6);
+      expect(row.billed).toBeGreaterThan(0);
+      expect(row.flagged).toBe(false);
+    }
+
+    // Vast bills one instance $0.50 more than it ran for.
+    const victim = state.rented[0]!;
+    const hook = await fetch(`${w.sim.url}/_sim/instances/${victim}/surcharge`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ usd: 0.5 }),
+    });
+    expect(hook.status).toBe(200);
+    const off = await runCli(['cost', '--date', DATE, '--json'], w.sb.env);
+    expect(off.code).toBe(1);
+    const b = JSON.parse(off.stdout) as Report;
+    const flagged = b.rows.filter((x) => x.flagged);
+    expect(flagged).toHaveLength(1);
+    expect(flagged[0]!.difference).toBeCloseTo(0.5, 2);
+    expect(b.total.billed).toBeCloseTo(simTotal + 0.5, 4);
+    expect(b.total.flagged).toBe(true);
+    const text = await runCli(['cost', '--date', DATE, '--by', 'day'], w.sb.env);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain('reconciled with Vast charges');
+    expect(text.stdout).toMatch(new RegExp(`^│ ${DATE} .*OVER TOLERANCE`, 'm'));
+    expect(text.stdout).toMatch(new RegExp(`^1 over the tolerance .*: ${DATE}$`, 'm'));
+
+    // The dashboard's /metrics reads the last reconciliation from Redis.
+    const dash = await listenDashboard(
+      createDashboard({
+        prefix: w.sb.prefix,
+        redis: w.sb.redis,
+        store: new LocalStore(join(w.sb.home, 'store')),
+        credentials: { token: 'console-metrics-token' },
+        readOnly: true,
+        logger: pino({ level: 'silent' }),
+      }),
+      '127.0.0.1',
+      0,
+    );
+    try {
+      const res = await fetch(new URL('/metrics', dash.url), {
+        headers: { authorization: 'Bearer console-metrics-token' },
+      });
+      const metrics = await res.text();
+      const value = (name: string) =>
+        Number(new RegExp(`^${name}\\{date="${DATE}"\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      expect(value('retrain_cost_billed_usd')).toBeCloseTo(simTotal + 0.5, 4);
+      expect(value('retrain_cost_difference_usd')).toBeCloseTo(b.total.difference, 6);
+      expect(value('retrain_cost_flagged')).toBe(1);
+      expect(Number(/^retrain_cost_booked_usd_total (\S+)$/m.exec(metrics)?.[1])).toBeCloseTo(
+        b.total.booked,
+        6,
+      );
+    } finally {
+      await dash.close();
+    }
+  }, 240_000);
 });
