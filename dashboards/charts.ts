@@ -16,7 +16,7 @@ export interface Series {
 
 const W = 560;
 const H = 200;
-const PAD = { l: 56, r: 12, t: 24, b: 36 };
+const PAD = { l: 56, r: 28, t: 24, b: 36 };
 
 function niceRange(values: number[]): [number, number] {
   let lo = Math.min(...values);
