@@ -42,16 +42,22 @@ export function splitAttempts(lines: string[]): string[][] {
 }
 
 /**
- * What of `next` (a capped list read again) was not printed yet, given the last lines printed:
- * the list can have lost lines at its head (BullMQ keepLogs), so positions are not stable.
+ * What of `next` (the list read again) was not printed yet, given the list printed last time. The
+ * list is capped (BullMQ keepLogs drops lines at its head), so when its head moved the new lines are
+ * found after the longest tail of what was printed that `next` still holds.
  */
 export function unseenLines(printed: string[], next: string[], printedCount: number): string[] {
   if (printedCount === 0) return next;
-  const tail = printed.slice(-3);
-  for (let i = next.length - tail.length; i >= 0; i--) {
-    if (tail.every((l, k) => next[i + k] === l)) return next.slice(i + tail.length);
+  const same =
+    printed.length === printedCount && next.length >= printedCount && printed.every((l, i) => next[i] === l);
+  if (same) return next.slice(printedCount);
+  for (let k = Math.min(3, printed.length); k >= 1; k--) {
+    const tail = printed.slice(-k);
+    for (let i = next.length - k; i >= 0; i--) {
+      if (tail.every((l, j) => next[i + j] === l)) return next.slice(i + k);
+    }
   }
-  return next.length > printedCount ? next.slice(printedCount) : [];
+  return next;
 }
 
 async function findDate(ledger: Ledger, symbol: string): Promise<string> {
