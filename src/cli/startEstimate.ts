@@ -5,7 +5,7 @@
  * a run: any failure leaves the message without an estimate.
  */
 import type { Config } from '../config/schema.js';
-import { vastClientFrom } from '../compute/factory.js';
+import { VastClient } from '../vast/client.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { estimateLine, estimateRun, liveOffers } from '../vast/estimate.js';
 
@@ -36,7 +36,11 @@ export async function startEstimate(opts: {
     const seen = (await recentMinutes(opts.ledger, opts.symbols)).sort((a, b) => a - b);
     const median = seen.length ? seen[Math.floor(seen.length / 2)]! : undefined;
     const minutes = median ?? opts.timeoutMinutes;
-    const { offers } = await liveOffers(vastClientFrom(opts.config), opts.config, opts.interruptible);
+    const apiKey = process.env.VAST_API_KEY;
+    if (!apiKey) return undefined;
+    // One quick search: a slow or failing API must not hold up the run's start.
+    const client = new VastClient({ apiUrl: opts.config.vast.apiUrl, apiKey, retries: 0, timeoutMs: 10_000 });
+    const { offers } = await liveOffers(client, opts.config, opts.interruptible);
     const pool = opts.config.vast.pool;
     const e = estimateRun({
       prices: offers.map((o) => o.hourly),
