@@ -91,7 +91,7 @@ export function estimateRun(i: EstimateInput): RunEstimate | null {
       symbols: i.symbols,
       instances: i.symbols,
       instanceHours: round(hours, 4),
-      usd: round(hours * hourly, 4),
+      usd: round(hours * hourly, 6),
       hourly: round(hourly, 4),
       pool: false,
     };
@@ -108,7 +108,7 @@ export function estimateRun(i: EstimateInput): RunEstimate | null {
     symbols: i.symbols,
     instances,
     instanceHours: round(perInstance * instances, 4),
-    usd: round(usd, 4),
+    usd: round(usd, 6),
     hourly: round(used.reduce((a, b) => a + b, 0) / instances, 4),
     pool: true,
   };

@@ -12,6 +12,7 @@ import { createDashboard, listenDashboard } from '../../dashboards/server.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { LocalStore } from '../../src/storage/index.js';
 import { BIN, REPO, fakeRecipe, runCli } from '../helpers/harness.js';
+import { startTelegramStandIn } from '../helpers/telegramStandIn.js';
 import {
   expectNothingLeftRented,
   processesWith,
@@ -123,6 +124,9 @@ describe('console over driver vast', () => {
     // The symbols' own costs, plus what pooled instances cost while no symbol held them.
     expect(booked).toBeGreaterThanOrEqual(l.BTCUSDT!.costUsd + l.ETHUSDT!.costUsd - 1e-6);
     expect(l.BTCUSDT!.costUsd).toBeGreaterThan(0);
+    console.info(
+      `estimate $${e.usd} vs booked $${booked} (${(((e.usd - booked) / booked) * 100).toFixed(1)} %)`,
+    );
     expect(Math.abs(e.usd - booked) / booked, `estimate ${e.usd} vs booked ${booked}`).toBeLessThan(0.1);
   }, 240_000);
 
