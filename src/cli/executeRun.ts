@@ -12,7 +12,7 @@ import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
 import { cancelRun } from '../train/runCancel.js';
 import { connectRedis } from './redis.js';
-import { startEstimate } from './startEstimate.js';
+import { startEstimate } from '../plan/startEstimate.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
 import type { RunRequest } from './runOptions.js';
