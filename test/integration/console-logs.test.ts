@@ -94,7 +94,7 @@ describe('retrain logs', () => {
         '--var',
         'lines=8',
         '--var',
-        'sleep=8',
+        'sleep=16',
       ],
       sb.env,
     );
@@ -120,14 +120,26 @@ describe('retrain logs', () => {
       for (const m of d.toString().matchAll(/^line \d+$/gm)) seen.push({ line: m[0], at: Date.now() });
     });
     child.stderr.on('data', (d) => (err += d));
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    // When the worker recorded the end, seen from here (independently of the follower).
+    let endedAt = 0;
+    const watch = setInterval(() => {
+      void l.getEntry(DATE, 'SOLUSDT').then((e) => {
+        if (!endedAt && e?.status === 'success') endedAt = Date.now();
+      });
+    }, 100);
+    const code = await new Promise<number | null>((r) => child.once('exit', r)).finally(() =>
+      clearInterval(watch),
+    );
     const entry = await l.getEntry(DATE, 'SOLUSDT');
     expect(code, out + err).toBe(0);
     expect(entry?.status).toBe('success');
     expect(seen.map((s) => s.line)).toEqual(Array.from({ length: 8 }, (_, i) => `line ${i + 1}`));
     expect(out).toContain('done');
     expect(err).toContain('SOLUSDT ended: success');
-    // Live, not a replay at the end: the lines (written over 8 s) arrived over seconds, not at once.
-    expect(seen.at(-1)!.at - seen[0]!.at).toBeGreaterThan(2000);
+    // Live, not a replay at the end: lines came while the training ran, spread over its seconds
+    // (one every 2 s), not all at once when it ended.
+    expect(endedAt).toBeGreaterThan(0);
+    expect(seen[0]!.at).toBeLessThan(endedAt);
+    expect(seen.at(-1)!.at - seen[0]!.at).toBeGreaterThan(1000);
   }, 180_000);
 });
