@@ -105,17 +105,32 @@ describe('console over driver vast', () => {
     const e = (JSON.parse(est.stdout) as { estimate: { usd: number; instances: number } }).estimate;
     expect(e.instances).toBe(2);
 
-    const r = await vastRun(w.sb.env, {
-      symbols,
-      date: DATE,
-      recipe: fakeRecipe,
-      extra: ['--max-concurrent', '2', '--var', `sleep=${trainSec}`],
-    });
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    // The start message carries the estimate (no history yet: an upper bound from the time limit).
-    expect(r.stdout).toMatch(
-      /^ {2}estimate: at most \$\d+\.\d\d for 2 symbols × 45 min \(2 instances, pooled,/m,
-    );
+    const telegram = await startTelegramStandIn();
+    try {
+      const env = {
+        ...w.sb.env,
+        TELEGRAM_TOKEN: 'tg-token-console-1',
+        TELEGRAM_CHAT_ID: '-1001',
+        TELEGRAM_API_URL: telegram.url,
+      };
+      const r = await vastRun(env, {
+        symbols,
+        date: DATE,
+        recipe: fakeRecipe,
+        extra: ['--max-concurrent', '2', '--var', `sleep=${trainSec}`],
+      });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      // The start message, in the CLI and on Telegram, carries the estimate (no history yet: an
+      // upper bound from the time limit).
+      const line =
+        /^ {2}(estimate: at most \$\d+\.\d\d for 2 symbols × 45 min \(2 instances, pooled, .*\))$/m.exec(
+          r.stdout,
+        );
+      expect(line, r.stdout).not.toBeNull();
+      expect(telegram.texts().find((t) => t.includes('started'))).toContain(line![1]);
+    } finally {
+      await telegram.close();
+    }
     expectNothingLeftRented(w.sim);
 
     const cost = await runCli(['cost', '--date', DATE, '--driver', 'local', '--json'], w.sb.env);
