@@ -52,6 +52,11 @@ export interface VastSimOptions {
   timeScale?: number;
   /** Prepaid credit in $ (default 25). */
   credit?: number;
+  /**
+   * Private images: image → the `image_login` that pulls it. A create of such an image with
+   * another login (or none) stays `loading` with Docker's pull error in `status_msg`, as on Vast.
+   */
+  privateImages?: Record<string, string>;
 }
 
 export interface VastSimState {
@@ -69,6 +74,8 @@ export interface VastSimState {
   bids: Record<number, number | null>;
   /** Interruptible instances that were outbid (in the order it happened). */
   outbid: number[];
+  /** The `image_login` each instance was created with; null when none was sent. */
+  imageLogins: Record<number, string | null>;
   requests: number;
   authFailures: number;
   /** Requests that carried `api_key` in the query string (a client bug: keys never go in URLs). */
@@ -123,6 +130,9 @@ interface SimInstance {
   dphBase: number;
   storageHour: number;
   jupyterToken: string;
+  imageLogin: string | null;
+  /** The image cannot be pulled (a private image without the right login). */
+  pullDenied: boolean;
 }
 
 /** The shipped fixture: 12 offers across RTX 3090/4090, A100, H100 and others. A fresh copy each call. */
@@ -401,11 +411,11 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     const t = now - i.createdAt;
     if (t < bootDelayMs * 0.15) return null;
     if (t < bootDelayMs * 0.35) return 'created';
-    if (i.stuck || t < bootDelayMs) return 'loading';
+    if (i.stuck || i.pullDenied || t < bootDelayMs) return 'loading';
     return 'running';
   };
   const runningMs = (i: SimInstance, now: number): number => {
-    if (i.stuck) return 0;
+    if (i.stuck || i.pullDenied) return 0;
     const since = i.createdAt + bootDelayMs;
     const until = Math.min(
       now,
@@ -431,6 +441,8 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     const ep = opts.sshEndpoint;
     let msg: string | null = null;
     if (status === 'created') msg = null;
+    else if (status === 'loading' && i.pullDenied)
+      msg = `Error response from daemon: pull access denied for ${i.image}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`;
     else if (status === 'loading') msg = i.stuck ? 'Pulling image: waiting for layers' : 'Loading image';
     else if (status === 'running') msg = `success, running ${i.image}/ssh`;
     else if (i.outbid && !i.killed) msg = 'Instance stopped: outbid by a higher bid on this machine';
@@ -506,7 +518,9 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
     const env: Record<number, Record<string, string>> = {};
     const keys: Record<number, string[]> = {};
     const bids: Record<number, number | null> = {};
+    const imageLogins: Record<number, string | null> = {};
     for (const i of instances.values()) {
+      imageLogins[i.id] = i.imageLogin;
       bs[i.id] = billedSeconds(i, now);
       bu[i.id] = billedUsd(i, now);
       env[i.id] = { ...i.containerEnv };
@@ -524,6 +538,7 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       sshKeys: keys,
       bids,
       outbid: [...outbidOrder],
+      imageLogins,
       ...counters,
       faultsInjected: { ...injected },
     };
@@ -720,6 +735,11 @@ export async function startVastSim(opts: VastSimOptions): Promise<VastSim> {
       dphBase,
       storageHour,
       jupyterToken: randomBytes(16).toString('hex'),
+      imageLogin: typeof body.image_login === 'string' ? body.image_login : null,
+      pullDenied:
+        opts.privateImages !== undefined &&
+        Object.hasOwn(opts.privateImages, body.image) &&
+        opts.privateImages[body.image] !== body.image_login,
     };
     instances.set(id, inst);
     instanceKeys.set(key, id);
