@@ -11,7 +11,7 @@ standalone file. Differences:
     booster = xgboost.Booster(); booster.load_model(bytearray(open("model.bin", "rb").read()));
   - training_log.json holds per-round train/test log loss, refreshed every --log-every rounds;
   - `RETRAIN_PROGRESS step=<round> total=<rounds>` is printed after every round.
-Requires xgboost >= 2.1 (the recipe's setup step installs it) and numpy (an xgboost dependency).
+Requires xgboost >= 1.7 (with_xgboost.sh finds or installs it) and numpy (an xgboost dependency).
 Exit status 0 on success, 2 on bad input or arguments, 3 when xgboost is missing or fails.
 """
 
@@ -204,8 +204,8 @@ def parse_args(argv):
     p.add_argument("--costs", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--symbol", required=True)
-    p.add_argument("--num-rounds", type=int, default=400)
-    p.add_argument("--max-depth", type=int, default=4)
+    p.add_argument("--num-rounds", type=int, default=100)
+    p.add_argument("--max-depth", type=int, default=6)
     p.add_argument("--learning-rate", type=float, default=0.05)
     p.add_argument("--test-fraction", type=float, default=0.25)
     p.add_argument("--threshold", type=float, default=0.02)
@@ -231,6 +231,13 @@ def parse_args(argv):
     return a
 
 
+def xgb_major(version):
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
 def train(args):
     features, ts, X, fwd, _close = read_dataset(args.dataset)
     costs = read_costs(args.costs)
@@ -245,7 +252,7 @@ def train(args):
         import numpy as np
         import xgboost as xgb
     except ImportError as e:
-        raise TrainerFailed("%s (the recipe's setup step installs xgboost>=2.1)" % e)
+        raise TrainerFailed("%s (with_xgboost.sh finds or installs xgboost>=1.7)" % e)
 
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
@@ -267,7 +274,6 @@ def train(args):
         "objective": "binary:logistic",
         "eval_metric": "logloss",
         "tree_method": "hist",
-        "device": args.device,
         "max_depth": args.max_depth,
         "eta": args.learning_rate,
         "subsample": args.subsample,
@@ -276,6 +282,10 @@ def train(args):
         "lambda": 1.0,
         "seed": args.seed,
     }
+    if xgb_major(xgb.__version__) >= 2:
+        params["device"] = args.device
+    elif args.device == "cuda":
+        params["tree_method"] = "gpu_hist"  # xgboost 1.x names the GPU through the tree method
     history = []
     total = args.num_rounds
 
