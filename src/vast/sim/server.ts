@@ -3,7 +3,7 @@
  * same paths (with or without trailing slash), methods, bearer auth (401 `auth_error`), JSON shapes
  * and wrappers, status transitions, per-second billing and the instance-scoped key. Every instance
  * is backed by one real SSH endpoint given by the caller. The official `vastai` CLI works against it
- * (README.md; test/integration/vastai-cli.test.ts, test/unit/vast/sim-cli-contract.test.ts).
+ * (docs/gpu-path.md; test/integration/vastai-cli.test.ts, test/unit/vast/sim-cli-contract.test.ts).
  *
  * Time: bootDelayMs is real time; billing is real running time × timeScale.
  * Billing: dph_total × seconds while `running` (loading is free); an interruptible (bid) instance that was
