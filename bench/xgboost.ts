@@ -32,7 +32,10 @@ export async function xgboost(): Promise<void> {
     execFileSync('cp', ['-r', recipe, join(work, 'recipe')]);
     const table = buildFeaturesV1(generateOhlcv('BTCUSDT', '20260110', { lookbackDays: days }));
     writeFileSync(join(work, 'inputs/features.csv'), featuresToCsv(table));
-    writeFileSync(join(work, 'inputs/costs.json'), JSON.stringify(costsFor(await loadCostTable(), 'BTCUSDT')));
+    writeFileSync(
+      join(work, 'inputs/costs.json'),
+      JSON.stringify(costsFor(await loadCostTable(), 'BTCUSDT')),
+    );
     const figures: Record<string, number | string> = { days, rows: table.rows.length };
     for (const device of hasGpu() ? ['cpu', 'cuda'] : ['cpu']) {
       const started = process.hrtime.bigint();
@@ -47,9 +50,12 @@ export async function xgboost(): Promise<void> {
         { encoding: 'utf8' },
       );
       const sec = Number(process.hrtime.bigint() - started) / 1e9;
-      if (r.status !== 0) throw new Error(`device ${device}: exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`);
+      if (r.status !== 0)
+        throw new Error(`device ${device}: exit ${r.status}: ${r.stderr.trim().split('\n').pop()}`);
       const version = /xgboost (\d+\.\d+\.\d+)/.exec(r.stdout)?.[1] ?? '?';
-      process.stdout.write(`device ${device}: ${sec.toFixed(2)} s (xgboost ${version}, 100 rounds, depth 6)\n`);
+      process.stdout.write(
+        `device ${device}: ${sec.toFixed(2)} s (xgboost ${version}, 100 rounds, depth 6)\n`,
+      );
       figures[`${device}_s`] = Math.round(sec * 100) / 100;
       figures.xgboost = version;
     }
