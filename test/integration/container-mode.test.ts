@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { prepareContainer, retrainContainers } from '../helpers/container.js';
 import { FIXTURES, runCli, sandbox, startWorker, type Sandbox, type WorkerProc } from '../helpers/harness.js';
+import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
+import { startSshd } from '../helpers/sshd.js';
 import { processesWith } from '../helpers/vastWorld.js';
 
 const DATE = '20260110';
@@ -131,6 +133,53 @@ describe.skipIf(!setup.ok)('container mode (driver local, podman)', () => {
     expect(marks.filter((m) => m.startsWith('end'))).toHaveLength(1);
     expect(second.output()).toContain('resuming at EXECUTING');
     expect(await retrainContainers(env())).toEqual([]);
+  });
+
+  it('driver ssh: the same steps run in the container on the host behind sshd', async () => {
+    if (!setup.ok) return;
+    const key = await ensureDeploymentKey(join(sb.home, 'keys'), 'host');
+    // The host's podman reads its settings from the host's environment, as any ssh host's would.
+    const sshd = await startSshd({
+      authorizedKeys: [key.publicKey],
+      extraConfig: [`SetEnv CONTAINERS_CONF=${setup.env.CONTAINERS_CONF}`],
+    });
+    try {
+      const r = await runCli(
+        [
+          'run',
+          '--driver',
+          'ssh',
+          '--symbols',
+          'BTCUSDT',
+          '--date',
+          DATE,
+          '--ensure-features',
+          '--recipe',
+          recipe,
+        ],
+        {
+          ...env(),
+          RETRAIN_SSH_HOST: sshd.host,
+          RETRAIN_SSH_PORT: String(sshd.port),
+          RETRAIN_SSH_USER: sshd.user,
+          RETRAIN_SSH_KEY: key.privateKeyPath,
+          RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
+        },
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const log = readFileSync(
+        join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`, 'train.log'),
+        'utf8',
+      );
+      expect(log).toContain('retrain-in-container: no /usr/share here');
+      const runtime = JSON.parse(
+        readFileSync(join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`, 'runtime.json'), 'utf8'),
+      );
+      expect(runtime).toMatchObject({ driver: 'ssh', host: sshd.host });
+      expect(await retrainContainers(env())).toEqual([]);
+    } finally {
+      await sshd.stop();
+    }
   });
 
   it('an attempt past its time limit is killed: its container is stopped, no process left', async () => {
