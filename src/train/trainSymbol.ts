@@ -27,7 +27,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
 import { rentalImage } from '../recipes/image.js';
-import { secretEnv } from '../recipes/secrets.js';
+import { maskedSecretNames, secretEnv } from '../recipes/secrets.js';
 import { buildRunScript, RECIPE_HEARTBEAT } from '../remote/runScript.js';
 import { regularFiles } from '../remote/collect.js';
 import { LogMask, maskFile } from '../remote/logMask.js';
@@ -209,7 +209,9 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   /** The recipe's secret values set here: masked in every copy of its log that retrain keeps. */
   const recipeSecrets = () =>
-    recipe.def.secrets.map((name) => (deps.secretEnv ?? process.env)[name]).filter((v) => v !== undefined);
+    maskedSecretNames(recipe.def)
+      .map((name) => (deps.secretEnv ?? process.env)[name])
+      .filter((v) => v !== undefined);
 
   const hooks = new RecipeHooks(recipe, spec, {
     store,

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { describeGpus, parseCudaVisibleDevices, parseNvidiaSmiList } from '../../../src/compute/gpuDetect.js';
 import { imageErrorIn, maskLogin, registryOf, rentalImage } from '../../../src/recipes/image.js';
 import { splitVersion } from '../../../src/recipes/loader.js';
+import { maskedSecretNames } from '../../../src/recipes/secrets.js';
 import { describeIssues, RecipeSchema } from '../../../src/recipes/schema.js';
 import { containerShell } from '../../../src/remote/container.js';
 
@@ -114,6 +115,14 @@ describe('the rental image', () => {
     }
     expect(msg).toContain('secret "REG_TOKEN" holds whitespace');
     expect(msg).not.toContain('secretvalue');
+  });
+  it('the registry secrets are masked in kept training logs like the recipe secrets', () => {
+    expect(maskedSecretNames({ secrets: ['HF_TOKEN'], imageLogin: def.imageLogin })).toEqual([
+      'HF_TOKEN',
+      'REG_USER',
+      'REG_TOKEN',
+    ]);
+    expect(maskedSecretNames({ secrets: [] })).toEqual([]);
   });
   it('knows the registry of an image reference', () => {
     expect(registryOf('ghcr.io/a/b:1')).toBe('ghcr.io');
