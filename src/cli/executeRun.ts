@@ -3,7 +3,7 @@ import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
 import { Ledger } from '../ledger/ledger.js';
-import { hostGpus } from '../compute/hostGpus.js';
+import { hostGpus, runHasGpus } from '../compute/hostGpus.js';
 import { concurrencyCap } from '../plan/concurrency.js';
 import { planRun } from '../plan/planRun.js';
 import { createStore } from '../storage/index.js';
@@ -79,9 +79,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       symbols: plan.specs.length,
       maxInstances: config.train.maxInstances,
       maxConcurrent: config.train.maxConcurrent,
-      gpu: gpus?.detected
-        ? gpus.detected.count > 0
-        : config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+      gpu: runHasGpus(config, plan.recipe.def.gpu === true, gpus),
     });
     const result: EnqueueResult = await enqueueRun({
       config,
@@ -105,6 +103,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
         mode: req.mode,
         cap,
         driver: config.train.driver,
+        ...(gpus ? { gpus: gpus.line } : {}),
       },
       `run ${result.runId} started`,
     );

@@ -41,3 +41,12 @@ export async function hostGpus(
     await provider.close?.().catch(() => undefined);
   }
 }
+
+/**
+ * Whether the run's hosts have GPUs, for the concurrency default: what was detected on a local or
+ * ssh host; otherwise vast always, ssh when the recipe says `gpu: true` (the rule before detection).
+ */
+export function runHasGpus(config: Config, recipeGpu: boolean, gpus: HostGpus | undefined): boolean {
+  if (gpus?.detected) return gpus.detected.count > 0;
+  return config.train.driver === 'vast' || (config.train.driver === 'ssh' && recipeGpu);
+}
