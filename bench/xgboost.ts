@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- xgboost`: the shipped xgboost-gpu recipe's trainer (through its
- * with_xgboost.sh, so with the xgboost the host has) on one symbol's FeatureBuilderV1 features
+ * `npm run bench -- xgboost`: the shipped xgboost-gpu recipe's trainer (as the recipe
+ * runs it: under the first Python that has xgboost) on one symbol's FeatureBuilderV1 features
  * (BENCH_XGB_DAYS days of hourly bars, default 365), 100 rounds at depth 6, timed with device
  * cpu and, where nvidia-smi lists a GPU, device cuda. Prints each time and a JSON line.
  */
@@ -23,7 +23,7 @@ function hasGpu(): boolean {
 
 export async function xgboost(): Promise<void> {
   const days = Number(process.env.BENCH_XGB_DAYS ?? 365);
-  // The recipe's helper looks for its venv three levels up: lay the dir out as a work dir is.
+  // train.py looks for its venv three levels up: lay the dir out as a work dir is.
   const root = mkdtempSync(join(tmpdir(), 'bench-xgb-'));
   const work = join(root, 'BTCUSDT', 'run');
   mkdirSync(join(work, 'inputs'), { recursive: true });
@@ -40,9 +40,8 @@ export async function xgboost(): Promise<void> {
     for (const device of hasGpu() ? ['cpu', 'cuda'] : ['cpu']) {
       const started = process.hrtime.bigint();
       const r = spawnSync(
-        'bash',
+        'python3',
         [
-          join(work, 'recipe/with_xgboost.sh'),
           join(work, 'recipe/train.py'),
           ...['--dataset', join(work, 'inputs/features.csv'), '--costs', join(work, 'inputs/costs.json')],
           ...['--out', join(work, `out-${device}`), '--symbol', 'BTCUSDT', '--device', device],

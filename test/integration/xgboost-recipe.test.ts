@@ -13,7 +13,7 @@ import { runCli, sandbox, type Sandbox } from '../helpers/harness.js';
 const DATE = '20260110';
 const JOB = `train__BTCUSDT__${DATE}`;
 
-/** The first interpreter that imports xgboost (as the recipe's with_xgboost.sh looks). */
+/** The first interpreter that imports xgboost (as the recipe's train.py --ensure-xgboost looks). */
 function pythonWithXgboost(): string | undefined {
   for (const py of ['python3', '/usr/bin/python3', 'python']) {
     try {
