@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config/schema.js';
 import { RetrainError } from '../src/errors.js';
 import type { Ledger } from '../src/ledger/ledger.js';
+import { hostGpus, runHasGpus } from '../src/compute/hostGpus.js';
 import { concurrencyCap } from '../src/plan/concurrency.js';
 import { startEstimate } from '../src/plan/startEstimate.js';
 import { planRun } from '../src/plan/planRun.js';
@@ -94,8 +95,7 @@ export function createScheduledRunProcessor(deps: {
         symbols: plan.specs.length,
         maxInstances: config.train.maxInstances,
         maxConcurrent: d.maxConcurrent ?? config.train.maxConcurrent,
-        gpu:
-          config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+        gpu: runHasGpus(config, plan.recipe.def.gpu === true, await hostGpus(config, redis, plan.specs[0])),
       });
       // The Telegram start message carries what the run should cost (driver vast).
       const estimate =

@@ -3,6 +3,7 @@ import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
 import { Ledger } from '../ledger/ledger.js';
+import { hostGpus, runHasGpus } from '../compute/hostGpus.js';
 import { concurrencyCap } from '../plan/concurrency.js';
 import { planRun } from '../plan/planRun.js';
 import { createStore } from '../storage/index.js';
@@ -81,12 +82,13 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const abort = new AbortController();
   try {
     const plan = await planRun(req.plan, { config, store, ledger });
+    const gpus = await hostGpus(config, redis, plan.specs[0]);
     const cap = concurrencyCap({
       mode: req.mode,
       symbols: plan.specs.length,
       maxInstances: config.train.maxInstances,
       maxConcurrent: config.train.maxConcurrent,
-      gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+      gpu: runHasGpus(config, plan.recipe.def.gpu === true, gpus),
     });
     const estimate =
       config.train.driver === 'vast' && plan.specs.length > 0
@@ -122,12 +124,13 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
         mode: req.mode,
         cap,
         driver: config.train.driver,
+        ...(gpus ? { gpus: gpus.line } : {}),
       },
       `run ${result.runId} started`,
     );
     out.write(
       `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
-        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
+        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${gpus ? ` (${gpus.line})` : ''}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
     );
     if (estimate) out.write(`  ${estimate}\n`);
     for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);

@@ -70,6 +70,8 @@ export interface CreateInstanceRequest {
   runtype?: 'ssh_direct' | 'ssh_proxy' | 'ssh';
   /** A bid in $/h: makes the instance interruptible. Leave out for on-demand. */
   price?: number;
+  /** `image_login`: docker login arguments for a private image. A secret: never logged. */
+  imageLogin?: string;
 }
 
 export interface ListInstancesOptions {
@@ -205,6 +207,7 @@ export class VastClient {
     if (req.onstart !== undefined) body.onstart = req.onstart;
     if (req.env !== undefined) body.env = req.env;
     if (req.price !== undefined) body.price = req.price;
+    if (req.imageLogin !== undefined) body.image_login = req.imageLogin;
     const path = `/api/v0/asks/${offerId}/`;
     let res: CallResult;
     try {
