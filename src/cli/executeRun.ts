@@ -2,11 +2,13 @@ import { join } from 'node:path';
 import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
+import { hostGpus, runHasGpus, type HostGpus } from '../compute/hostGpus.js';
 import { concurrencyCap } from '../plan/concurrency.js';
 import { planRun, type Plan } from '../plan/planRun.js';
 import { createRuntime } from '../runtime.js';
 import { createStore } from '../storage/index.js';
 import { keys } from '../storage/layout.js';
+import type { Ledger } from '../ledger/ledger.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { EVENTS } from '../telemetry/events.js';
 import { LogHub } from '../telemetry/logger.js';
@@ -14,6 +16,7 @@ import { serializeJobSpec } from '../jobspec/build.js';
 import { cancelRun } from '../train/runCancel.js';
 import { closeRedis } from '../util/close.js';
 import { connectRedis } from './redis.js';
+import { startEstimate } from '../plan/startEstimate.js';
 import { BoundedShutdown } from './shutdown.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
@@ -74,7 +77,9 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const abort = new AbortController();
   try {
     const plan = await planRun(req.plan, { config, store, ledger });
-    const cap = runCap(req, plan);
+    const gpus = await hostGpus(config, redis, plan.specs[0]);
+    const cap = runCap(req, plan, gpus);
+    const estimate = await runEstimate(req, plan, ledger, cap);
     const result: EnqueueResult = await enqueueRun({
       config,
       redis,
@@ -85,9 +90,10 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       cap,
       force: req.plan.force,
       ...(req.budgetUsd !== undefined ? { budgetUsd: req.budgetUsd } : {}),
+      ...(estimate ? { estimate } : {}),
     });
     runId = result.runId;
-    announceRun(req, result, cap, logs, out);
+    announceRun(req, result, { cap, gpus, estimate }, logs, out);
     if (!wait) return 0;
 
     if (opts.inProcessWorkers) workers = await startWorkers(config, logs);
@@ -139,11 +145,12 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
 function announceRun(
   req: RunRequest,
   result: EnqueueResult,
-  cap: number,
+  start: { cap: number; gpus: HostGpus | undefined; estimate: string | undefined },
   logs: LogHub,
   out: NodeJS.WritableStream,
 ): void {
   const { config } = req;
+  const { cap, gpus, estimate } = start;
   logs.forDate(result.date).info(
     {
       event: EVENTS.jobStarted,
@@ -154,13 +161,15 @@ function announceRun(
       mode: req.mode,
       cap,
       driver: config.train.driver,
+      ...(gpus ? { gpus: gpus.line } : {}),
     },
     `run ${result.runId} started`,
   );
   out.write(
     `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
-      `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
+      `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${gpus ? ` (${gpus.line})` : ''}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
   );
+  if (estimate) out.write(`  ${estimate}\n`);
   for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
   for (const s of result.inFlight)
     out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);
@@ -189,14 +198,36 @@ async function printOutcome(
   out.write(`logs:    ${join(config.home, 'logs', `${result.date}Z`)}\n`);
 }
 
-/** How many of the run's symbols may train at once (the queue's global concurrency). */
-function runCap(req: RunRequest, plan: Plan): number {
+/**
+ * How many of the run's symbols may train at once (the queue's global concurrency); the GPUs
+ * detected on a local or ssh host decide the GPU rule.
+ */
+function runCap(req: RunRequest, plan: Plan, gpus: HostGpus | undefined): number {
   const { config } = req;
   return concurrencyCap({
     mode: req.mode,
     symbols: plan.specs.length,
     maxInstances: config.train.maxInstances,
     maxConcurrent: config.train.maxConcurrent,
-    gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+    gpu: runHasGpus(config, plan.recipe.def.gpu === true, gpus),
+  });
+}
+
+/** The start estimate line (time and cost) of a Vast run; none for other drivers or nothing to train. */
+async function runEstimate(
+  req: RunRequest,
+  plan: Plan,
+  ledger: Ledger,
+  cap: number,
+): Promise<string | undefined> {
+  const { config } = req;
+  if (config.train.driver !== 'vast' || plan.specs.length === 0) return undefined;
+  return startEstimate({
+    config,
+    ledger,
+    symbols: plan.specs.map((s) => s.symbol),
+    cap,
+    interruptible: req.plan.interruptible === true,
+    timeoutMinutes: plan.specs[0]!.timeoutMinutes,
   });
 }

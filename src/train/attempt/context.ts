@@ -11,9 +11,11 @@ import { RecipeError, RunCancelledError, TimeoutError } from '../../errors.js';
 import type { JobSpec } from '../../jobspec/types.js';
 import type { Ledger } from '../../ledger/ledger.js';
 import { loadRecipe, shippedRecipesDir, type LoadedRecipe } from '../../recipes/loader.js';
+import { maskedSecretNames } from '../../recipes/secrets.js';
 import type { ArtifactStore } from '../../storage/store.js';
 import { failpoint } from '../../util/failpoint.js';
 import type { CheckpointSync } from '../checkpoints.js';
+import { RecipeHooks } from '../recipeHooks.js';
 import type { RunSpend } from '../spend.js';
 import type { TrainState } from '../states.js';
 import type { JobHandle, TrainFacts, TrainResult } from '../types.js';
@@ -60,6 +62,8 @@ export class AttemptContext {
   /** Epoch ms after which the attempt is killed. */
   deadline = 0;
   recipe!: LoadedRecipe;
+  /** What the recipe adds around its training (checks, extra inputs, folder sync, cleanup). */
+  hooks!: RecipeHooks;
   /** The host this process holds (in memory: a reattach after a crash finds it again). */
   lease: Lease | null = null;
   /** The checkpoint sync of the training being followed, if the recipe has checkpoints. */
@@ -155,7 +159,9 @@ export class AttemptContext {
 
   /** The recipe's secret values set here: masked in every copy of its log that retrain keeps. */
   recipeSecrets(): string[] {
-    return this.recipe.def.secrets.map((name) => this.secretSource[name]).filter((v) => v !== undefined);
+    return maskedSecretNames(this.recipe.def)
+      .map((name) => this.secretSource[name])
+      .filter((v) => v !== undefined);
   }
 }
 
@@ -186,5 +192,11 @@ export async function openAttempt(job: JobHandle, deps: TrainDeps): Promise<Atte
       `recipe ${ctx.recipe.file} changed since the run was planned (sha256 differs); re-plan the run`,
     );
   }
+  ctx.hooks = new RecipeHooks(ctx.recipe, spec, {
+    store: ctx.store,
+    log: ctx.log,
+    stagingDir: ctx.stagingDir,
+    secretSource: ctx.secretSource,
+  });
   return ctx;
 }

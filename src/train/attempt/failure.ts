@@ -9,11 +9,15 @@ import type { Lease } from '../../compute/provider.js';
 import {
   asRetrainError,
   CancelledError,
+  DiskSpaceError,
+  HostLostError,
   HungError,
   OutputContractError,
+  PreemptedError,
   RecipeError,
   RunCancelledError,
   TrainingFailedError,
+  UnhealthyHostError,
 } from '../../errors.js';
 import { regularFiles } from '../../remote/collect.js';
 import { maskFile } from '../../remote/logMask.js';
@@ -33,6 +37,9 @@ export async function failAttempt(ctx: AttemptContext, err: unknown): Promise<un
   ctx.hostSound =
     err instanceof TrainingFailedError || err instanceof OutputContractError || err instanceof RecipeError;
   const runCancelled = ctx.deps.cancel?.aborted === true;
+  // A host that failed the recipe's disk check or healthcheck is not handed to another symbol.
+  if (lease && (err instanceof UnhealthyHostError || err instanceof DiskSpaceError))
+    await ctx.provider.markUnsound?.(lease.info).catch(() => undefined);
   ctx.cancelled = !runCancelled && (err instanceof CancelledError || ctx.signal.aborted);
   if (!ctx.cancelled && ctx.ckpt && lease && state === 'EXECUTING' && err instanceof HungError) {
     // Alive but stuck, on a host that answers: one last look for a newer checkpoint before the
@@ -42,6 +49,16 @@ export async function failAttempt(ctx: AttemptContext, err: unknown): Promise<un
   if (!ctx.cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
     // A failed attempt must leave no training behind (a timeout has already killed it).
     await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
+  }
+  if (
+    !ctx.cancelled &&
+    lease &&
+    facts.workdir &&
+    reached(state, 'EXECUTING') &&
+    !(err instanceof HostLostError || err instanceof PreemptedError)
+  ) {
+    // The recipe's last sync and cleanup, on a host that is still there.
+    await ctx.hooks.afterTraining(lease.transport, facts.workdir, 'failed');
   }
   if (!ctx.cancelled && lease && facts.workdir && reached(state, 'EXECUTING')) {
     // A failure must be diagnosable from the store alone: keep the attempt's log and partials.

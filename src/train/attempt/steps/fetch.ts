@@ -33,6 +33,7 @@ export const fetch: Step = {
     await rm(outDir, { recursive: true, force: true });
     await mkdir(outDir, { recursive: true });
     const outputs = await collectOutputs(ctx.lease!.transport, ctx.workdir, outDir, ctx.recipe);
+    await ctx.hooks.afterTraining(ctx.lease!.transport, ctx.workdir, 'succeeded'); // the outputs are safe here first
     failpoint('fetching:collected');
     if (!outputs.some((o) => o.name === 'metrics.json'))
       throw new OutputContractError(`${spec.symbol}: the recipe did not produce metrics.json`);

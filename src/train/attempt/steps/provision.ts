@@ -2,6 +2,7 @@
  * PROVISIONING: a host to run on. A lease in the facts is reattached to; otherwise one is rented
  * or reserved, and its identity is saved before anything waits on it.
  */
+import { rentalImage } from '../../../recipes/image.js';
 import { failpoint } from '../../../util/failpoint.js';
 import { reached } from '../../states.js';
 import { bookBootFailure, checkBudget, releaseLease } from '../billing.js';
@@ -29,6 +30,11 @@ async function acquire(ctx: AttemptContext): Promise<void> {
     signal: ctx.signal,
     runId: ctx.runId,
     beforeRent: () => checkBudget(ctx),
+    // Driver vast rents the recipe's image (with its registry login) and its minimum CUDA.
+    ...(ctx.spec.driver === 'vast'
+      ? { image: rentalImage(ctx.recipe, ctx.config.vast.image, ctx.secretSource) }
+      : {}),
+    ...(ctx.recipe.def.minCudaVersion ? { minCudaVersion: ctx.recipe.def.minCudaVersion } : {}),
     onLeaseCreated: async (info) => {
       await ctx.save({ lease: info });
       await ctx.deps.spend?.hold(ctx.runId, info);

@@ -30,6 +30,7 @@ export const transfer: Step = {
     const workdir = facts.workdir ?? (await workdirFor(t, ctx.lease!.info.workRoot, spec.symbol, ctx.now()));
     await ctx.enter('TRANSFERRING', { workdir });
     await mkdir(stagingDir, { recursive: true });
+    await ctx.hooks.beforeStaging(t, ctx.lease!.info, workdir);
     const datasetPath = join(stagingDir, 'features.csv');
     await ctx.store.getFile(spec.dataset.key, datasetPath, spec.dataset.sha256);
     const costsPath = join(stagingDir, 'costs.json');
@@ -47,7 +48,11 @@ export const transfer: Step = {
       ],
       { tarPath: join(stagingDir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
     );
-    const files: StageFile[] = [...planned.files, ...(await recipeStageFiles(ctx.recipe))];
+    const files: StageFile[] = [
+      ...planned.files,
+      ...(await recipeStageFiles(ctx.recipe)),
+      ...(await ctx.hooks.extraInputs()),
+    ];
     const resumedFrom = await resumePoint(ctx);
     if (resumedFrom) {
       files.push({

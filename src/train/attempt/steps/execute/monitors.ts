@@ -1,7 +1,8 @@
 /**
  * What watches a training while it is followed, each ending the follow its own way: the host's
  * health (a provider that says it is gone), the training's signs of work (none for
- * `heartbeatStaleMin`: hung), and the checkpoint sync (copies back while it runs, never ends it).
+ * `heartbeatStaleMin`: hung), and the checkpoint sync (copies back while it runs, never ends it),
+ * and the recipe's sync folders (pushed to the store while it runs).
  */
 import { asRetrainError } from '../../../../errors.js';
 import { RECIPE_HEARTBEAT } from '../../../../remote/runScript.js';
@@ -26,6 +27,8 @@ export async function startMonitors(ctx: AttemptContext): Promise<Monitors> {
   const hung = watchHeartbeat(ctx);
   const signal = AbortSignal.any([ctx.signal, hostLost.ac.signal, hung.ac.signal]);
   const ckpt = await syncCheckpoints(ctx, signal);
+  // The recipe's sync folders, pushed to the store while the training runs.
+  const stopSync = ctx.hooks.startSync(ctx.lease!.transport, ctx.workdir);
   return {
     signal,
     hostLost: hostLost.ac.signal,
@@ -36,7 +39,8 @@ export async function startMonitors(ctx: AttemptContext): Promise<Monitors> {
       hung.stop();
       ckpt.stop.abort();
       // A sync under way on a host that is gone would only fail late: let it, in the background.
-      if (!signal.aborted) await ckpt.loop;
+      if (!signal.aborted) await Promise.all([ckpt.loop, stopSync()]);
+      else void stopSync();
     },
   };
 }
