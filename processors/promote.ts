@@ -14,6 +14,8 @@ export interface PromoteJobData {
   mode: 'off' | 'dry' | 'auto';
   canary: boolean;
   runId: string;
+  /** The candidate was trained on synthetic market data: never published (auto becomes dry). */
+  synthetic?: boolean;
 }
 
 /** The `promote` processor: the guard decides; the ledger records the decision. */
@@ -37,9 +39,14 @@ export function createPromoteProcessor(deps: {
         mode: d.mode,
         canary: d.canary,
         maxDrawdownTolerance: deps.config.promotion.maxDrawdownTolerance,
+        ...(deps.config.promotion.rules ? { rules: deps.config.promotion.rules } : {}),
+        ...(d.synthetic ? { syntheticData: true } : {}),
         lock: deps.lock,
       });
-      await deps.ledger.update(d.date, d.symbol, { decision: result.decision });
+      await deps.ledger.update(d.date, d.symbol, {
+        decision: result.decision,
+        ...(result.downgradedBy === 'synthetic_data' ? { reason: 'synthetic_data' } : {}),
+      });
       log.info(
         {
           event: EVENTS.promotionDecided,

@@ -91,7 +91,7 @@ export async function enqueueRun(opts: {
       [
         ...toAdd.map((s) => ({ symbol: s.symbol, status: 'pending' as const, jobId: s.jobId, runId })),
         ...plan.skipped
-          .filter((s) => s.reason === 'no_data')
+          .filter((s) => s.reason === 'no_data' || s.reason === 'bad_data')
           .map((s) => ({ symbol: s.symbol, status: 'skipped' as const, reason: s.reason, runId })),
       ],
       opts.force,

@@ -35,6 +35,7 @@ export async function promoteCommand(opts: {
       mode: opts.mode,
       canary: canary || config.promotion.canary,
       maxDrawdownTolerance: config.promotion.maxDrawdownTolerance,
+      ...(config.promotion.rules ? { rules: config.promotion.rules } : {}),
       ...(redis ? { lock: redisProductionLock(redis, config.queuePrefix) } : {}),
     });
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');

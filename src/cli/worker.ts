@@ -5,17 +5,19 @@ import { InputError } from '../errors.js';
 import { LogHub } from '../telemetry/logger.js';
 import { redisAnswers } from '../../queues/connection.js';
 import { RedisUnreachableError } from './redis.js';
+import { driverAlias } from './aliases.js';
 
 /** `retrain worker`: runs until SIGINT/SIGTERM, then hands running trainings back and exits 0. */
 export async function workerCommand(opts: { config?: string; driver?: string }): Promise<number> {
   const overrides: Record<string, unknown> = {};
-  if (opts.driver !== undefined) {
-    if (!DriverSchema.options.includes(opts.driver as never)) {
+  const driver = opts.driver !== undefined ? driverAlias(opts.driver) : undefined;
+  if (driver !== undefined) {
+    if (!DriverSchema.options.includes(driver as never)) {
       throw new InputError(
         `--driver must be one of ${DriverSchema.options.join(', ')}, got ${JSON.stringify(opts.driver)}`,
       );
     }
-    overrides.train = { driver: opts.driver };
+    overrides.train = { driver };
   }
   const config = loadConfig({ file: opts.config, overrides });
   if (!(await redisAnswers(config.redisUrl))) throw new RedisUnreachableError(config.redisUrl);

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { storeEnvGroup, storeFromEnvGroup } from './storeEnv.js';
 
 /** Embedded defaults: the local driver, the local store, the reference recipe, promotion off. */
 export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
@@ -70,6 +71,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       cron: '15 0 * * *',
       tz: 'UTC',
       ensureFeatures: false,
+      synthetic: false,
       recheckSec: 60,
     },
     notify: {
@@ -129,7 +131,10 @@ function fromEnv(env: Env): Loose {
   set(['deployment'], env.RETRAIN_DEPLOYMENT);
   set(['recipe'], env.RETRAIN_RECIPE);
   set(['costsFile'], env.RETRAIN_COSTS_FILE);
-  set(['train', 'driver'], env.RETRAIN_DRIVER);
+  set(
+    ['train', 'driver'],
+    env.RETRAIN_DRIVER?.trim().toLowerCase() === 'vastai' ? 'vast' : env.RETRAIN_DRIVER,
+  );
   set(['train', 'backoffMs'], num(env, 'RETRAIN_BACKOFF_MS'));
   set(['train', 'pollMs'], num(env, 'RETRAIN_POLL_MS'));
   set(['train', 'workerConcurrency'], num(env, 'RETRAIN_WORKER_CONCURRENCY'));
@@ -187,6 +192,13 @@ function bool(env: Env, name: string): boolean | undefined {
  */
 function applyStoreEnv(merged: Loose, env: Env, home: string): Loose {
   let store: Loose = isObject(merged.store) ? merged.store : {};
+  // S3_COMPACT_* / R2_*: checked whatever the store kind, so a half-set group is never ignored.
+  const group = storeEnvGroup(env);
+  if (group && env.RETRAIN_STORE !== 'local')
+    store = deepMerge(
+      isObject(merged.store) && merged.store.kind === 's3' ? store : {},
+      storeFromEnvGroup(env, group),
+    );
   const kind = env.RETRAIN_STORE || store.kind || 'local';
   if (kind !== 'local' && kind !== 's3') {
     throw new ConfigError(`environment RETRAIN_STORE=${JSON.stringify(kind)} must be local or s3`);

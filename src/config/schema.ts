@@ -1,5 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { PromotionRulesSchema } from '../promotion/custom.js';
 
 /**
  * The one typed configuration. Loose input (file + env + flags) goes through `ConfigSchema` once at
@@ -84,6 +85,8 @@ export const ConfigSchema = z
         mode: PromoteModeSchema,
         canary: z.boolean(),
         maxDrawdownTolerance: z.number().min(1).max(10),
+        /** Floors and an ordered comparison (docs/promotion-rules.md); unset: rules v1. */
+        rules: PromotionRulesSchema.optional(),
       })
       .strict(),
     worker: z
@@ -227,8 +230,10 @@ export const ConfigSchema = z
         mode: ModeSchema.optional(),
         /** Unset: `promotion.mode`. */
         promote: PromoteModeSchema.optional(),
-        /** Build missing features (synthetic market data when none) instead of skipping the symbol. */
+        /** Build missing features from the stored market data instead of skipping the symbol. */
         ensureFeatures: z.boolean(),
+        /** Generate synthetic market data where none is stored (`--synthetic`; never published). */
+        synthetic: z.boolean(),
         /** The run's rental budget (`--budget-usd`); unset: none. */
         budgetUsd: z.number().min(0).optional(),
         /** How often a running `retrain scheduler` checks that the schedule is still in place. */

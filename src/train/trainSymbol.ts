@@ -19,6 +19,7 @@ import {
   TrainingFailedError,
   asRetrainError,
 } from '../errors.js';
+import { artifactsId } from '../jobspec/build.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
@@ -524,7 +525,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
                 const local = join(stagingDir, 'partial', name);
                 await mkdir(join(stagingDir, 'partial'), { recursive: true });
                 await t.getFile(`${workdir}/out/${name}`, local);
-                await store.putFile(keys.artifact(spec.jobId, name), local);
+                await store.putFile(keys.artifact(artifactsId(spec), name), local);
                 partialSaved.add(name);
                 await saveFacts({ partialSaved: [...partialSaved] });
                 log.info(
@@ -654,10 +655,12 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         const limit = pLimit(UPLOAD_CONCURRENCY);
         await Promise.all(
           artifacts.map((a) =>
-            limit(() => store.putFile(keys.artifact(spec.jobId, a.name), join(outDir, a.name), a.sha256)),
+            limit(() =>
+              store.putFile(keys.artifact(artifactsId(spec), a.name), join(outDir, a.name), a.sha256),
+            ),
           ),
         );
-        await store.putFile(keys.artifact(spec.jobId, 'sha256.txt'), join(outDir, 'sha256.txt'));
+        await store.putFile(keys.artifact(artifactsId(spec), 'sha256.txt'), join(outDir, 'sha256.txt'));
         // The candidate: what the promotion guard compares with production.
         await Promise.all(
           (['model.bin', 'metrics.json'] as const).map((name) =>
@@ -672,7 +675,11 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         throw err;
       }
       log.info(
-        { event: EVENTS.uploadSucceeded, files: artifacts.length, prefix: keys.artifactsPrefix(spec.jobId) },
+        {
+          event: EVENTS.uploadSucceeded,
+          files: artifacts.length,
+          prefix: keys.artifactsPrefix(artifactsId(spec)),
+        },
         `${spec.symbol} artifacts uploaded`,
       );
 
@@ -696,7 +703,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         symbol: spec.symbol,
         date: spec.date,
         jobId: spec.jobId,
-        metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+        metricsKey: keys.artifact(artifactsId(spec), 'metrics.json'),
         metrics: parsed.metrics as unknown as Record<string, unknown>,
         trainMinutes,
         artifacts,
@@ -765,7 +772,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await held.transport.getFile(remote, local);
       if (rel === 'train.log') await maskFile(local, recipeSecrets());
       await store.putFile(
-        keys.artifact(spec.jobId, `attempts/${job.attempt}/${rel.split('/').pop()}`),
+        keys.artifact(artifactsId(spec), `attempts/${job.attempt}/${rel.split('/').pop()}`),
         local,
       );
       kept.push(rel);
@@ -775,7 +782,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         {
           event: 'attempt.logs_kept',
           files: kept,
-          prefix: `${keys.artifactsPrefix(spec.jobId)}attempts/${job.attempt}/`,
+          prefix: `${keys.artifactsPrefix(artifactsId(spec))}attempts/${job.attempt}/`,
         },
         `${spec.symbol} failed attempt ${job.attempt}: ${kept.join(', ')} kept in the store`,
       );
@@ -784,12 +791,14 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   /** The result of an attempt whose artifacts are already in the store. */
   async function reportStored(): Promise<TrainResult> {
-    const metricsText = (await store.getBytes(keys.artifact(spec.jobId, 'metrics.json'))).toString('utf8');
+    const metricsText = (await store.getBytes(keys.artifact(artifactsId(spec), 'metrics.json'))).toString(
+      'utf8',
+    );
     const parsed = parseMetricsText(metricsText);
     if (!parsed.ok)
       throw new OutputContractError(`${spec.symbol}: stored metrics.json is invalid: ${parsed.reason}`);
     const sums = parseSha256Txt(
-      (await store.getBytes(keys.artifact(spec.jobId, 'sha256.txt'))).toString('utf8'),
+      (await store.getBytes(keys.artifact(artifactsId(spec), 'sha256.txt'))).toString('utf8'),
     );
     await enter('SUCCEEDED');
     const startedAt = facts.executingSince ? new Date(facts.executingSince).getTime() : Date.now();
@@ -797,7 +806,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       symbol: spec.symbol,
       date: spec.date,
       jobId: spec.jobId,
-      metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+      metricsKey: keys.artifact(artifactsId(spec), 'metrics.json'),
       metrics: parsed.metrics as unknown as Record<string, unknown>,
       trainMinutes: (Date.now() - startedAt) / 60_000,
       artifacts: Object.entries(sums).map(([name, sha256]) => ({ name, sha256, bytes: -1 })),
