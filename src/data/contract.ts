@@ -79,7 +79,8 @@ export function missingColumns(columns: readonly string[]): string[] {
 export function validateRows(rows: readonly RawRow[]): { bars: ParsedBar[]; problems: DataProblem[] } {
   const problems: DataProblem[] = [];
   const bars: ParsedBar[] = [];
-  let prev: ParsedBar | undefined;
+  // The previous row with a readable timestamp, valid or not: a row is compared with the row above it.
+  let prev: { ts: number; row: number } | undefined;
   for (const { row, cells } of rows) {
     const lower: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(cells)) lower[k.trim().toLowerCase()] = v;
@@ -100,8 +101,10 @@ export function validateRows(rows: readonly RawRow[]): { bars: ParsedBar[]; prob
       } else num[col] = n;
     }
     for (const col of ['open', 'high', 'low', 'close'] as const) {
-      if (num[col] !== undefined && !(num[col] > 0))
+      if (num[col] !== undefined && !(num[col] > 0)) {
         problems.push({ row, column: col, message: `${col} must be > 0, got ${num[col]}` });
+        delete num[col]; // no second, derived problem from the same cell
+      }
     }
     const { open, high, low, close, volume } = num;
     if (high !== undefined && open !== undefined && close !== undefined && high < Math.max(open, close))
@@ -132,12 +135,12 @@ export function validateRows(rows: readonly RawRow[]): { bars: ParsedBar[]; prob
           message: `timestamp ${iso(ts)} is before the previous row's ${iso(prev.ts)} (must strictly increase)`,
         });
     }
+    if (typeof ts === 'number') prev = { ts, row };
     if (problems.length > before || typeof ts !== 'number') continue;
     const sym = lower.symbol;
     const bar: ParsedBar = { row, ts, open: open!, high: high!, low: low!, close: close!, volume: volume! };
     if (typeof sym === 'string' && sym.trim() !== '') bar.symbol = sym.trim().toUpperCase();
     bars.push(bar);
-    prev = bar;
   }
   return { bars, problems };
 }

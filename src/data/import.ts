@@ -105,7 +105,8 @@ export async function checkFile(
     const v = validateRows(rows);
     problems.push(...v.problems);
     const split = splitDays(v.bars, minRows);
-    problems.push(...split.problems);
+    // Day sizes only mean something once every row is valid.
+    if (v.problems.length === 0) problems.push(...split.problems);
     bySymbol.set(sym, split.days);
   }
   problems.sort((a, b) => a.row - b.row);
