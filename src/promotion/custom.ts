@@ -19,7 +19,9 @@ const FloorString = z.string().transform((s, ctx) => {
   }
   return { metric: m[1]!, op: m[2] as z.infer<typeof OP>, value: Number(m[3]) };
 });
-export const FloorSchema = z.union([FloorString, FloorObject]);
+export const FloorSchema = z.union([FloorString, FloorObject], {
+  error: (iss) => `must look like "metric > 0.5" or { metric, op, value }, got ${JSON.stringify(iss.input)}`,
+});
 
 export const CompareRuleSchema = z
   .object({

@@ -37,7 +37,7 @@ describe('retrain data import / data ls', () => {
     const file = join(sb.home, 'btc.csv');
     writeFileSync(file, ohlcvCsv('BTCUSDT', DATE, 3));
     const r = await runCli(['data', 'import', file, '--symbol', 'btcusdt'], sb.env);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('BTCUSDT 3 days (20260108..20260110), 72 rows');
     expect(readdirSync(market('BTCUSDT')).sort()).toEqual(['20260108', '20260109', '20260110']);
     const day = readFileSync(market('BTCUSDT', DATE, 'ohlcv.csv'));
@@ -54,7 +54,7 @@ describe('retrain data import / data ls', () => {
     });
 
     const ls = await runCli(['data', 'ls', '--json'], sb.env);
-    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.code, `${ls.stdout}${ls.stderr}`).toBe(0);
     const rows = JSON.parse(ls.stdout) as { symbol: string; date: string; source: string; rows: number }[];
     expect(rows.map((x) => [x.symbol, x.date, x.source, x.rows])).toEqual([
       ['BTCUSDT', '20260108', 'import', 24],
@@ -88,7 +88,7 @@ describe('retrain data import / data ls', () => {
     const file = join(sb.home, 'bars.parquet');
     writeFileSync(file, Buffer.from(buf));
     const r = await runCli(['data', 'import', file], sb.env);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('BTCUSDT 2 days (20260109..20260110), 48 rows');
     expect(r.stdout).toContain('ETHUSDT 2 days (20260109..20260110), 48 rows');
     // The stored day holds exactly the bars of that UTC day.
@@ -184,7 +184,7 @@ describe('readiness on real data, synthetic only on request', () => {
       ['run', '--symbols', 'BTCUSDT,ETHUSDT', '--date', DATE, '--ensure-features', '--recipe', fakeRecipe],
       sb.env,
     );
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/skip BTCUSDT: BTCUSDT: no market data for BTCUSDT on 20260110/);
     expect(r.stdout).toMatch(
       /skip ETHUSDT: ETHUSDT: .*market\/ETHUSDT\/20260108\/ohlcv\.csv has sha256 [0-9a-f]{64}, its meta\.json says/,
@@ -204,7 +204,7 @@ describe('readiness on real data, synthetic only on request', () => {
       ['run', '--symbols', 'BTCUSDT', '--date', DATE, '--ensure-features', '--recipe', fakeRecipe],
       sb.env,
     );
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
     expect((await status()).BTCUSDT).toMatchObject({ status: 'success' });
     const meta = JSON.parse(readFileSync(store(`datasets/v1/BTCUSDT/${DATE}/meta.json`), 'utf8'));
     expect(meta).toMatchObject({ source: 'import', bars: 240 });
@@ -227,7 +227,7 @@ describe('readiness on real data, synthetic only on request', () => {
       ],
       sb.env,
     );
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
     expect(JSON.parse(readFileSync(store(`market/BTCUSDT/${DATE}/meta.json`), 'utf8')).source).toBe(
       'synthetic',
     );
@@ -298,7 +298,7 @@ describe('existing production in the seeds layout', () => {
     const prod = join(sb.home, 'store/models/production/BTCUSDT');
 
     const worse = await train('20260110', '0.55');
-    expect(worse.code, worse.stderr).toBe(0);
+    expect(worse.code, `${worse.stdout}${worse.stderr}`).toBe(0);
     const d1 = JSON.parse(
       readFileSync(join(sb.home, 'store/models/candidates/BTCUSDT/2026-01-10/decision.json'), 'utf8'),
     );
@@ -312,7 +312,7 @@ describe('existing production in the seeds layout', () => {
     expect(readFileSync(join(legacy, 'model.bin')).equals(legacyModel)).toBe(true);
 
     const better = await train('20260111', '0.7');
-    expect(better.code, better.stderr).toBe(0);
+    expect(better.code, `${better.stdout}${better.stderr}`).toBe(0);
     const manifest = JSON.parse(readFileSync(join(prod, 'manifest.json'), 'utf8'));
     expect(manifest).toMatchObject({
       jobId: 'train__BTCUSDT__20260111',
@@ -364,7 +364,7 @@ describe('--dry-run writes nothing', () => {
       ['--symbol', 'BTCUSDT', '--dry_run'],
     ]) {
       const r = await runCli(['run', '--date', DATE, '--recipe', recipeDir, ...args], env);
-      expect(r.code, r.stderr).toBe(0);
+      expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);
       expect(`${r.stdout}${r.stderr}`).not.toContain('hf_very_secret_value_42');
     }
     const r = await runCli(
