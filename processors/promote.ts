@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import type { Config } from '../src/config/schema.js';
 import type { Ledger } from '../src/ledger/ledger.js';
 import type { ProductionLock } from '../src/promotion/lock.js';
+import { promotionRulesOf } from '../src/promotion/custom.js';
 import { promoteCandidate, type PromotionResult } from '../src/promotion/guard.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
@@ -39,7 +40,7 @@ export function createPromoteProcessor(deps: {
         mode: d.mode,
         canary: d.canary,
         maxDrawdownTolerance: deps.config.promotion.maxDrawdownTolerance,
-        ...(deps.config.promotion.rules ? { rules: deps.config.promotion.rules } : {}),
+        rules: promotionRulesOf(deps.config.promotion),
         ...(d.synthetic ? { syntheticData: true } : {}),
         lock: deps.lock,
       });

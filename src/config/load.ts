@@ -71,7 +71,6 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       cron: '15 0 * * *',
       tz: 'UTC',
       ensureFeatures: false,
-      synthetic: false,
       recheckSec: 60,
     },
     notify: {

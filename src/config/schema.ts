@@ -1,6 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
-import { PromotionRulesSchema } from '../promotion/custom.js';
+import { CompareRuleSchema, FloorSchema } from '../promotion/custom.js';
 
 /**
  * The one typed configuration. Loose input (file + env + flags) goes through `ConfigSchema` once at
@@ -85,8 +85,10 @@ export const ConfigSchema = z
         mode: PromoteModeSchema,
         canary: z.boolean(),
         maxDrawdownTolerance: z.number().min(1).max(10),
-        /** Floors and an ordered comparison (docs/promotion-rules.md); unset: rules v1. */
-        rules: PromotionRulesSchema.optional(),
+        /** Absolute floors every candidate must pass, in order (docs/promotion-rules.md). */
+        floors: z.array(FloorSchema).optional(),
+        /** The comparison with production, in order (metric, direction, tolerance); unset: rules v1. */
+        rules: z.array(CompareRuleSchema).min(1).optional(),
       })
       .strict(),
     worker: z
@@ -232,8 +234,8 @@ export const ConfigSchema = z
         promote: PromoteModeSchema.optional(),
         /** Build missing features from the stored market data instead of skipping the symbol. */
         ensureFeatures: z.boolean(),
-        /** Generate synthetic market data where none is stored (`--synthetic`; never published). */
-        synthetic: z.boolean(),
+        /** Generate synthetic market data where none is stored (`--synthetic`; never published). Unset: false. */
+        synthetic: z.boolean().optional(),
         /** The run's rental budget (`--budget-usd`); unset: none. */
         budgetUsd: z.number().min(0).optional(),
         /** How often a running `retrain scheduler` checks that the schedule is still in place. */

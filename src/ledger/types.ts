@@ -54,6 +54,8 @@ export interface LedgerPlanItem {
   symbol: string;
   status: LedgerStatus;
   reason?: string;
+  /** A planning skip's detail (e.g. which market day is missing or invalid, and why). */
+  error?: { type: string; message: string };
   jobId?: string;
   runId?: string;
 }

@@ -40,6 +40,15 @@ export const PromotionRulesSchema = z
   .strict();
 
 export type PromotionRules = z.output<typeof PromotionRulesSchema>;
+
+/** The guard's rules from config `promotion.floors` / `promotion.rules`; undefined: plain rules v1. */
+export function promotionRulesOf(p: {
+  floors?: z.output<typeof FloorSchema>[] | undefined;
+  rules?: z.output<typeof CompareRuleSchema>[] | undefined;
+}): PromotionRules | undefined {
+  if (!p.floors?.length && !p.rules?.length) return undefined;
+  return { floors: p.floors ?? [], ...(p.rules?.length ? { compare: p.rules } : {}) };
+}
 export type Floor = z.output<typeof FloorObject>;
 
 export const CUSTOM_RULES_VERSION = 'custom';

@@ -24,7 +24,7 @@ export interface PromoteOptions {
   canary: boolean;
   maxDrawdownTolerance: number;
   /** `promotion.rules` (floors, ordered comparison); unset: rules v1. */
-  rules?: PromotionRules;
+  rules?: PromotionRules | undefined;
   /** The candidate was trained on synthetic market data (the spec says so): auto becomes dry. */
   syntheticData?: boolean;
   now?: () => Date;

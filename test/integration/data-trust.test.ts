@@ -210,11 +210,10 @@ describe('promotion.rules', () => {
         config,
         [
           'promotion:',
+          `  floors: ["${floor}", { metric: directionalHitRate, op: ">", value: 0.5 }]`,
           '  rules:',
-          `    floors: ["${floor}", { metric: directionalHitRate, op: ">", value: 0.5 }]`,
-          '    compare:',
-          '      - { metric: sharpe, direction: higher, tolerance: 0.05 }',
-          '      - { metric: directionalHitRate, direction: higher }',
+          '    - { metric: sharpe, direction: higher, tolerance: 0.05 }',
+          '    - { metric: directionalHitRate, direction: higher }',
         ].join('\n'),
       );
       return runCli(
@@ -267,14 +266,14 @@ describe('promotion.rules', () => {
 
   it('a bad rule is a config error naming it', async () => {
     const config = join(sb.home, 'bad.yaml');
-    writeFileSync(config, 'promotion:\n  rules:\n    floors: ["sharpe >> 1"]\n');
+    writeFileSync(config, 'promotion:\n  floors: ["sharpe >> 1"]\n');
     const r = await runCli(
       ['run', '--config', config, '--symbols', 'BTCUSDT', '--date', DATE, '--dry-run'],
       sb.env,
     );
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toMatch(
-      /^retrain: invalid configuration \(config file .*bad\.yaml\): promotion\.rules\.floors\.\[0\]: .*"sharpe >> 1"/,
+      /^retrain: invalid configuration \(config file .*bad\.yaml\): promotion\.floors\.\[0\]: .*"sharpe >> 1"/,
     );
   });
 });

@@ -171,7 +171,7 @@ describe('readiness on real data, synthetic only on request', () => {
     const r = await runCli(['status', '--date', DATE, '--json'], sb.env);
     return JSON.parse(r.stdout).symbols as Record<
       string,
-      { status: string; reason?: string; decision?: string }
+      { status: string; reason?: string; decision?: string; error?: { type: string; message: string } }
     >;
   };
 
@@ -191,7 +191,10 @@ describe('readiness on real data, synthetic only on request', () => {
     );
     const ledger = await status();
     expect(ledger.BTCUSDT).toMatchObject({ status: 'skipped', reason: 'no_data' });
+    expect(ledger.BTCUSDT!.error).toMatchObject({ type: 'no_data' });
+    expect(ledger.BTCUSDT!.error!.message).toMatch(/no market data for BTCUSDT on 20260110/);
     expect(ledger.ETHUSDT).toMatchObject({ status: 'skipped', reason: 'bad_data' });
+    expect(ledger.ETHUSDT!.error!.message).toMatch(/market\/ETHUSDT\/20260108\/ohlcv\.csv has sha256/);
     // Nothing was generated, built or rented.
     expect(existsSync(store('market/BTCUSDT'))).toBe(false);
     expect(existsSync(store('datasets'))).toBe(false);
