@@ -73,7 +73,7 @@ describe('S3_COMPACT_* and R2_* select the S3 store', () => {
       expect(existsSync(join(sb.home, 'store'))).toBe(false);
       // Neither the secret nor the access key is printed.
       expect(`${r.stdout}${r.stderr}`).not.toContain(s3.credentials.secretAccessKey);
-    });
+    }, 180_000);
   }
 
   it('a half-configured store is an error naming the missing variables, never the local store', async () => {
@@ -97,7 +97,7 @@ describe('S3_COMPACT_* and R2_* select the S3 store', () => {
       'retrain: environment: the S3_COMPACT_* store is half-configured: S3_COMPACT_SECRET_KEY is missing',
     );
     expect(existsSync(join(sb.home, 'store'))).toBe(false);
-  });
+  }, 180_000);
 });
 
 describe('nothing overwritten: forced re-runs and "already done" past the ledger', () => {
@@ -141,7 +141,7 @@ describe('nothing overwritten: forced re-runs and "already done" past the ledger
       `skip BTCUSDT: BTCUSDT already succeeded for ${DATE} (its stored artifacts; use --force to retrain)`,
     );
     expect(readdirSync(join(sb.home, 'store/ml-artifacts'))).toHaveLength(2);
-  });
+  }, 180_000);
 });
 
 describe('the flag spellings users type today', () => {
@@ -181,7 +181,7 @@ describe('the flag spellings users type today', () => {
     const bad = await runCli(['run', '--date', DATE, '--max_concurrent', '0', '--dry_run'], sb.env);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toBe('retrain: --max-concurrent must be a whole number >= 1, got "0"');
-  });
+  }, 180_000);
 
   it('topN beyond the universe is an error, not a symbol named TOPN', async () => {
     for (const spec of ['top100000', 'top0']) {
@@ -191,7 +191,7 @@ describe('the flag spellings users type today', () => {
         new RegExp(`^retrain: --symbols ${spec}: the shipped universe has \\d+ symbols`),
       );
     }
-  });
+  }, 180_000);
 });
 
 describe('promotion.rules', () => {
@@ -262,7 +262,7 @@ describe('promotion.rules', () => {
       readFileSync(join(sb.home, 'store/models/production/BTCUSDT/manifest.json'), 'utf8'),
     );
     expect(manifest).toMatchObject({ jobId: 'train__BTCUSDT__20260111', rule: 'compare:directionalHitRate' });
-  });
+  }, 180_000);
 
   it('a bad rule is a config error naming it', async () => {
     const config = join(sb.home, 'bad.yaml');
@@ -275,5 +275,5 @@ describe('promotion.rules', () => {
     expect(r.stderr.trim()).toMatch(
       /^retrain: invalid configuration \(config file .*bad\.yaml\): promotion\.floors\.\[0\]: .*"sharpe >> 1"/,
     );
-  });
+  }, 180_000);
 });

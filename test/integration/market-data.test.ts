@@ -68,7 +68,7 @@ describe('retrain data import / data ls', () => {
     expect(table.stdout).toMatch(/BTCUSDT\s*│\s*20260109\s*│\s*import\s*│\s*24/);
     expect(table.stdout).not.toContain('20260110');
     expect(table.stdout).toContain('BTCUSDT: 1 day');
-  });
+  }, 180_000);
 
   it('imports Parquet written by hyparquet-writer (epoch milliseconds, a symbol column, two symbols)', async () => {
     const btc = generateOhlcv('BTCUSDT', DATE, { lookbackDays: 2 });
@@ -101,7 +101,7 @@ describe('retrain data import / data ls', () => {
     expect(Number(stored[24]!.split(',')[4])).toBe(dayBars[23]!.close);
     const meta = JSON.parse(readFileSync(market('ETHUSDT', DATE, 'meta.json'), 'utf8'));
     expect(meta).toMatchObject({ source: 'import', file: 'bars.parquet', rows: 24 });
-  });
+  }, 180_000);
 
   it('reports every problem as one line naming file, row and column, exits 2, and stores nothing of a bad file', async () => {
     const good = join(sb.home, 'good.csv');
@@ -156,7 +156,7 @@ describe('retrain data import / data ls', () => {
     const alone = await runCli(['data', 'import', bad, '--symbol', 'ADAUSDT'], sb.env);
     expect(alone.code).toBe(2);
     expect(existsSync(market('ADAUSDT'))).toBe(false);
-  });
+  }, 180_000);
 });
 
 describe('readiness on real data, synthetic only on request', () => {
@@ -199,7 +199,7 @@ describe('readiness on real data, synthetic only on request', () => {
     expect(existsSync(store('market/BTCUSDT'))).toBe(false);
     expect(existsSync(store('datasets'))).toBe(false);
     expect(existsSync(join(sb.home, 'models'))).toBe(false);
-  });
+  }, 180_000);
 
   it('trains on imported data (features say source import)', async () => {
     await importMarketData(sb.home, sb.env, 'BTCUSDT', DATE);
@@ -211,7 +211,7 @@ describe('readiness on real data, synthetic only on request', () => {
     expect((await status()).BTCUSDT).toMatchObject({ status: 'success' });
     const meta = JSON.parse(readFileSync(store(`datasets/v1/BTCUSDT/${DATE}/meta.json`), 'utf8'));
     expect(meta).toMatchObject({ source: 'import', bars: 240 });
-  });
+  }, 180_000);
 
   it('--synthetic generates marked data, and auto promotion of its candidate is downgraded to dry (synthetic_data)', async () => {
     const r = await runCli(
@@ -253,7 +253,7 @@ describe('readiness on real data, synthetic only on request', () => {
     });
     expect((await status()).BTCUSDT).toMatchObject({ status: 'success', reason: 'synthetic_data' });
     expect(r.stdout).toMatch(/BTCUSDT\s*│\s*success.*│\s*synthetic_data/);
-  });
+  }, 180_000);
 });
 
 describe('existing production in the seeds layout', () => {
@@ -328,7 +328,7 @@ describe('existing production in the seeds layout', () => {
     expect(manifest.history).toBe(`models/production/BTCUSDT/history/${stamps[0]}/`);
     expect(readFileSync(join(prod, 'history', stamps[0]!, 'model.bin')).equals(legacyModel)).toBe(true);
     expect(readFileSync(join(prod, 'history', stamps[0]!, 'metrics.json'), 'utf8')).toBe(legacyMetrics);
-  });
+  }, 180_000);
 });
 
 describe('--dry-run writes nothing', () => {
@@ -402,5 +402,5 @@ describe('--dry-run writes nothing', () => {
 
     expect(tree(sb.home)).toEqual(before.home);
     expect(await redisKeys()).toEqual(before.redis);
-  });
+  }, 180_000);
 });
