@@ -145,5 +145,5 @@ describe('end to end on the local driver', () => {
     expect(r2.code, r2.stderr).toBe(0);
     expect(json(join(prod, 'manifest.json')).jobId).toBe('train__BTCUSDT__20260111');
     expect(json(join(sb.home, 'store/models/candidates/BTCUSDT/2026-01-12/decision.json')).mode).toBe('dry');
-  });
+  }, 180_000);
 });

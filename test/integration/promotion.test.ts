@@ -155,5 +155,5 @@ describe('promotion through the CLI: first run, a better run, rollback', () => {
     // the files readers follow (manifest.files) hold the same bytes
     expect(readFileSync(join(sb.home, 'store', m3.files!['model.bin'])).equals(first.model)).toBe(true);
     expect(existsSync(join(sb.home, 'store', m3.files!['metrics.json']))).toBe(true);
-  });
+  }, 180_000);
 });

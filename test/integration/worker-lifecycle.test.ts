@@ -132,5 +132,5 @@ describe('worker lifecycle: a training survives its worker', () => {
     const bad = await runCli(['promote', '--symbol', 'BTC/../x', '--date', DATE, '--mode', 'auto'], sb.env);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-  });
+  }, 180_000);
 });
