@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { CancelledError, ProvisionError, asRetrainError } from '../errors.js';
 import type { JobSpec } from '../jobspec/types.js';
+import { imageErrorIn, maskLogin } from '../recipes/image.js';
 import { shellQuote } from '../recipes/template.js';
 import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { SshTransport } from '../remote/sshTransport.js';
@@ -59,7 +60,10 @@ export function isPreempted(inst: VastInstance, info?: Pick<LeaseInfo, 'interrup
   );
 }
 
-export function offerConstraints(config: Config, opts: { interruptible?: boolean } = {}): OfferConstraints {
+export function offerConstraints(
+  config: Config,
+  opts: { interruptible?: boolean; minCudaVersion?: number } = {},
+): OfferConstraints {
   const v = config.vast;
   return {
     ...(opts.interruptible ? { interruptible: true } : {}),
@@ -70,7 +74,7 @@ export function offerConstraints(config: Config, opts: { interruptible?: boolean
     verifiedOnly: v.verifiedOnly,
     minDiskGb: Math.max(v.minDiskGb, v.diskGb),
     minInetDownMbps: v.minInetDownMbps,
-    minCudaVersion: v.minCudaVersion,
+    minCudaVersion: opts.minCudaVersion ?? v.minCudaVersion,
     numGpus: v.numGpus,
   };
 }
@@ -133,7 +137,7 @@ export class VastProvider implements ComputeProvider {
     const v = config.vast;
     const bad = this.opts.badMachines(spec);
     const interruptible = wantsInterruptible(spec);
-    const constraints = offerConstraints(config, { interruptible });
+    const constraints = offerConstraints(config, { interruptible, minCudaVersion: ctx.minCudaVersion });
     const tried = new Set<number>();
     const failures: string[] = [];
     for (let attempt = 0; attempt < v.maxProvisionTries; attempt++) {
@@ -176,7 +180,8 @@ export class VastProvider implements ComputeProvider {
       let instanceId: number;
       try {
         ({ instanceId } = await client.createInstance(offer.id, {
-          image: v.image,
+          image: ctx.image?.image ?? v.image,
+          ...(ctx.image?.login ? { imageLogin: ctx.image.login } : {}),
           disk: v.diskGb,
           label: labelFor(config.deployment, spec.jobId),
           onstart: watchdogOnstart(v.apiUrl, v.maxRuntimeMin),
@@ -189,6 +194,8 @@ export class VastProvider implements ComputeProvider {
           failures.push(`offer ${offer.id} gone`);
           continue;
         }
+        // An answer that echoes the request must not carry the registry token any further.
+        if (ctx.image?.login && err instanceof Error) err.message = maskLogin(err.message, ctx.image);
         throw err;
       }
       const info: LeaseInfo = {
@@ -248,6 +255,8 @@ export class VastProvider implements ComputeProvider {
       const inst = await client.getInstance(Number(info.id));
       if (!inst) throw new ProvisionError(`instance ${info.id} disappeared while booting`);
       lastState = inst.actual_status ?? 'created';
+      const imageError = imageErrorIn(inst.status_msg);
+      if (imageError) throw new ProvisionError(`instance ${info.id}: image error at boot: ${imageError}`);
       if (['exited', 'offline', 'unknown', 'stopped'].includes(lastState)) {
         const outbid = isPreempted(inst, info) ? ' (outbid: interruptible)' : '';
         throw new ProvisionError(`instance ${info.id} is ${lastState} while booting${outbid}`);
@@ -333,6 +342,10 @@ export class VastProvider implements ComputeProvider {
     return (
       inst !== null && (inst.actual_status === 'running' || BOOTING.has(inst.actual_status ?? 'created'))
     );
+  }
+
+  async markUnsound(info: LeaseInfo): Promise<void> {
+    if (info.machineId !== undefined) await this.badOf.get(info.id)?.add(info.machineId);
   }
 
   lostReason(info: LeaseInfo): 'preempted' | undefined {
