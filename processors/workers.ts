@@ -1,5 +1,6 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { CapacityWaitProvider, capacityWaiting } from '../src/compute/capacityWait.js';
 import { createProvider, vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
@@ -43,26 +44,45 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
   // stuck-provisioning check.
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-  const provider = await createProvider(config, {
+  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
+  const notifier = processNotifier(config, logs);
+  const onEvent = (event: string, data: Record<string, unknown>) => logs.root.info({ event, ...data }, event);
+  const rented = await createProvider(config, {
     redis: connection,
-    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
+    onEvent,
     ...(config.train.driver === 'vast'
       ? {
-          symbolsWaiting: async () => {
+          // Symbols waiting to start, and those waiting for capacity: a freed instance is kept for them.
+          symbolsWaiting: async (runId) => {
             const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
-            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+            const capacity = await capacityWaiting(connection, config.queuePrefix, runId);
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + capacity;
           },
         }
       : {}),
     bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
   });
-  const pooled = provider instanceof PooledProvider ? provider : undefined;
+  const pooled = rented instanceof PooledProvider ? rented : undefined;
+  const freeSlotsPool = pooled ? new InstancePool(connection, config.queuePrefix) : undefined;
+  // No offer is a wait, not a failure (vast): the symbol searches again until its wait limit.
+  const provider =
+    config.train.driver === 'vast'
+      ? new CapacityWaitProvider({
+          config,
+          inner: rented,
+          redis: connection,
+          onEvent,
+          ...(freeSlotsPool ? { freeSlots: (runId: string) => freeSlotsPool.freeSlots(runId) } : {}),
+          onNoCapacity: (alert) => {
+            logs.forDate(alert.date).warn({ event: 'capacity.none', ...alert }, `run ${alert.runId}: no GPU`);
+            notifier.noCapacity?.(alert);
+          },
+        })
+      : rented;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
   const base = workerOptions(config);
-  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
-  const notifier = processNotifier(config, logs);
 
   const train = new Worker(
     QUEUES.train,

@@ -16,6 +16,9 @@ export interface LeaseInfo {
   hourlyCostUsd: number;
   /** Vast: the physical machine (excluded for the run when it fails to boot). */
   machineId?: number;
+  /** Vast: the GPU rented (the offer's gpu_name), and the preference class it was chosen from. */
+  gpu?: string;
+  gpuClass?: string;
   /** Vast: the instance label (`retrain-<deployment>-<jobId>`). */
   label?: string;
   /** Vast: an interruptible (bid) rental, and its bid in $/h. */
@@ -61,6 +64,13 @@ export interface AcquireContext {
   beforeRent?: () => Promise<void>;
   /** The run the symbol belongs to (a pooled instance is shared within a run only). */
   runId?: string;
+  /** When the attempt's time limit passes (ms): a wait for capacity ends before it. */
+  deadline?: number;
+  /**
+   * Told when the symbol starts waiting for capacity, and once it has a host (or gave up) after
+   * acquire was called (src/compute/capacityWait.ts). Never throws.
+   */
+  onCapacity?: (e: CapacityEvent) => Promise<void>;
   /** Called after the provider itself gave back a lease it created (one that failed to boot). */
   onLeaseReleased?: (info: LeaseInfo) => Promise<void>;
 }
@@ -94,3 +104,8 @@ export interface ComputeProvider {
   /** Lets go of what the provider keeps between leases (pooled connections); for shutdown. */
   close?(): Promise<void>;
 }
+
+/** A symbol's wait for capacity, as told to AcquireContext.onCapacity. */
+export type CapacityEvent =
+  | { state: 'waiting'; since: string; unmet: string }
+  | { state: 'done'; waitedMs: number; since?: string; gpu?: string; gpuClass?: string };

@@ -1,12 +1,13 @@
 import type { Config } from '../config/schema.js';
-import { CancelledError, ProvisionError, asRetrainError } from '../errors.js';
+import { CancelledError, NoCapacityError, ProvisionError, asRetrainError } from '../errors.js';
 import type { JobSpec } from '../jobspec/types.js';
 import { shellQuote } from '../recipes/template.js';
 import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { SshTransport } from '../remote/sshTransport.js';
 import { VastClient, VastOfferGoneError } from '../vast/client.js';
 import { sshEndpoint } from '../vast/endpoint.js';
-import { bidFor, buildOfferQuery, chooseOffers, type Bid, type OfferConstraints } from '../vast/offers.js';
+import { allGpuNames, chooseByPreference, describeConstraints, gpuClasses } from '../vast/gpuPreferences.js';
+import { bidFor, buildOfferQuery, type Bid, type OfferConstraints } from '../vast/offers.js';
 import type { VastInstance } from '../vast/types.js';
 import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
 
@@ -63,8 +64,9 @@ export function offerConstraints(config: Config, opts: { interruptible?: boolean
   const v = config.vast;
   return {
     ...(opts.interruptible ? { interruptible: true } : {}),
-    gpuNames: v.gpuNames,
-    maxHourlyCost: v.maxHourlyCost,
+    // The search covers every class of the preference list; each class is re-checked on its own cap.
+    gpuNames: allGpuNames(v.gpuNames),
+    maxHourlyCost: Math.max(...gpuClasses(v.gpuNames, v.maxHourlyCost).map((c) => c.maxHourlyCost)),
     minGpuMemoryGb: v.minGpuMemoryGb,
     minReliability: v.minReliability,
     verifiedOnly: v.verifiedOnly,
@@ -138,10 +140,17 @@ export class VastProvider implements ComputeProvider {
     const failures: string[] = [];
     for (let attempt = 0; attempt < v.maxProvisionTries; attempt++) {
       const badIds = new Set(await bad.list());
-      const offers = chooseOffers(await client.searchOffers(buildOfferQuery(constraints)), constraints, {
-        machineIds: badIds,
-        offerIds: tried,
-      });
+      const classes = gpuClasses(v.gpuNames, v.maxHourlyCost);
+      const found = chooseByPreference(
+        await client.searchOffers(buildOfferQuery(constraints)),
+        constraints,
+        classes,
+        {
+          machineIds: badIds,
+          offerIds: tried,
+        },
+      );
+      const offers = found.offers;
       // Interruptible: the first offer a bid within the policy can win (never below its min_bid).
       let offer = offers[0];
       let bid: Bid | undefined;
@@ -163,13 +172,17 @@ export class VastProvider implements ComputeProvider {
           }
         }
         if (!offer && skipped.length) {
-          failures.push(`no offer to bid on (${skipped.slice(0, 2).join('; ')})`);
-          break;
+          // No capacity at a bid within the policy: the capacity wait searches again later.
+          const unmet = `${describeConstraints(constraints, classes)} (no offer to bid on: ${skipped.slice(0, 2).join('; ')})`;
+          throw new NoCapacityError(`${spec.symbol}: no offer to bid on`, unmet);
         }
       }
       if (!offer) {
-        failures.push('no offer meets the constraints');
-        break;
+        // Not a failed rental: no capacity now (src/compute/capacityWait.ts waits and searches again).
+        throw new NoCapacityError(
+          `${spec.symbol}: no offer meets the constraints`,
+          describeConstraints(constraints, classes),
+        );
       }
       tried.add(offer.id);
       await ctx.beforeRent?.();
@@ -200,6 +213,8 @@ export class VastProvider implements ComputeProvider {
         acquiredAt: new Date().toISOString(),
         hourlyCostUsd: bid ? bid.hourly : offer.dph_total,
         machineId: offer.machine_id,
+        gpu: offer.gpu_name,
+        ...(found.gpuClass ? { gpuClass: found.gpuClass } : {}),
         ...(bid ? { interruptible: true, bidUsd: bid.price } : {}),
       };
       this.badOf.set(info.id, bad);

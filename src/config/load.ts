@@ -37,7 +37,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
     ledger: { retentionDays: 30 },
-    alerts: { checkEverySec: 60 },
+    alerts: { checkEverySec: 60, noCapacityMin: 10 },
     vast: {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
@@ -55,6 +55,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       runtype: 'ssh_direct',
       bootDeadlineSec: 600,
       maxProvisionTries: 5,
+      capacityPollSec: 30,
       maxRuntimeMin: 60,
       reapEveryMin: 10,
       healthCheckSec: 30,
@@ -151,6 +152,9 @@ function fromEnv(env: Env): Loose {
   set(['ledger', 'retentionDays'], num(env, 'RETRAIN_LEDGER_RETENTION_DAYS'));
   set(['alerts', 'provisioningStuckMin'], num(env, 'RETRAIN_PROVISIONING_STUCK_MIN'));
   set(['alerts', 'checkEverySec'], num(env, 'RETRAIN_ALERT_CHECK_SEC'));
+  set(['alerts', 'noCapacityMin'], num(env, 'RETRAIN_NO_CAPACITY_MIN'));
+  set(['vast', 'capacityWaitMin'], num(env, 'RETRAIN_CAPACITY_WAIT_MIN'));
+  set(['vast', 'capacityPollSec'], num(env, 'RETRAIN_CAPACITY_POLL_SEC'));
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));

@@ -1,5 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { GpuNamesSchema, gpuCapProblem } from '../vast/gpuPreferences.js';
 
 /**
  * The one typed configuration. Loose input (file + env + flags) goes through `ConfigSchema` once at
@@ -132,6 +133,14 @@ export const ConfigSchema = z
           .positive()
           .max(24 * 60)
           .optional(),
+        /**
+         * A run whose symbols wait for capacity and that gets not one GPU for this long: one alert,
+         * naming the constraints no offer met.
+         */
+        noCapacityMin: z
+          .number()
+          .positive()
+          .max(24 * 60),
         /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
         checkEverySec: z.number().int().min(0).max(3600),
       })
@@ -144,7 +153,12 @@ export const ConfigSchema = z
         apiRetries: z.number().int().min(0).max(20),
         /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
         apiRetryBaseMs: z.number().int().min(1),
-        gpuNames: z.array(z.string().min(1)).min(1),
+        /**
+         * Acceptable GPUs: a plain list (any of them, cheapest first), or an ordered list of classes
+         * with a price cap each (`{name, maxHourlyCost}`): a later class only when the earlier ones
+         * have no capacity (src/vast/gpuPreferences.ts).
+         */
+        gpuNames: GpuNamesSchema,
         /** $/h against the offer's full dph_total (storage included). */
         maxHourlyCost: z.number().positive(),
         minGpuMemoryGb: z.number().min(0),
@@ -161,6 +175,14 @@ export const ConfigSchema = z
         /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
         bootDeadlineSec: z.number().int().min(5),
         maxProvisionTries: z.number().int().min(1).max(50),
+        /**
+         * How long a symbol that finds no offer (and no pooled instance) waits for capacity, searching
+         * again now and then (0: fails at once with no_capacity). Unset: its time limit less a margin
+         * for the training (src/compute/capacityWait.ts).
+         */
+        capacityWaitMin: z.number().min(0).optional(),
+        /** A waiting symbol's first pause between searches; later ones grow ×1.5 to 4×, jittered. */
+        capacityPollSec: z.number().min(0.1).max(3600),
         /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
         maxRuntimeMin: z.number().positive(),
         /** How often a running training's instance is checked for being alive. */
@@ -198,7 +220,11 @@ export const ConfigSchema = z
           })
           .strict(),
       })
-      .strict(),
+      .strict()
+      .superRefine((v, ctx) => {
+        const problem = gpuCapProblem(v.gpuNames, v.maxHourlyCost);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['gpuNames'], message: problem });
+      }),
     /** An existing machine (driver `ssh`). */
     ssh: z
       .object({

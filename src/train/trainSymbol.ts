@@ -42,6 +42,7 @@ import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
 import { failpoint } from '../util/failpoint.js';
 import { stableStringify } from '../util/stableJson.js';
 import { CheckpointSync, checkpointKeys, readResumePoint } from './checkpoints.js';
+import { capacityRecorder } from './capacity.js';
 import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
 
@@ -267,6 +268,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       lease = await provider.acquire(spec, {
         signal,
         runId: job.data.runId,
+        deadline,
+        onCapacity: capacityRecorder({ ledger, spec, saveFacts, now }),
         beforeRent: checkBudget,
         onLeaseCreated: async (info) => {
           await saveFacts({ lease: info });
