@@ -138,7 +138,8 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
 
   // The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
   // and the check for train jobs stuck in PROVISIONING whatever the driver.
-  const client = config.train.driver === 'vast' ? vastClientFrom(config) : undefined;
+  const client =
+    config.train.driver === 'vast' ? vastClientFrom(config, process.env, { redis: connection }) : undefined;
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
   for (const q of [maintenanceQueue, trainQueue]) {
     q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));

@@ -31,6 +31,8 @@ export interface LeaseInfo {
   heldSince?: string;
   /** A pooled instance's slot held by this lease (src/compute/pool.ts). */
   pool?: PoolSlot;
+  /** Vast: why the instance was given back before it booted (e.g. the image error in status_msg). */
+  bootFailure?: string;
 }
 
 /** Which slot of a pooled instance a lease holds, and for whom. */

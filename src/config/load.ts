@@ -42,6 +42,11 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
       apiRetryBaseMs: 500,
+      apiBudget: { enabled: true, marginMs: 150, intervalsSec: {} },
+      createTimeoutSec: 120,
+      pollSec: 10,
+      transientGraceSec: 120,
+      offers: { cacheSec: 30, priceTolerance: 0.05, scanLimit: 512 },
       gpuNames: ['RTX_3090', 'RTX_4090', 'A100'],
       maxHourlyCost: 1.0,
       minGpuMemoryGb: 16,
@@ -49,6 +54,8 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       verifiedOnly: true,
       minDiskGb: 30,
       minInetDownMbps: 100,
+      // The default image is built for CUDA 12.1: a host whose driver tops out below cannot run it.
+      minCudaVersion: 12.1,
       numGpus: 1,
       image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
       diskGb: 30,
@@ -160,6 +167,10 @@ function fromEnv(env: Env): Loose {
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
   set(['vast', 'reapEveryMin'], num(env, 'RETRAIN_REAP_EVERY_MIN'));
   set(['vast', 'healthCheckSec'], num(env, 'RETRAIN_HOST_CHECK_SEC'));
+  set(['vast', 'pollSec'], num(env, 'RETRAIN_VAST_POLL_SEC'));
+  set(['vast', 'transientGraceSec'], num(env, 'RETRAIN_VAST_TRANSIENT_GRACE_SEC'));
+  set(['vast', 'createTimeoutSec'], num(env, 'RETRAIN_VAST_CREATE_TIMEOUT_SEC'));
+  set(['vast', 'apiBudget', 'enabled'], bool(env, 'RETRAIN_VAST_API_BUDGET'));
   set(['vast', 'interruptible'], bool(env, 'RETRAIN_INTERRUPTIBLE'));
   set(['vast', 'bidPrice'], num(env, 'RETRAIN_BID_PRICE'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);

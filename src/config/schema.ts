@@ -154,6 +154,56 @@ export const ConfigSchema = z
         /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
         apiRetryBaseMs: z.number().int().min(1),
         /**
+         * The API budget shared by every worker through Redis (src/vast/budget.ts): the seconds
+         * between two calls of one endpoint with one key. Unset endpoints take Vast's spec values
+         * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, sshKey 1, attach 1, user 1).
+         */
+        apiBudget: z
+          .object({
+            enabled: z.boolean(),
+            /** Added to every interval: requests granted on time can still arrive closer together. */
+            marginMs: z.number().int().min(0).max(10_000),
+            intervalsSec: z
+              .object({
+                search: z.number().min(0),
+                create: z.number().min(0),
+                show: z.number().min(0),
+                list: z.number().min(0),
+                destroy: z.number().min(0),
+                manage: z.number().min(0),
+                sshKey: z.number().min(0),
+                attach: z.number().min(0),
+                user: z.number().min(0),
+                other: z.number().min(0),
+              })
+              .partial()
+              .strict(),
+          })
+          .strict(),
+        /** Timeout of one create (Vast can be slow to answer it); the official CLI's is 120 s. */
+        createTimeoutSec: z.number().min(1).max(600),
+        /**
+         * How often the deployment's one poller lists its instances (shared through Redis): boot
+         * waits, health checks and destroy confirmations read that instead of asking Vast each.
+         */
+        pollSec: z.number().min(0.2).max(300),
+        /**
+         * How long an instance may show `unknown`/`rebooting` (a missed heartbeat, a restart) before
+         * it counts as lost.
+         */
+        transientGraceSec: z.number().min(0).max(3600),
+        /** Offer search and choice, shared by the deployment's workers (src/vast/market.ts). */
+        offers: z
+          .object({
+            /** How long one search serves every worker. */
+            cacheSec: z.number().min(0).max(600),
+            /** Offers up to this fraction dearer than the cheapest free one are picked among at random. */
+            priceTolerance: z.number().min(0).max(1),
+            /** `limit` of the search: how much of the market the server scans. */
+            scanLimit: z.number().int().min(10).max(5000),
+          })
+          .strict(),
+        /**
          * Acceptable GPUs: a plain list (any of them, cheapest first), or an ordered list of classes
          * with a price cap each (`{name, maxHourlyCost}`): a later class only when the earlier ones
          * have no capacity (src/vast/gpuPreferences.ts).

@@ -285,6 +285,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
               instance: info.id,
               costUsd: cost,
               reason: 'boot_failed',
+              ...(info.bootFailure ? { detail: info.bootFailure } : {}),
             },
             `${spec.symbol} gave back ${info.driver} ${info.id}: it failed to boot`,
           );

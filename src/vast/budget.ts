@@ -1,0 +1,170 @@
+/**
+ * One API budget per Vast API key, shared by every worker of every deployment through Redis: Vast
+ * enforces a minimum interval between calls per endpoint and per key (vast-reality.md, "Rate
+ * limits"), so workers take turns here instead of colliding there and collecting 429s.
+ *
+ * Each endpoint is a rate-limiter-flexible RateLimiterRedis of one point per interval. Its stock
+ * script expires keys in whole seconds; ours sets the expiry in milliseconds (Vast's intervals are
+ * 4.5 s, 1.5 s ...), so two granted turns are always at least the interval (+ a margin for network
+ * jitter) apart. A worker that is refused sleeps until the key expires and asks again; it never
+ * waits past its deadline or its AbortSignal.
+ *
+ * The Redis key holds a hash of the API URL and key, never the key itself.
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { CancelledError } from '../errors.js';
+import { VastRateLimitError } from './errors.js';
+
+/** The endpoints Vast limits separately (the spec's x-rate-limit entries). */
+export type VastEndpoint =
+  'search' | 'create' | 'show' | 'list' | 'destroy' | 'manage' | 'sshKey' | 'attach' | 'user' | 'other';
+
+/** Seconds between two calls of one endpoint with one key, as read from Vast's spec (0: no limit). */
+export const VAST_SPEC_INTERVALS_SEC: Record<VastEndpoint, number> = {
+  search: 6,
+  create: 4.5,
+  show: 2,
+  list: 1,
+  destroy: 3,
+  manage: 1,
+  sshKey: 1,
+  attach: 1,
+  user: 1,
+  other: 1,
+};
+
+/** Which limited endpoint a request is. */
+export function endpointOf(method: string, path: string): VastEndpoint {
+  const p = path.replace(/\/+$/, '');
+  if (method === 'POST' && p === '/api/v0/bundles') return 'search';
+  if (method === 'PUT' && /^\/api\/v0\/asks\/\d+$/.test(p)) return 'create';
+  if (p === '/api/v1/instances' && method === 'GET') return 'list';
+  if (/^\/api\/v0\/instances\/\d+\/ssh$/.test(p)) return 'attach';
+  if (/^\/api\/v0\/instances\/\d+$/.test(p)) {
+    if (method === 'GET') return 'show';
+    if (method === 'DELETE') return 'destroy';
+    return 'manage';
+  }
+  if (/^\/api\/v0\/ssh(\/\d+)?$/.test(p)) return 'sshKey';
+  if (p === '/api/v0/users/current') return 'user';
+  return 'other';
+}
+
+/**
+ * The library's increment script with the expiry in milliseconds: `SET NX PX`, then count (a turn is
+ * granted when the count is 1). ARGV[4] is the limiter's duration in (fractional) seconds; the script
+ * is registered once per Redis client, so it reads the interval from there rather than baking it in.
+ */
+const INCR_PX = `local ms = math.floor(tonumber(ARGV[4]) * 1000)
+redis.call('set', KEYS[1], 0, 'PX', ms, 'NX')
+local consumed = redis.call('incrby', KEYS[1], ARGV[1])
+local ttl = redis.call('pttl', KEYS[1])
+if ttl == -1 then
+  redis.call('pexpire', KEYS[1], ms)
+  ttl = ms
+end
+return {consumed, ttl}`;
+
+export interface TurnOptions {
+  signal?: AbortSignal;
+  /** Epoch ms: a turn that cannot come before it is refused at once. */
+  deadline?: number;
+}
+
+export interface ApiBudgetOptions {
+  redis: Redis;
+  apiUrl: string;
+  apiKey: string;
+  /** Seconds per endpoint; missing ones take Vast's spec value. */
+  intervalsSec?: Partial<Record<VastEndpoint, number>>;
+  /** Added to every interval: requests granted on time can still arrive closer together. */
+  marginMs?: number;
+  /** Called with the time a caller waited for its turn (metrics). */
+  onWait?: (endpoint: VastEndpoint, ms: number) => void;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => (clearTimeout(t), reject(new CancelledError()));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** A short, stable name for an API key (and URL): what the Redis keys carry instead of the key. */
+export function keyFingerprint(apiUrl: string, apiKey: string): string {
+  return createHash('sha256').update(`${apiUrl}\n${apiKey}`).digest('hex').slice(0, 16);
+}
+
+export class ApiBudget {
+  private readonly limiters = new Map<VastEndpoint, RateLimiterRedis | null>();
+  private readonly intervals: Record<VastEndpoint, number>;
+  readonly keyPrefix: string;
+
+  constructor(private readonly opts: ApiBudgetOptions) {
+    this.intervals = { ...VAST_SPEC_INTERVALS_SEC, ...opts.intervalsSec };
+    this.keyPrefix = `retrain:vast-budget:${keyFingerprint(opts.apiUrl, opts.apiKey)}`;
+  }
+
+  /**
+   * Milliseconds between two turns of `endpoint`, margin included (0: unlimited). At least a second:
+   * the library counts whole seconds below that (and Vast has no shorter interval).
+   */
+  intervalMs(endpoint: VastEndpoint): number {
+    const s = this.intervals[endpoint];
+    return s > 0 ? Math.max(1000, Math.ceil(s * 1000 + (this.opts.marginMs ?? 100))) : 0;
+  }
+
+  private limiter(endpoint: VastEndpoint): RateLimiterRedis | null {
+    if (this.limiters.has(endpoint)) return this.limiters.get(endpoint)!;
+    const ms = this.intervalMs(endpoint);
+    const rl =
+      ms > 0
+        ? new RateLimiterRedis({
+            storeClient: this.opts.redis,
+            keyPrefix: this.keyPrefix,
+            points: 1,
+            duration: ms / 1000,
+            customIncrTtlLuaScript: INCR_PX,
+          })
+        : null;
+    this.limiters.set(endpoint, rl);
+    return rl;
+  }
+
+  /**
+   * Waits for a turn at `endpoint`. Throws CancelledError when the signal aborts, and a retryable
+   * VastRateLimitError when the next turn would come after the deadline.
+   */
+  async take(endpoint: VastEndpoint, opts: TurnOptions = {}): Promise<void> {
+    const rl = this.limiter(endpoint);
+    if (!rl) return;
+    const started = Date.now();
+    for (;;) {
+      if (opts.signal?.aborted) throw new CancelledError();
+      let waitMs: number;
+      try {
+        await rl.consume(endpoint, 1);
+        const waited = Date.now() - started;
+        if (waited > 0) this.opts.onWait?.(endpoint, waited);
+        return;
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) throw err;
+        waitMs = Math.max(5, err.msBeforeNext);
+      }
+      // A little jitter so the waiting workers do not all ask again in the same millisecond.
+      const wait = waitMs + Math.floor(Math.random() * 25);
+      if (opts.deadline !== undefined && Date.now() + wait > opts.deadline) {
+        throw new VastRateLimitError(
+          `Vast API budget: no ${endpoint} turn before the deadline (next in ${waitMs} ms)`,
+        );
+      }
+      await sleep(wait, opts.signal);
+    }
+  }
+}
