@@ -147,7 +147,7 @@ export const ConfigSchema = z
         /**
          * The API budget shared by every worker through Redis (src/vast/budget.ts): the seconds
          * between two calls of one endpoint with one key. Unset endpoints take Vast's spec values
-         * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, sshKey 1, attach 1, user 1).
+         * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, ssh 1, user 1, other 1).
          */
         apiBudget: z
           .object({
@@ -162,8 +162,7 @@ export const ConfigSchema = z
                 list: z.number().min(0),
                 destroy: z.number().min(0),
                 manage: z.number().min(0),
-                sshKey: z.number().min(0),
-                attach: z.number().min(0),
+                ssh: z.number().min(0),
                 user: z.number().min(0),
                 other: z.number().min(0),
               })
