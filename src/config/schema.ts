@@ -154,6 +154,11 @@ export const ConfigSchema = z
             enabled: z.boolean(),
             /** Added to every interval: requests granted on time can still arrive closer together. */
             marginMs: z.number().int().min(0).max(10_000),
+            /**
+             * Every interval is divided by this: 1 against Vast; a simulator running time N times
+             * faster (tests, benches) enforces intervals N times shorter.
+             */
+            timeScale: z.number().min(1).max(1000),
             intervalsSec: z
               .object({
                 search: z.number().min(0),

@@ -81,6 +81,8 @@ export interface ApiBudgetOptions {
   intervalsSec?: Partial<Record<VastEndpoint, number>>;
   /** Added to every interval: requests granted on time can still arrive closer together. */
   marginMs?: number;
+  /** Intervals are divided by this (a simulator running time faster). Default 1. */
+  timeScale?: number;
   /** Called with the time a caller waited for its turn (metrics). */
   onWait?: (endpoint: VastEndpoint, ms: number) => void;
 }
@@ -114,7 +116,7 @@ export class ApiBudget {
   /** Milliseconds between two turns of `endpoint`, margin included (0: unlimited). */
   intervalMs(endpoint: VastEndpoint): number {
     const s = this.intervals[endpoint];
-    return s > 0 ? Math.ceil(s * 1000 + (this.opts.marginMs ?? 100)) : 0;
+    return s > 0 ? Math.ceil((s * 1000) / (this.opts.timeScale ?? 1) + (this.opts.marginMs ?? 100)) : 0;
   }
 
   private limiter(endpoint: VastEndpoint): RateLimiterRedis | null {

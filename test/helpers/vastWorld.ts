@@ -47,6 +47,10 @@ export async function startVastWorld(
     RETRAIN_SSH_USER: sshd.user,
     RETRAIN_BOOT_DEADLINE_SEC: '20',
     RETRAIN_VAST_RETRY_MS: '100',
+    // The shared instance poller at test speed (Vast's default 10 s would dominate every boot).
+    RETRAIN_VAST_POLL_SEC: '0.5',
+    // Vast's API intervals at the simulator's usual 10x (a vast-like sim divides them the same way).
+    RETRAIN_VAST_API_TIME_SCALE: '10',
     ...opts.env,
   });
   return {
