@@ -24,8 +24,11 @@ export interface VastWorld {
 
 export async function startVastWorld(
   redisUrl: string,
-  /** `env` overrides the world's defaults; `sim` the simulator's options. */
-  opts: { env?: NodeJS.ProcessEnv; sim?: Partial<VastSimOptions> } = {},
+  /**
+   * `env` overrides the world's defaults; `sim` the simulator's options. `gateSsh`: SSH to an
+   * instance works only while it holds the deployment's key (the simulator's per-instance gate).
+   */
+  opts: { env?: NodeJS.ProcessEnv; sim?: Partial<VastSimOptions>; gateSsh?: boolean } = {},
 ): Promise<VastWorld> {
   const sb = await sandbox(redisUrl);
   const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
@@ -36,6 +39,7 @@ export async function startVastWorld(
     sshEndpoint: { host: sshd.host, port: sshd.port },
     bootDelayMs: 300,
     seed: 5,
+    ...(opts.gateSsh ? { sshAuthorizedKeys: [key.publicKey] } : {}),
     ...opts.sim,
   });
   const remoteRoot = join(sb.home, 'remote');
