@@ -45,6 +45,7 @@ export function vastClientFrom(
           apiKey,
           intervalsSec: v.apiBudget.intervalsSec,
           marginMs: v.apiBudget.marginMs,
+          timeScale: v.apiBudget.timeScale,
         })
       : undefined;
   return new VastClient({

@@ -42,7 +42,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
       apiRetryBaseMs: 500,
-      apiBudget: { enabled: true, marginMs: 150, intervalsSec: {} },
+      apiBudget: { enabled: true, marginMs: 150, timeScale: 1, intervalsSec: {} },
       createTimeoutSec: 120,
       pollSec: 10,
       transientGraceSec: 120,
@@ -171,6 +171,7 @@ function fromEnv(env: Env): Loose {
   set(['vast', 'transientGraceSec'], num(env, 'RETRAIN_VAST_TRANSIENT_GRACE_SEC'));
   set(['vast', 'createTimeoutSec'], num(env, 'RETRAIN_VAST_CREATE_TIMEOUT_SEC'));
   set(['vast', 'apiBudget', 'enabled'], bool(env, 'RETRAIN_VAST_API_BUDGET'));
+  set(['vast', 'apiBudget', 'timeScale'], num(env, 'RETRAIN_VAST_API_TIME_SCALE'));
   set(['vast', 'interruptible'], bool(env, 'RETRAIN_INTERRUPTIBLE'));
   set(['vast', 'bidPrice'], num(env, 'RETRAIN_BID_PRICE'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);

@@ -156,13 +156,18 @@ export const ConfigSchema = z
         /**
          * The API budget shared by every worker through Redis (src/vast/budget.ts): the seconds
          * between two calls of one endpoint with one key. Unset endpoints take Vast's spec values
-         * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, sshKey 1, attach 1, user 1).
+         * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, ssh 1, user 1, other 1).
          */
         apiBudget: z
           .object({
             enabled: z.boolean(),
             /** Added to every interval: requests granted on time can still arrive closer together. */
             marginMs: z.number().int().min(0).max(10_000),
+            /**
+             * Every interval is divided by this: 1 against Vast; a simulator running time N times
+             * faster (tests, benches) enforces intervals N times shorter.
+             */
+            timeScale: z.number().min(1).max(1000),
             intervalsSec: z
               .object({
                 search: z.number().min(0),
@@ -171,8 +176,7 @@ export const ConfigSchema = z
                 list: z.number().min(0),
                 destroy: z.number().min(0),
                 manage: z.number().min(0),
-                sshKey: z.number().min(0),
-                attach: z.number().min(0),
+                ssh: z.number().min(0),
                 user: z.number().min(0),
                 other: z.number().min(0),
               })

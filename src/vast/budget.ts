@@ -19,7 +19,7 @@ import { VastRateLimitError } from './errors.js';
 
 /** The endpoints Vast limits separately (the spec's x-rate-limit entries). */
 export type VastEndpoint =
-  'search' | 'create' | 'show' | 'list' | 'destroy' | 'manage' | 'sshKey' | 'attach' | 'user' | 'other';
+  'search' | 'create' | 'show' | 'list' | 'destroy' | 'manage' | 'ssh' | 'user' | 'other';
 
 /** Seconds between two calls of one endpoint with one key, as read from Vast's spec (0: no limit). */
 export const VAST_SPEC_INTERVALS_SEC: Record<VastEndpoint, number> = {
@@ -29,8 +29,7 @@ export const VAST_SPEC_INTERVALS_SEC: Record<VastEndpoint, number> = {
   list: 1,
   destroy: 3,
   manage: 1,
-  sshKey: 1,
-  attach: 1,
+  ssh: 1,
   user: 1,
   other: 1,
 };
@@ -41,23 +40,24 @@ export function endpointOf(method: string, path: string): VastEndpoint {
   if (method === 'POST' && p === '/api/v0/bundles') return 'search';
   if (method === 'PUT' && /^\/api\/v0\/asks\/\d+$/.test(p)) return 'create';
   if (p === '/api/v1/instances' && method === 'GET') return 'list';
-  if (/^\/api\/v0\/instances\/\d+\/ssh$/.test(p)) return 'attach';
+  // Account keys and per-instance keys count as one endpoint (one limit for both is the safe read).
+  if (/^\/api\/v0\/instances\/\d+\/ssh(\/\d+)?$/.test(p)) return 'ssh';
   if (/^\/api\/v0\/instances\/\d+$/.test(p)) {
     if (method === 'GET') return 'show';
     if (method === 'DELETE') return 'destroy';
     return 'manage';
   }
-  if (/^\/api\/v0\/ssh(\/\d+)?$/.test(p)) return 'sshKey';
+  if (/^\/api\/v0\/ssh(\/\d+)?$/.test(p)) return 'ssh';
   if (p === '/api/v0/users/current') return 'user';
   return 'other';
 }
 
 /**
  * The library's increment script with the expiry in milliseconds: `SET NX PX`, then count (a turn is
- * granted when the count is 1). ARGV[4] is the limiter's duration in (fractional) seconds; the script
- * is registered once per Redis client, so it reads the interval from there rather than baking it in.
+ * granted when the count is 1). The library only passes whole seconds, and registers the script once
+ * per Redis client whatever the limiter, so the interval travels in the key (`...:<ms>`).
  */
-const INCR_PX = `local ms = math.floor(tonumber(ARGV[4]) * 1000)
+const INCR_PX = `local ms = tonumber(string.match(KEYS[1], ':(%d+)$'))
 redis.call('set', KEYS[1], 0, 'PX', ms, 'NX')
 local consumed = redis.call('incrby', KEYS[1], ARGV[1])
 local ttl = redis.call('pttl', KEYS[1])
@@ -81,6 +81,8 @@ export interface ApiBudgetOptions {
   intervalsSec?: Partial<Record<VastEndpoint, number>>;
   /** Added to every interval: requests granted on time can still arrive closer together. */
   marginMs?: number;
+  /** Intervals are divided by this (a simulator running time faster). Default 1. */
+  timeScale?: number;
   /** Called with the time a caller waited for its turn (metrics). */
   onWait?: (endpoint: VastEndpoint, ms: number) => void;
 }
@@ -111,13 +113,10 @@ export class ApiBudget {
     this.keyPrefix = `retrain:vast-budget:${keyFingerprint(opts.apiUrl, opts.apiKey)}`;
   }
 
-  /**
-   * Milliseconds between two turns of `endpoint`, margin included (0: unlimited). At least a second:
-   * the library counts whole seconds below that (and Vast has no shorter interval).
-   */
+  /** Milliseconds between two turns of `endpoint`, margin included (0: unlimited). */
   intervalMs(endpoint: VastEndpoint): number {
     const s = this.intervals[endpoint];
-    return s > 0 ? Math.max(1000, Math.ceil(s * 1000 + (this.opts.marginMs ?? 100))) : 0;
+    return s > 0 ? Math.ceil((s * 1000) / (this.opts.timeScale ?? 1) + (this.opts.marginMs ?? 100)) : 0;
   }
 
   private limiter(endpoint: VastEndpoint): RateLimiterRedis | null {
@@ -129,7 +128,8 @@ export class ApiBudget {
             storeClient: this.opts.redis,
             keyPrefix: this.keyPrefix,
             points: 1,
-            duration: ms / 1000,
+            // Any whole number of seconds: the script above sets the real expiry from the key.
+            duration: 1,
             customIncrTtlLuaScript: INCR_PX,
           })
         : null;
@@ -149,7 +149,7 @@ export class ApiBudget {
       if (opts.signal?.aborted) throw new CancelledError();
       let waitMs: number;
       try {
-        await rl.consume(endpoint, 1);
+        await rl.consume(`${endpoint}:${this.intervalMs(endpoint)}`, 1);
         const waited = Date.now() - started;
         if (waited > 0) this.opts.onWait?.(endpoint, waited);
         return;
