@@ -114,10 +114,16 @@ export async function pickOffer(
   }
   let stale: number | undefined;
   let skipped: string[] = [];
+  const started = Date.now();
   for (let round = 0; round < 6; round++) {
     const cached = await board.offers(r.query, r.turn, stale);
     const groups = candidateGroups(cached.offers, r);
     skipped = groups.flatMap((g) => g.skipped);
+    // A fresh search with no candidate at all (not merely all claimed): no capacity now. Searching
+    // again at once would only spend the API budget; the capacity wait comes back later.
+    if (groups.every((g) => g.list.length === 0) && (cached.at >= started || Date.now() - cached.at < 2000)) {
+      return noOffer(skipped);
+    }
     // Class by class: a later class only when every offer of the better ones is gone or claimed.
     for (const c of groups) {
       const claimed = c.list.length > 0 ? await board.claim(c.list, r.owner) : null;
