@@ -6,7 +6,7 @@
  * first has none; a run that can get nothing alerts once and fails its symbols with `no_capacity`
  * at their wait limit, destroying nothing it did not rent.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -51,6 +51,16 @@ const summaryOf = (w: VastWorld) =>
     costs: { waited_minutes_by_symbol: Record<string, number> };
     by_symbol: Record<string, { waited_minutes: number; gpu: string | null }>;
   };
+
+/**
+ * The shared offer search serves every worker for a second here (30 s by default): an offer we tried
+ * stays marked taken for two of those, so a machine given back is offered to a waiter at test speed.
+ */
+function fastOfferBoard(w: VastWorld): void {
+  const file = join(w.sb.home, 'capacity.config.yaml');
+  writeFileSync(file, 'vast:\n  offers:\n    cacheSec: 1\n');
+  w.sb.env.RETRAIN_CONFIG = file;
+}
 
 /** Watches the ledger in Redis while a run goes: the symbols seen `waiting_capacity`, with since-when. */
 function watchWaiting(w: VastWorld) {
@@ -98,6 +108,7 @@ describe('no capacity is a wait (driver vast)', () => {
       sim: { offers: marketOf([...MATCHING, 7002002, 7006001]) },
       env: { ...capacityEnv, RETRAIN_VAST_POOL: pool ? '1' : '0', RETRAIN_POOL_IDLE_SEC: '30' },
     });
+    fastOfferBoard(w);
     const watch = watchWaiting(w);
     const r = await vastRun(w.sb.env, {
       symbols: SYMBOLS,
@@ -151,6 +162,7 @@ describe('no capacity is a wait (driver vast)', () => {
 
   it('a GPU class preference moves to the second class only when the first has no capacity', async () => {
     w = await startVastWorld(inject('redisUrl'), { env: { RETRAIN_VAST_POOL: '0' } });
+    fastOfferBoard(w);
     const config = loadConfig({ env: w.sb.env });
     // RTX 3090s are cheaper, but not wanted; two 4090s meet the first class's cap, one A100 the second's.
     config.vast.gpuNames = [
@@ -211,6 +223,7 @@ describe('no capacity is a wait (driver vast)', () => {
         TELEGRAM_API_URL: tg.url,
       },
     });
+    fastOfferBoard(w);
     const other = new VastClient({ apiUrl: w.sim.url, apiKey: SIM_API_KEY });
     const { instanceId: foreign } = await other.createInstance(7001001, {
       image: 'someone/else:1',
