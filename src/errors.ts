@@ -165,8 +165,8 @@ export class HungError extends RetrainError {
 
 /** Renting or reaching a host failed. Retryable. */
 export class ProvisionError extends RetrainError {
-  constructor(message: string, opts: RetrainErrorOptions = {}) {
-    super('provisioning', message, { retryable: true, ...opts });
+  constructor(message: string, opts: RetrainErrorOptions & { code?: 'provisioning' | 'no_capacity' } = {}) {
+    super(opts.code ?? 'provisioning', message, { retryable: true, ...opts });
   }
 }
 
@@ -175,13 +175,13 @@ export class ProvisionError extends RetrainError {
  * again later"; thrown out of it, the symbol waited to its wait limit: never retried (a retry would
  * only wait again). `unmet` names the constraints no offer met (for the alert).
  */
-export class NoCapacityError extends RetrainError {
+export class NoCapacityError extends ProvisionError {
   constructor(
     message: string,
     readonly unmet: string,
     opts: RetrainErrorOptions = {},
   ) {
-    super('no_capacity', message, { ...opts, retryable: false });
+    super(message, { ...opts, code: 'no_capacity', retryable: false });
   }
 }
 
