@@ -4,12 +4,17 @@ import { CapacityWaitProvider, capacityWaiting } from '../src/compute/capacityWa
 import { createProvider, vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
+import type { ComputeProvider } from '../src/compute/provider.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
-import { processNotifier } from '../src/notify/index.js';
+import { processNotifier, type Notifier } from '../src/notify/index.js';
 import { createStore } from '../src/storage/index.js';
+import { watchDependencies, type DependencyWatch } from '../src/telemetry/dependencies.js';
+import type { HealthSources } from '../src/telemetry/healthServer.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import { isStoreOutage, reportingStore } from '../src/storage/reporting.js';
+import { closeRedis, untracked, type CloseStep } from '../src/util/close.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
 import { RunSpend } from '../src/train/spend.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
@@ -21,24 +26,36 @@ import { createMaintenanceProcessor } from './reaper.js';
 import { createPromoteProcessor } from './promote.js';
 import { createTrainProcessor } from './train.js';
 import { createScheduledRunProcessor } from './scheduledRun.js';
+import { workerHealth } from './health.js';
 
 export interface RunningWorkers {
-  /** Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. */
-  close(): Promise<void>;
+  /**
+   * Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. `step`
+   * names each part, so that a bounded shutdown can say which one never finished.
+   */
+  close(step?: CloseStep): Promise<void>;
   workers: Worker[];
+  /** Redis, S3 and Vast outages, each reported once (not per queue and retry). */
+  dependencies: DependencyWatch;
+  /** For /healthz and /metrics (processors/health.ts). */
+  health: HealthSources;
 }
 
 /** Starts the train, promote and finalize-run workers of one process. */
 export async function startWorkers(config: Config, logs: LogHub): Promise<RunningWorkers> {
+  const deps = watchDependencies(config, logs.root);
   const connection: Redis = workerConnection(config.redisUrl);
-  connection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error'));
-  const store = createStore(config.store);
+  deps.redis.watch(connection, 'redis connection');
+  const store = deps.s3 ? reportingStore(createStore(config.store), deps.s3) : createStore(config.store);
   const ledger = new Ledger({
     redis: connection,
     prefix: config.queuePrefix,
     store,
     retentionDays: config.ledger.retentionDays,
-    onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
+    // An unreachable store is already told once by its outage reporter.
+    onMirrorError: (err: unknown) => {
+      if (!isStoreOutage(err)) logs.root.warn({ err: String(err) }, 'ledger mirror write failed');
+    },
   });
   const spend = new RunSpend(connection, config.queuePrefix);
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
@@ -46,42 +63,16 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
   // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
   const notifier = processNotifier(config, logs);
-  const onEvent = (event: string, data: Record<string, unknown>) => logs.root.info({ event, ...data }, event);
-  const rented = await createProvider(config, {
-    redis: connection,
-    onEvent,
-    ...(config.train.driver === 'vast'
-      ? {
-          // Symbols waiting to start, and those waiting for capacity: a freed instance is kept for them.
-          symbolsWaiting: async (runId) => {
-            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
-            const capacity = await capacityWaiting(connection, config.queuePrefix, runId);
-            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + capacity;
-          },
-        }
-      : {}),
-    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
+  const { provider, pooled } = await trainProvider(config, logs, {
+    connection,
+    trainQueue,
+    spend,
+    notifier,
+    ...(deps.vast ? { vastOutage: deps.vast } : {}),
   });
-  const pooled = rented instanceof PooledProvider ? rented : undefined;
-  const freeSlotsPool = pooled ? new InstancePool(connection, config.queuePrefix) : undefined;
-  // No offer is a wait, not a failure (vast): the symbol searches again until its wait limit.
-  const provider =
-    config.train.driver === 'vast'
-      ? new CapacityWaitProvider({
-          config,
-          inner: rented,
-          redis: connection,
-          onEvent,
-          ...(freeSlotsPool ? { freeSlots: (runId: string) => freeSlotsPool.freeSlots(runId) } : {}),
-          onNoCapacity: (alert) => {
-            logs.forDate(alert.date).warn({ event: 'capacity.none', ...alert }, `run ${alert.runId}: no GPU`);
-            notifier.noCapacity?.(alert);
-          },
-        })
-      : rented;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
-  promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
+  deps.redis.watch(promoteQueue, 'promote queue');
   const base = workerOptions(config);
 
   const train = new Worker(
@@ -103,7 +94,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // Production's lock on a connection of its own that fails fast: a lock that cannot be renewed
   // must be seen as lost, not wait for Redis to come back.
   const lockConnection = producerConnection(config.redisUrl);
-  lockConnection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error (lock)'));
+  deps.redis.watch(lockConnection, 'redis connection (lock)');
   const productionLock = redisProductionLock(lockConnection, config.queuePrefix);
   const promoteProcessor = createPromoteProcessor({ config, store, ledger, logs, lock: productionLock });
   const promote = new Worker(QUEUES.promote, promoteProcessor, {
@@ -139,10 +130,15 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
   // and the check for train jobs stuck in PROVISIONING whatever the driver.
   const client =
-    config.train.driver === 'vast' ? vastClientFrom(config, process.env, { redis: connection }) : undefined;
+    config.train.driver === 'vast'
+      ? vastClientFrom(config, process.env, {
+          redis: connection,
+          ...(deps.vast ? { outage: deps.vast } : {}),
+        })
+      : undefined;
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
   for (const q of [maintenanceQueue, trainQueue]) {
-    q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
+    deps.redis.watch(q, `queue ${q.name}`);
   }
   await scheduleMaintenance(maintenanceQueue, config);
   workers.push(
@@ -168,32 +164,106 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   );
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
-    w.on('error', (err) => logs.root.warn({ queue: w.name, err: err.message }, 'worker error'));
+    deps.redis.watch(w, `worker ${w.name}`);
   }
 
   let closing: Promise<void> | undefined;
   return {
     workers,
-    close() {
-      closing ??= (async () => {
-        shutdown.abort();
-        const graceful = Promise.all(workers.map((w) => w.close()));
-        const timer = new Promise<'timeout'>((r) =>
-          setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
-        );
-        if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
-          await Promise.all(workers.map((w) => w.close(true)));
-        }
-        // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
-        await notifier.flush(config.notify.telegram.flushTimeoutMs);
-        await promoteQueue.close();
-        await maintenanceQueue.close();
-        await trainQueue.close();
-        await provider.close?.().catch(() => undefined);
-        await connection.quit().catch(() => connection.disconnect());
-        await lockConnection.quit().catch(() => lockConnection.disconnect());
-      })();
+    dependencies: deps,
+    health: workerHealth({ redis: deps.redis, workers, outages: deps.all }),
+    close(step = untracked) {
+      shutdown.abort();
+      closing ??= closeAll({
+        config,
+        workers,
+        notifier,
+        queues: [promoteQueue, maintenanceQueue, trainQueue],
+        provider,
+        connections: [connection, lockConnection],
+        deps,
+        step,
+      });
       return closing;
     },
   };
+}
+
+/** The close of startWorkers' parts, each step named for a bounded shutdown (src/cli/shutdown.ts). */
+async function closeAll(p: {
+  config: Config;
+  workers: Worker[];
+  notifier: { flush(timeoutMs: number): Promise<unknown> };
+  queues: Queue[];
+  provider: { close?(): Promise<void> };
+  connections: [Redis, Redis];
+  deps: DependencyWatch;
+  step: CloseStep;
+}): Promise<void> {
+  const { config, workers, step } = p;
+  const graceful = Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close())));
+  const timer = new Promise<'timeout'>((r) =>
+    setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
+  );
+  if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
+    await Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close(true))));
+  }
+  // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
+  await step('notifier', () => p.notifier.flush(config.notify.telegram.flushTimeoutMs));
+  for (const q of p.queues) await step(`${q.name} queue`, () => q.close());
+  await step('compute provider', async () => p.provider.close?.().catch(() => undefined));
+  await step('redis connection', () => closeRedis(p.connections[0]));
+  await step('redis connection (lock)', () => closeRedis(p.connections[1]));
+  p.deps.close();
+}
+
+/**
+ * The compute provider the train worker uses: the configured one, and for vast the capacity wait in
+ * front of it (no offer is a wait, not a failure: src/compute/capacityWait.ts). `pooled`: the pool,
+ * when on (the finalize processor drains it).
+ */
+async function trainProvider(
+  config: Config,
+  logs: LogHub,
+  d: {
+    connection: Redis;
+    trainQueue: Queue;
+    spend: RunSpend;
+    notifier: Notifier;
+    vastOutage?: NonNullable<Parameters<typeof createProvider>[1]['vastOutage']>;
+  },
+): Promise<{ provider: ComputeProvider; pooled: PooledProvider | undefined }> {
+  const { connection, trainQueue, spend, notifier } = d;
+  const onEvent = (event: string, data: Record<string, unknown>) => logs.root.info({ event, ...data }, event);
+  const rented = await createProvider(config, {
+    redis: connection,
+    onEvent,
+    ...(config.train.driver === 'vast'
+      ? {
+          // Symbols waiting to start, and those waiting for capacity: a freed instance is kept for them.
+          symbolsWaiting: async (runId) => {
+            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
+            const capacity = await capacityWaiting(connection, config.queuePrefix, runId);
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + capacity;
+          },
+        }
+      : {}),
+    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
+    ...(d.vastOutage ? { vastOutage: d.vastOutage } : {}),
+  });
+  const pooled = rented instanceof PooledProvider ? rented : undefined;
+  if (config.train.driver !== 'vast') return { provider: rented, pooled };
+  const pool = pooled ? new InstancePool(connection, config.queuePrefix) : undefined;
+  const provider = new CapacityWaitProvider({
+    config,
+    inner: rented,
+    redis: connection,
+    onEvent,
+    ...(pool ? { freeSlots: (runId: string) => pool.freeSlots(runId) } : {}),
+    onNoCapacity: (alert) => {
+      logs.forDate(alert.date).warn({ event: 'capacity.none', ...alert }, `run ${alert.runId}: no GPU`);
+      notifier.noCapacity?.(alert);
+    },
+  });
+  return { provider, pooled };
 }

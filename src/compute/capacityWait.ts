@@ -234,11 +234,6 @@ export class CapacityWaitProvider implements ComputeProvider {
     }
   }
 
-  /** How many symbols of the run wait for capacity now (they count as waiting for a pooled instance). */
-  async waiting(runId: string): Promise<number> {
-    return this.opts.redis.zcard(this.key(runId, 'waiting'));
-  }
-
   reattach(info: LeaseInfo, signal?: AbortSignal): Promise<Lease | null> {
     return this.opts.inner.reattach(info, signal);
   }
