@@ -35,6 +35,12 @@ if ttl == -1 then
 end
 return {consumed, ttl}`;
 
+/** Closes an endpoint for ARGV[1] ms (unless it is closed longer already). */
+const CLOSE = `
+local t = redis.call('pttl', KEYS[1])
+if t < tonumber(ARGV[1]) then redis.call('set', KEYS[1], 1, 'PX', ARGV[1]) end
+return 1`;
+
 export interface TurnOptions {
   signal?: AbortSignal;
   /** Epoch ms: a turn that cannot come before it is refused at once. */
@@ -105,6 +111,21 @@ export class ApiBudget {
     return rl;
   }
 
+  private limiterKey(endpoint: VastEndpoint): string {
+    return `${endpoint}:${this.intervalMs(endpoint)}`;
+  }
+
+  /**
+   * After a 429: nobody calls `endpoint` for `factor` intervals. The 429 says our turns and Vast's
+   * clock disagree (or another client uses the key); Vast also answers a hammered endpoint with a
+   * longer penalty, which every worker retrying at once would keep renewing.
+   */
+  async penalize(endpoint: VastEndpoint, factor = 3): Promise<void> {
+    const ms = this.intervalMs(endpoint) * factor;
+    if (ms <= 0) return;
+    await this.opts.redis.eval(CLOSE, 1, `${this.keyPrefix}:${this.limiterKey(endpoint)}`, String(ms));
+  }
+
   /**
    * Waits for a turn at `endpoint`. Throws CancelledError when the signal aborts, and a retryable
    * VastRateLimitError when the next turn would come after the deadline.
@@ -117,7 +138,7 @@ export class ApiBudget {
       if (opts.signal?.aborted) throw new CancelledError();
       let waitMs: number;
       try {
-        await rl.consume(`${endpoint}:${this.intervalMs(endpoint)}`, 1);
+        await rl.consume(this.limiterKey(endpoint), 1);
         const waited = Date.now() - started;
         if (waited > 0) this.opts.onWait?.(endpoint, waited);
         return;
