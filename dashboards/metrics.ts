@@ -36,7 +36,7 @@ export interface DashboardMetricsOptions {
 /**
  * The Prometheus exposition of `/metrics`: every series is `retrain_*` and is read from Redis (the
  * queues, the ledger, the runs' spend hashes, the train jobs' logs) when scraped, never from a
- * provider's API. See the README's Dashboard section for the list.
+ * provider's API. See docs/dashboard.md for the list.
  */
 export class DashboardMetrics {
   readonly registry = new Registry();

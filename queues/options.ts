@@ -40,7 +40,7 @@ export function finalizeJobOptions(config: Config, jobId: string): JobsOptions {
 /**
  * Worker settings for trainings that last hours: a short lock renewed in the background (a dead
  * worker is noticed within ~lockDuration + stalledInterval) and several allowed stalls, because every
- * orchestrator restart during one training counts as one. See the README's failure model.
+ * orchestrator restart during one training counts as one. See docs/failure-model.md.
  */
 export function workerOptions(config: Config): Omit<WorkerOptions, 'connection'> {
   return {

@@ -123,7 +123,7 @@ function num(env: Env, name: string): number | undefined {
   return n;
 }
 
-/** Environment overrides (names documented in the README). */
+/** Environment overrides (names documented in docs/configuration.md). */
 function fromEnv(env: Env): Loose {
   const o: Loose = {};
   const set = (path: string[], v: unknown) => {

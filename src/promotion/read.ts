@@ -41,7 +41,7 @@ export interface ProductionSnapshot {
 /**
  * Reads a symbol's production model safely: never a model with another model's metrics.
  *
- * The reader contract (README "How to read production safely"):
+ * The reader contract (docs/promotion.md, "How to read production safely"):
  * 1. read `manifest.json`: absent means no production (null), whatever other files lie there;
  * 2. read the files it names (`files`: immutable copies under `versions/<version>/`, which a
  *    publish never rewrites; older manifests: the top-level `model.bin`/`metrics.json`);

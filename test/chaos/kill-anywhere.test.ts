@@ -34,7 +34,7 @@ afterEach(async () => {
 });
 
 async function world() {
-  // Short locks so a killed worker's job is noticed within seconds (production values: README).
+  // Short locks so a killed worker's job is noticed within seconds (production values: docs/failure-model.md).
   w = await startVastWorld(inject('redisUrl'), {
     env: { RETRAIN_LOCK_DURATION_MS: '2000', RETRAIN_STALLED_INTERVAL_MS: '1000' },
   });

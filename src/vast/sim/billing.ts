@@ -60,6 +60,19 @@ function rangeOf(
   return { filters, from, to };
 }
 
+/** One charge row as the CLI formats it at every level (start, end, amount, source, items, description). */
+function chargeRow(type: string, amount: number, start: number, end: number, description: string) {
+  return {
+    type,
+    amount: round(amount),
+    start,
+    end,
+    source: null as string | null,
+    description,
+    items: [] as unknown[],
+  };
+}
+
 /**
  * `GET /api/v0/charges/` (vast-cli `show invoices-v1 --charges`): one row per instance that
  * billed within the `day` range (its whole life, not split by day), newest first with `latest_first`.
@@ -69,47 +82,49 @@ export function charges(ctx: SimContext, q: URLSearchParams): HttpReply {
   if (typeof r === 'string') return fail(400, 'invalid_request', r);
   const now = Date.now();
   const types = r.filters.type;
-  if (types !== undefined && !matchOpsSafe('instance', types))
-    return json(200, { success: true, count: 0, total: 0, next_token: null, results: [] });
-  let rows = [...ctx.instances.values()]
-    .filter((i) => {
-      const start = i.createdAt / 1000;
-      const end = Math.min(now, i.destroyedAt ?? Infinity) / 1000;
-      return end >= r.from && start <= r.to;
-    })
+  const wanted = types === undefined || matchOpsSafe('instance', types);
+  const rows = [...ctx.instances.values()]
+    .filter(
+      (i) =>
+        wanted && Math.min(now, i.destroyedAt ?? Infinity) / 1000 >= r.from && i.createdAt / 1000 <= r.to,
+    )
     .map((i) => {
       const c = chargesOf(ctx, i, now);
+      const start = i.createdAt / 1000;
+      const end = Math.min(now, i.destroyedAt ?? Infinity) / 1000;
+      const row = chargeRow(
+        'instance',
+        c.total,
+        start,
+        end,
+        `Instance ${i.id}${i.label ? ` (${i.label})` : ''}`,
+      );
       return {
-        start: i.createdAt / 1000,
-        end: Math.min(now, i.destroyedAt ?? Infinity) / 1000,
-        type: 'instance',
+        ...row,
         source: `instance-${i.id}`,
-        // Vast reports the total; a difference (the test hook's surcharge) is not itemized.
-        amount: round(c.total),
         metadata: { label: i.label, instance_id: i.id, machine_id: i.machineId, gpu_name: i.offer.gpu_name },
+        // Vast reports the total; a difference (the test hook's surcharge) is not itemized.
         items: [
-          { type: 'gpu', amount: round(c.gpu + c.surcharge) },
-          { type: 'disk', amount: round(c.disk) },
-          { type: 'bwd', amount: round(c.bwd) },
-          { type: 'bwu', amount: round(c.bwu) },
+          chargeRow('gpu', c.gpu + c.surcharge, start, end, 'GPU'),
+          chargeRow('disk', c.disk, start, end, 'Storage'),
+          chargeRow('bwd', c.bwd, start, end, 'Download'),
+          chargeRow('bwu', c.bwu, start, end, 'Upload'),
         ],
       };
     });
-  const latest = q.get('latest_first');
   rows.sort((a, b) => a.start - b.start);
-  if (latest === 'true' || latest === 'True' || latest === '1') rows.reverse();
+  if (['true', 'True', '1'].includes(q.get('latest_first') ?? '')) rows.reverse();
   const limit = Math.min(Math.max(1, Math.floor(num(q.get('limit')) ?? 20)), 500);
   const after = num(q.get('after_token')) ?? 0;
   const page = rows.slice(after, after + limit);
-  const total = round(rows.reduce((s, x) => s + x.amount, 0));
   const more = after + page.length < rows.length;
-  rows = page;
+  // `total` counts results: the CLI prints "Showing <count> of <total> results".
   return json(200, {
     success: true,
     count: page.length,
-    total,
+    total: rows.length,
     next_token: more ? String(after + page.length) : null,
-    results: rows,
+    results: page,
   });
 }
 
@@ -121,27 +136,19 @@ function matchOpsSafe(v: unknown, ops: unknown): boolean {
   }
 }
 
-/** `GET /api/v1/invoices/`: the prepaid credit as one payment; a missing range is 200 success:false (vast-api.md §7). */
+/** `GET /api/v1/invoices/`: the prepaid credit as one invoice; a missing range is 200 success:false (vast-api.md §7). */
 export function invoices(ctx: SimContext, q: URLSearchParams): HttpReply {
   const r = rangeOf(q, 'when');
   if (typeof r === 'string') return json(200, { success: false, error: 'invalid_request', msg: r });
-  const when =
-    (ctx.instances.size ? Math.min(...[...ctx.instances.values()].map((i) => i.createdAt)) : Date.now()) /
-      1000 -
-    60;
-  const results =
-    when >= r.from && when <= r.to
-      ? [
-          {
-            id: 1,
-            when,
-            type: 'payment',
-            service: 'stripe_payments',
-            amount: ctx.initialCredit,
-            description: 'credit',
-          },
-        ]
-      : [];
+  const first = Math.min(Date.now(), ...[...ctx.instances.values()].map((i) => i.createdAt));
+  const when = first / 1000 - 60;
+  // The CLI negates the amount of a credit for display.
+  const credit = {
+    ...chargeRow('credit', -ctx.initialCredit, when, when, 'Credit purchase'),
+    source: 'stripe',
+    metadata: { invoice_id: 1 },
+  };
+  const results = when >= r.from && when <= r.to ? [credit] : [];
   return json(200, {
     success: true,
     count: results.length,

@@ -2,7 +2,7 @@
  * A local Vast.ai simulator over real HTTP (node:http), faithful to shared/reference/vast-api.md
  * and, with `profile: 'vast-like'`, to how Vast really behaves (shared/reference/vast-reality.md).
  * Every instance is backed by one real SSH endpoint given by the caller. The official `vastai`
- * CLI works against it (README.md; test/integration/vastai-cli.test.ts,
+ * CLI works against it (src/vast/sim/README.md, docs/gpu-path.md; test/integration/vastai-cli.test.ts,
  * test/unit/vast/sim-cli-contract.test.ts).
  *
  * Modules: context (state), routes, offers, create, lifecycle, view, list, instances, account,
