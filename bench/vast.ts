@@ -123,7 +123,7 @@ export async function vast(): Promise<void> {
         sshUser: sshd.user,
         apiRetryBaseMs: 100,
         // Vast's figures at this scale.
-        apiBudget: { enabled: true, marginMs: 50, timeScale: scale, intervalsSec: {} },
+        apiBudget: { enabled: true, marginMs: 150, timeScale: scale, intervalsSec: {} },
         pollSec: 10 / scale,
         createTimeoutSec: 120 / scale,
         transientGraceSec: 120 / scale,

@@ -336,10 +336,9 @@ export class VastProvider implements ComputeProvider {
     let missing = 0;
     let lastState = 'unknown';
     for (;;) {
-      const read = await this.reader.next(id, after, {
-        signal,
-        timeoutMs: Math.max(1000, deadline - Date.now()),
-      });
+      // No snapshot within a few intervals (no process could poll): one direct read instead.
+      const waitMs = Math.min(Math.max(1000, deadline - Date.now()), (this.opts.poller?.intervalMs ?? 0) * 6);
+      const read = await this.reader.next(id, after, { signal, timeoutMs: waitMs });
       after = read.at + 1;
       const inst = read.inst;
       // A list may not show a brand-new instance yet: gone only when two reads miss it.

@@ -1,3 +1,4 @@
+import { VAST_SPEC_INTERVALS_SEC } from '../vast/limits.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -43,7 +44,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
       apiRetryBaseMs: 500,
-      apiBudget: { enabled: true, marginMs: 150, timeScale: 1, intervalsSec: {} },
+      apiBudget: { enabled: true, marginMs: 150, timeScale: 1, intervalsSec: { ...VAST_SPEC_INTERVALS_SEC } },
       createTimeoutSec: 120,
       pollSec: 10,
       transientGraceSec: 120,

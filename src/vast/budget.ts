@@ -16,41 +16,9 @@ import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { CancelledError } from '../errors.js';
 import { VastRateLimitError } from './errors.js';
+import { VAST_SPEC_INTERVALS_SEC, type VastEndpoint } from './limits.js';
 
-/** The endpoints Vast limits separately (the spec's x-rate-limit entries). */
-export type VastEndpoint =
-  'search' | 'create' | 'show' | 'list' | 'destroy' | 'manage' | 'ssh' | 'user' | 'other';
-
-/** Seconds between two calls of one endpoint with one key, as read from Vast's spec (0: no limit). */
-export const VAST_SPEC_INTERVALS_SEC: Record<VastEndpoint, number> = {
-  search: 6,
-  create: 4.5,
-  show: 2,
-  list: 1,
-  destroy: 3,
-  manage: 1,
-  ssh: 1,
-  user: 1,
-  other: 1,
-};
-
-/** Which limited endpoint a request is. */
-export function endpointOf(method: string, path: string): VastEndpoint {
-  const p = path.replace(/\/+$/, '');
-  if (method === 'POST' && p === '/api/v0/bundles') return 'search';
-  if (method === 'PUT' && /^\/api\/v0\/asks\/\d+$/.test(p)) return 'create';
-  if (p === '/api/v1/instances' && method === 'GET') return 'list';
-  // Account keys and per-instance keys count as one endpoint (one limit for both is the safe read).
-  if (/^\/api\/v0\/instances\/\d+\/ssh(\/\d+)?$/.test(p)) return 'ssh';
-  if (/^\/api\/v0\/instances\/\d+$/.test(p)) {
-    if (method === 'GET') return 'show';
-    if (method === 'DELETE') return 'destroy';
-    return 'manage';
-  }
-  if (/^\/api\/v0\/ssh(\/\d+)?$/.test(p)) return 'ssh';
-  if (p === '/api/v0/users/current') return 'user';
-  return 'other';
-}
+export { endpointOf, VAST_SPEC_INTERVALS_SEC, type VastEndpoint } from './limits.js';
 
 /**
  * The library's increment script with the expiry in milliseconds: `SET NX PX`, then count (a turn is
@@ -66,6 +34,12 @@ if ttl == -1 then
   ttl = ms
 end
 return {consumed, ttl}`;
+
+/** Closes an endpoint for ARGV[1] ms (unless it is closed longer already). */
+const CLOSE = `
+local t = redis.call('pttl', KEYS[1])
+if t < tonumber(ARGV[1]) then redis.call('set', KEYS[1], 1, 'PX', ARGV[1]) end
+return 1`;
 
 export interface TurnOptions {
   signal?: AbortSignal;
@@ -137,6 +111,21 @@ export class ApiBudget {
     return rl;
   }
 
+  private limiterKey(endpoint: VastEndpoint): string {
+    return `${endpoint}:${this.intervalMs(endpoint)}`;
+  }
+
+  /**
+   * After a 429: nobody calls `endpoint` for `factor` intervals. The 429 says our turns and Vast's
+   * clock disagree (or another client uses the key); Vast also answers a hammered endpoint with a
+   * longer penalty, which every worker retrying at once would keep renewing.
+   */
+  async penalize(endpoint: VastEndpoint, factor = 3): Promise<void> {
+    const ms = this.intervalMs(endpoint) * factor;
+    if (ms <= 0) return;
+    await this.opts.redis.eval(CLOSE, 1, `${this.keyPrefix}:${this.limiterKey(endpoint)}`, String(ms));
+  }
+
   /**
    * Waits for a turn at `endpoint`. Throws CancelledError when the signal aborts, and a retryable
    * VastRateLimitError when the next turn would come after the deadline.
@@ -149,7 +138,7 @@ export class ApiBudget {
       if (opts.signal?.aborted) throw new CancelledError();
       let waitMs: number;
       try {
-        await rl.consume(`${endpoint}:${this.intervalMs(endpoint)}`, 1);
+        await rl.consume(this.limiterKey(endpoint), 1);
         const waited = Date.now() - started;
         if (waited > 0) this.opts.onWait?.(endpoint, waited);
         return;

@@ -487,8 +487,12 @@ export class VastClient {
         !(error instanceof VastRateLimitError && /budget/.test(error.message)) &&
         (opts.turn?.deadline === undefined || Date.now() < opts.turn.deadline),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-        if (retriesLeft <= 0 || !willRetry(error)) return;
         const e = error as VastApiError;
+        // A real 429 (not our own budget's refusal): every worker holds off that endpoint a while.
+        if (e instanceof VastRateLimitError && e.status === 429) {
+          await this.#budget?.penalize(endpoint).catch(() => undefined);
+        }
+        if (retriesLeft <= 0 || !willRetry(error)) return;
         try {
           this.#onRetry?.({
             method,

@@ -42,7 +42,7 @@ describe('ApiBudget (real Redis, simulator enforcing Vast intervals)', () => {
       apiUrl: s.url,
       apiKey: KEY,
       intervalsSec: { search: 0.6, show: 0.2 },
-      marginMs: 30,
+      marginMs: 150,
     });
     // No retries: a 429 would show as a failure here.
     return { client: new VastClient({ apiUrl: s.url, apiKey: KEY, retries: 0, budget }), budget, redis };
@@ -60,7 +60,7 @@ describe('ApiBudget (real Redis, simulator enforcing Vast intervals)', () => {
     const took = Date.now() - t0;
     const calls = s.state().calls.search!;
     expect(calls).toEqual({ ok: 8, r429: 0 });
-    // Eight turns at 630 ms apart: the first at once, the last after about 4.4 s.
+    // Eight turns 750 ms apart: the first at once, the last after about 5.2 s.
     expect(took).toBeGreaterThanOrEqual(7 * 600);
   }, 30_000);
 
@@ -84,6 +84,17 @@ describe('ApiBudget (real Redis, simulator enforcing Vast intervals)', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
     await expect(budget.take('search', { signal: ac.signal })).rejects.toBeInstanceOf(CancelledError);
+  }, 30_000);
+
+  it('after a 429 every worker holds off the endpoint for three intervals', async () => {
+    const s = await sim();
+    const a = worker(s);
+    const b = worker(s);
+    await a.budget.penalize('show');
+    const t = Date.now();
+    await b.budget.take('show');
+    // show: 200 ms + 150 ms margin, three times.
+    expect(Date.now() - t).toBeGreaterThanOrEqual(3 * 350 - 20);
   }, 30_000);
 
   it('keys its Redis entries by a hash, never by the API key', async () => {
