@@ -57,6 +57,8 @@ export interface Lease {
 
 export interface AcquireContext {
   signal: AbortSignal;
+  /** Epoch ms: the symbol's deadline. No wait for an API turn runs past it. */
+  deadline?: number;
   /** Called as soon as something billable exists, before waiting on it (crash safety). */
   onLeaseCreated?: (info: LeaseInfo) => Promise<void>;
   /** Called before each new rental; throws (e.g. BudgetExceededError) to stop renting. */

@@ -157,7 +157,7 @@ export class VastProvider implements ComputeProvider {
     const bad = this.opts.badMachines(spec);
     const interruptible = wantsInterruptible(spec);
     const constraints = offerConstraints(config, { interruptible });
-    const turn = { signal: ctx.signal };
+    const turn = { signal: ctx.signal, ...(ctx.deadline !== undefined ? { deadline: ctx.deadline } : {}) };
     const label = labelFor(config.deployment, spec.jobId);
     // Keys on the account reach every new container; a failure here leaves the attach below.
     await this.opts.ensureAccountKey?.(turn).catch((err: unknown) => {

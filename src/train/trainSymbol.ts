@@ -266,6 +266,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await enter('PROVISIONING');
       lease = await provider.acquire(spec, {
         signal,
+        deadline,
         runId: job.data.runId,
         beforeRent: checkBudget,
         onLeaseCreated: async (info) => {
