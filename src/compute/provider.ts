@@ -60,14 +60,14 @@ export interface Lease {
 
 export interface AcquireContext {
   signal: AbortSignal;
+  /** Epoch ms: the symbol's deadline. No wait for an API turn, nor for capacity, runs past it. */
+  deadline?: number;
   /** Called as soon as something billable exists, before waiting on it (crash safety). */
   onLeaseCreated?: (info: LeaseInfo) => Promise<void>;
   /** Called before each new rental; throws (e.g. BudgetExceededError) to stop renting. */
   beforeRent?: () => Promise<void>;
   /** The run the symbol belongs to (a pooled instance is shared within a run only). */
   runId?: string;
-  /** When the attempt's time limit passes (ms): a wait for capacity ends before it. */
-  deadline?: number;
   /**
    * Told when the symbol starts waiting for capacity, and once it has a host (or gave up) after
    * acquire was called (src/compute/capacityWait.ts). Never throws.

@@ -160,7 +160,7 @@ export class VastProvider implements ComputeProvider {
     const interruptible = wantsInterruptible(spec);
     const constraints = offerConstraints(config, { interruptible });
     const classes = gpuClasses(v.gpuNames, v.maxHourlyCost);
-    const turn = { signal: ctx.signal };
+    const turn = { signal: ctx.signal, ...(ctx.deadline !== undefined ? { deadline: ctx.deadline } : {}) };
     const label = labelFor(config.deployment, spec.jobId);
     // Keys on the account reach every new container; a failure here leaves the attach below.
     await this.opts.ensureAccountKey?.(turn).catch((err: unknown) => {

@@ -267,8 +267,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await enter('PROVISIONING');
       lease = await provider.acquire(spec, {
         signal,
-        runId: job.data.runId,
         deadline,
+        runId: job.data.runId,
         onCapacity: capacityRecorder({ ledger, spec, saveFacts, now }),
         beforeRent: checkBudget,
         onLeaseCreated: async (info) => {

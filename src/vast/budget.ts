@@ -7,7 +7,7 @@
  * script expires keys in whole seconds; ours sets the expiry in milliseconds (Vast's intervals are
  * 4.5 s, 1.5 s ...), so two granted turns are always at least the interval (+ a margin for network
  * jitter) apart. A worker that is refused sleeps until the key expires and asks again; it never
- * waits past its deadline or its AbortSignal.
+ * waits past its deadline or its AbortSignal. Without Redis the calls go out unpaced (fail open).
  *
  * The Redis key holds a hash of the API URL and key, never the key itself.
  */
@@ -143,7 +143,8 @@ export class ApiBudget {
         if (waited > 0) this.opts.onWait?.(endpoint, waited);
         return;
       } catch (err) {
-        if (!(err instanceof RateLimiterRes)) throw err;
+        // Redis unreachable: the call goes out unpaced rather than not at all (a 429 is retried).
+        if (!(err instanceof RateLimiterRes)) return;
         waitMs = Math.max(5, err.msBeforeNext);
       }
       // A little jitter so the waiting workers do not all ask again in the same millisecond.

@@ -97,6 +97,19 @@ describe('ApiBudget (real Redis, simulator enforcing Vast intervals)', () => {
     expect(Date.now() - t).toBeGreaterThanOrEqual(3 * 350 - 20);
   }, 30_000);
 
+  it('without Redis a call goes out unpaced rather than not at all', async () => {
+    const dead = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    dead.on('error', () => undefined);
+    opened.push({ close: () => void dead.disconnect() });
+    const budget = new ApiBudget({ redis: dead, apiUrl: 'http://127.0.0.1:1', apiKey: KEY });
+    await expect(budget.take('create')).resolves.toBeUndefined();
+  });
+
   it('keys its Redis entries by a hash, never by the API key', async () => {
     const s = await sim();
     const { budget, redis } = worker(s);
