@@ -195,6 +195,11 @@ export class VastProvider implements ComputeProvider {
         turn,
       });
       if ('fail' in pick) {
+        // Offers used up by this attempt's failed rentals (bad images, boots): a provisioning failure.
+        if (failures.length > 0) {
+          failures.push(pick.fail);
+          break;
+        }
         // Not a failed rental: no capacity now (src/compute/capacityWait.ts waits and searches again).
         const why = pick.fail === 'no offer meets the constraints' ? '' : ` (${pick.fail})`;
         throw new NoCapacityError(
