@@ -8,7 +8,11 @@ import { Ledger } from '../src/ledger/ledger.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
 import { processNotifier } from '../src/notify/index.js';
 import { createStore } from '../src/storage/index.js';
+import { watchDependencies, type DependencyWatch } from '../src/telemetry/dependencies.js';
+import type { HealthSources } from '../src/telemetry/healthServer.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import { isStoreOutage, reportingStore } from '../src/storage/reporting.js';
+import { closeRedis, untracked, type CloseStep } from '../src/util/close.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
 import { RunSpend } from '../src/train/spend.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
@@ -20,24 +24,36 @@ import { createMaintenanceProcessor } from './reaper.js';
 import { createPromoteProcessor } from './promote.js';
 import { createTrainProcessor } from './train.js';
 import { createScheduledRunProcessor } from './scheduledRun.js';
+import { workerHealth } from './health.js';
 
 export interface RunningWorkers {
-  /** Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. */
-  close(): Promise<void>;
+  /**
+   * Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. `step`
+   * names each part, so that a bounded shutdown can say which one never finished.
+   */
+  close(step?: CloseStep): Promise<void>;
   workers: Worker[];
+  /** Redis, S3 and Vast outages, each reported once (not per queue and retry). */
+  dependencies: DependencyWatch;
+  /** For /healthz and /metrics (processors/health.ts). */
+  health: HealthSources;
 }
 
 /** Starts the train, promote and finalize-run workers of one process. */
 export async function startWorkers(config: Config, logs: LogHub): Promise<RunningWorkers> {
+  const deps = watchDependencies(config, logs.root);
   const connection: Redis = workerConnection(config.redisUrl);
-  connection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error'));
-  const store = createStore(config.store);
+  deps.redis.watch(connection, 'redis connection');
+  const store = deps.s3 ? reportingStore(createStore(config.store), deps.s3) : createStore(config.store);
   const ledger = new Ledger({
     redis: connection,
     prefix: config.queuePrefix,
     store,
     retentionDays: config.ledger.retentionDays,
-    onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
+    // An unreachable store is already told once by its outage reporter.
+    onMirrorError: (err: unknown) => {
+      if (!isStoreOutage(err)) logs.root.warn({ err: String(err) }, 'ledger mirror write failed');
+    },
   });
   const spend = new RunSpend(connection, config.queuePrefix);
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
@@ -55,11 +71,12 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         }
       : {}),
     bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
+    ...(deps.vast ? { vastOutage: deps.vast } : {}),
   });
   const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
-  promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
+  deps.redis.watch(promoteQueue, 'promote queue');
   const base = workerOptions(config);
   // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
   const notifier = processNotifier(config, logs);
@@ -83,7 +100,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // Production's lock on a connection of its own that fails fast: a lock that cannot be renewed
   // must be seen as lost, not wait for Redis to come back.
   const lockConnection = producerConnection(config.redisUrl);
-  lockConnection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error (lock)'));
+  deps.redis.watch(lockConnection, 'redis connection (lock)');
   const productionLock = redisProductionLock(lockConnection, config.queuePrefix);
   const promoteProcessor = createPromoteProcessor({ config, store, ledger, logs, lock: productionLock });
   const promote = new Worker(QUEUES.promote, promoteProcessor, {
@@ -119,10 +136,15 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The maintenance queue's repeatable jobs: the orphan reaper wherever Vast instances can exist,
   // and the check for train jobs stuck in PROVISIONING whatever the driver.
   const client =
-    config.train.driver === 'vast' ? vastClientFrom(config, process.env, { redis: connection }) : undefined;
+    config.train.driver === 'vast'
+      ? vastClientFrom(config, process.env, {
+          redis: connection,
+          ...(deps.vast ? { outage: deps.vast } : {}),
+        })
+      : undefined;
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
   for (const q of [maintenanceQueue, trainQueue]) {
-    q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
+    deps.redis.watch(q, `queue ${q.name}`);
   }
   await scheduleMaintenance(maintenanceQueue, config);
   workers.push(
@@ -148,32 +170,55 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   );
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
-    w.on('error', (err) => logs.root.warn({ queue: w.name, err: err.message }, 'worker error'));
+    deps.redis.watch(w, `worker ${w.name}`);
   }
 
   let closing: Promise<void> | undefined;
   return {
     workers,
-    close() {
-      closing ??= (async () => {
-        shutdown.abort();
-        const graceful = Promise.all(workers.map((w) => w.close()));
-        const timer = new Promise<'timeout'>((r) =>
-          setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
-        );
-        if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
-          await Promise.all(workers.map((w) => w.close(true)));
-        }
-        // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
-        await notifier.flush(config.notify.telegram.flushTimeoutMs);
-        await promoteQueue.close();
-        await maintenanceQueue.close();
-        await trainQueue.close();
-        await provider.close?.().catch(() => undefined);
-        await connection.quit().catch(() => connection.disconnect());
-        await lockConnection.quit().catch(() => lockConnection.disconnect());
-      })();
+    dependencies: deps,
+    health: workerHealth({ redis: deps.redis, workers, outages: deps.all }),
+    close(step = untracked) {
+      shutdown.abort();
+      closing ??= closeAll({
+        config,
+        workers,
+        notifier,
+        queues: [promoteQueue, maintenanceQueue, trainQueue],
+        provider,
+        connections: [connection, lockConnection],
+        deps,
+        step,
+      });
       return closing;
     },
   };
+}
+
+/** The close of startWorkers' parts, each step named for a bounded shutdown (src/cli/shutdown.ts). */
+async function closeAll(p: {
+  config: Config;
+  workers: Worker[];
+  notifier: { flush(timeoutMs: number): Promise<unknown> };
+  queues: Queue[];
+  provider: { close?(): Promise<void> };
+  connections: [Redis, Redis];
+  deps: DependencyWatch;
+  step: CloseStep;
+}): Promise<void> {
+  const { config, workers, step } = p;
+  const graceful = Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close())));
+  const timer = new Promise<'timeout'>((r) =>
+    setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
+  );
+  if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
+    await Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close(true))));
+  }
+  // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
+  await step('notifier', () => p.notifier.flush(config.notify.telegram.flushTimeoutMs));
+  for (const q of p.queues) await step(`${q.name} queue`, () => q.close());
+  await step('compute provider', async () => p.provider.close?.().catch(() => undefined));
+  await step('redis connection', () => closeRedis(p.connections[0]));
+  await step('redis connection (lock)', () => closeRedis(p.connections[1]));
+  p.deps.close();
 }

@@ -83,7 +83,8 @@ export function buildProgram(): Command {
     .description('run the train, promote and finalize-run workers until SIGINT/SIGTERM')
     .option('--config <file>', 'config file')
     .option('--driver <driver>', 'local | ssh | vast')
-    .action(async (opts: { config?: string; driver?: string }) => {
+    .option('--health-port <n>', 'serve /healthz and /metrics on this port (health.port; 0 = a free one)')
+    .action(async (opts: { config?: string; driver?: string; healthPort?: string }) => {
       process.exitCode = await (await import('./worker.js')).workerCommand(opts);
     });
 
@@ -150,6 +151,7 @@ export function buildProgram(): Command {
     .option('--remove', 'remove the schedule and exit')
     .option('--list', 'show the schedule and its next slot, and exit')
     .option('--json', 'with --list: print JSON')
+    .option('--health-port <n>', 'serve /healthz and /metrics on this port (health.port; 0 = a free one)')
     .action(async (opts: SchedulerFlags) => {
       process.exitCode = await (await import('./scheduler.js')).schedulerCommand(opts);
     });

@@ -8,6 +8,7 @@ import { ensureDeploymentKey } from '../remote/ssh/keys.js';
 import { SECRET_ENV_NAMES } from '../telemetry/logger.js';
 import { ensureAccountKey } from '../vast/accountKey.js';
 import { ApiBudget } from '../vast/budget.js';
+import type { OutageReporter } from '../telemetry/outage.js';
 import { VastClient } from '../vast/client.js';
 import { OfferBoard } from '../vast/market.js';
 import { InstancePoller } from '../vast/poller.js';
@@ -27,12 +28,16 @@ export function trainingBaseEnv(): NodeJS.ProcessEnv {
 
 /**
  * The Vast client of the deployment. With `redis`, every call waits its turn in the API budget
- * shared by all workers using the same key (src/vast/budget.ts).
+ * shared by all workers using the same key (src/vast/budget.ts); `outage` reports an API outage once.
  */
 export function vastClientFrom(
   config: Config,
   env: NodeJS.ProcessEnv = process.env,
-  deps: { redis?: Redis; onEvent?: (event: string, data: Record<string, unknown>) => void } = {},
+  deps: {
+    redis?: Redis;
+    onEvent?: (event: string, data: Record<string, unknown>) => void;
+    outage?: OutageReporter;
+  } = {},
 ): VastClient {
   const apiKey = env.VAST_API_KEY;
   if (!apiKey) throw new ConfigError('driver vast needs VAST_API_KEY in the environment');
@@ -59,6 +64,7 @@ export function vastClientFrom(
       deps.onEvent?.('instance_row_skipped', {
         rows: rows.map((r) => ({ id: typeof r.id === 'number' ? r.id : null, reason: r.reason })),
       }),
+    ...(deps.outage ? { outage: deps.outage } : {}),
   });
 }
 
@@ -72,6 +78,8 @@ export async function createProvider(
     symbolsWaiting?: (runId: string) => Promise<number>;
     /** Pool: books a run's instance time that no symbol held (RunSpend.bookPoolIdle). */
     bookIdle?: (runId: string, usd: number) => Promise<void>;
+    /** The Vast API's outage reporter (one line per outage, not per request). */
+    vastOutage?: OutageReporter;
   },
 ): Promise<ComputeProvider> {
   const sshDir = join(config.home, 'ssh');
@@ -92,7 +100,11 @@ export async function createProvider(
       });
     }
     case 'vast': {
-      const client = vastClientFrom(config, process.env, deps);
+      const client = vastClientFrom(config, process.env, {
+        redis: deps.redis,
+        ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+        ...(deps.vastOutage ? { outage: deps.vastOutage } : {}),
+      });
       const key = await ensureDeploymentKey(sshDir, config.deployment);
       const v = config.vast;
       const prefix = config.queuePrefix;
