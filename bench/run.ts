@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ [k: string]: () => Promise<void> }
   transfer: () => import('./transfer.js'),
   cost: () => import('./cost.js'),
   vast: () => import('./vast.js'),
+  xgboost: () => import('./xgboost.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import { Gauge, Histogram, Registry } from 'prom-client';
 import type { Ledger, LedgerEntry } from '../src/ledger/ledger.js';
 import { LEDGER_STATUSES } from '../src/ledger/ledger.js';
+import type { SavedReconciliation } from '../src/ledger/costReport.js';
 import type { RunSpend } from '../src/train/spend.js';
 import type { TrainJobData } from '../src/train/types.js';
 import { QUEUES } from '../queues/names.js';
@@ -30,6 +31,8 @@ export interface DashboardMetricsOptions {
   spend: RunSpend;
   /** How many of the newest ledger dates the ledger series cover. */
   recentDates: number;
+  /** The last `retrain cost` reconciliation of a date with Vast's charges (kept in Redis). */
+  reconciliation?: (date: string) => Promise<SavedReconciliation | null>;
   now?: () => Date;
 }
 
@@ -45,6 +48,10 @@ export class DashboardMetrics {
   private readonly gpuSpend: Gauge<'date'>;
   private readonly runSpend: Gauge<'run_id'>;
   private readonly instancesAlive: Gauge;
+  private readonly costBooked: Gauge;
+  private readonly costBilled: Gauge<'date'>;
+  private readonly costDifference: Gauge<'date'>;
+  private readonly costFlagged: Gauge<'date'>;
   private readonly stateSeconds: Histogram<'state'>;
   /** Finished train jobs already observed by the histogram (id, created, finished). */
   private observed = new Set<string>();
@@ -81,6 +88,29 @@ export class DashboardMetrics {
     this.instancesAlive = new Gauge({
       name: 'retrain_instances_alive',
       help: 'Rented Vast.ai instances held by active train jobs',
+      registers,
+    });
+    this.costBooked = new Gauge({
+      name: 'retrain_cost_booked_usd_total',
+      help: 'Dollars booked to the ledger over the recent run dates',
+      registers,
+    });
+    this.costBilled = new Gauge({
+      name: 'retrain_cost_billed_usd',
+      help: "Dollars Vast billed for the run date's labelled instances (last `retrain cost` reconciliation)",
+      labelNames: ['date'],
+      registers,
+    });
+    this.costDifference = new Gauge({
+      name: 'retrain_cost_difference_usd',
+      help: 'Billed minus booked, per run date (last `retrain cost` reconciliation)',
+      labelNames: ['date'],
+      registers,
+    });
+    this.costFlagged = new Gauge({
+      name: 'retrain_cost_flagged',
+      help: '1 when the difference between billed and booked was over the tolerance',
+      labelNames: ['date'],
       registers,
     });
     this.stateSeconds = new Histogram({
@@ -129,6 +159,19 @@ export class DashboardMetrics {
     const spends = await Promise.all(
       [...runIds].map(async (id) => [id, await this.opts.spend.spent(id, now)] as const),
     );
+    const reconciled = this.opts.reconciliation
+      ? await Promise.all(dates.map(async (d) => [d, await this.opts.reconciliation!(d)] as const))
+      : [];
+    this.costBilled.reset();
+    this.costDifference.reset();
+    this.costFlagged.reset();
+    for (const [date, r] of reconciled) {
+      if (!r) continue;
+      this.costBilled.set({ date }, r.billed);
+      this.costDifference.set({ date }, r.difference);
+      this.costFlagged.set({ date }, r.flagged ? 1 : 0);
+    }
+    let bookedTotal = 0;
     this.ledgerSymbols.reset();
     this.gpuSpend.reset();
     this.runSpend.reset();
@@ -136,11 +179,11 @@ export class DashboardMetrics {
       const list: LedgerEntry[] = Object.values(entries);
       for (const status of LEDGER_STATUSES)
         this.ledgerSymbols.set({ date, status }, list.filter((e) => e.status === status).length);
-      this.gpuSpend.set(
-        { date },
-        list.reduce((sum, e) => sum + (e.costUsd || 0), 0),
-      );
+      const booked = list.reduce((sum, e) => sum + (e.costUsd || 0), 0);
+      this.gpuSpend.set({ date }, booked);
+      bookedTotal += booked;
     }
+    this.costBooked.set(bookedTotal);
     for (const [runId, usd] of spends) this.runSpend.set({ run_id: runId }, usd);
   }
 

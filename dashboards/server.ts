@@ -9,6 +9,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Ledger } from '../src/ledger/ledger.js';
+import { readReconciliation } from '../src/ledger/costReport.js';
 import type { ArtifactStore } from '../src/storage/index.js';
 import { RunSpend } from '../src/train/spend.js';
 import { QUEUES } from '../queues/names.js';
@@ -18,6 +19,7 @@ import { DashboardMetrics } from './metrics.js';
 import { LEDGER_STATUSES } from '../src/ledger/types.js';
 import { DATE_PARAM, RunsReader, SYMBOL_PARAM } from './runs.js';
 import { notFoundPage, runPage, runsPage, symbolPage } from './views.js';
+import { readSymbolHistory, symbolHistoryPage } from './symbolHistory.js';
 
 export interface DashboardOptions {
   /** BullMQ and ledger key prefix (Config.queuePrefix). */
@@ -66,6 +68,7 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
     ledger,
     spend: new RunSpend(opts.redis, opts.prefix),
     recentDates: recent,
+    reconciliation: (date) => readReconciliation(opts.redis, opts.prefix, date),
   });
 
   const board = new ExpressAdapter();
@@ -144,6 +147,17 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
         .type('html')
         .send(notFoundPage(`no ledger entry for that symbol and date`, opts.readOnly));
     res.type('html').send(symbolPage(view, opts.readOnly));
+  });
+
+  app.get('/symbols/:symbol', async (req, res) => {
+    const { symbol } = req.params;
+    const history = SYMBOL_PARAM.test(symbol) ? await readSymbolHistory(ledger, opts.store, symbol) : null;
+    if (!history)
+      return void res
+        .status(404)
+        .type('html')
+        .send(notFoundPage('no run or production model for that symbol', opts.readOnly));
+    res.type('html').send(symbolHistoryPage(history, opts.readOnly));
   });
 
   app.get('/files/*key', async (req, res) => {

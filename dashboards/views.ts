@@ -1,5 +1,6 @@
 import type { LedgerEntry, LedgerStatus } from '../src/ledger/ledger.js';
 import { LEDGER_STATUSES } from '../src/ledger/types.js';
+import { stackedBar } from './charts.js';
 import type { ArtifactLink, RunView, SymbolView } from './runs.js';
 
 /** HTML-escapes text and attribute values. */
@@ -22,9 +23,10 @@ header a{color:#fff;text-decoration:none}header .ro{margin-left:auto;background:
 main{padding:10px 20px}table{border-collapse:collapse;margin:8px 0 24px}
 th,td{border-bottom:1px solid #d0d7de;padding:4px 10px;text-align:left;white-space:nowrap}
 td.num{text-align:right}.success{color:#1a7f37}.failed{color:#cf222e}.running{color:#0969da}
-.skipped,.pending{color:#6e7781}code{font-size:12px}.muted{color:#6e7781}\n[data-pager] strong,[data-pager] a{margin:0 2px}`;
+.skipped,.pending{color:#6e7781}code{font-size:12px}.muted{color:#6e7781}\n[data-pager] strong,[data-pager] a{margin:0 2px}
+.charts{display:flex;flex-wrap:wrap;gap:8px 24px}[data-cost] svg{vertical-align:middle;margin-left:12px}`;
 
-function page(title: string, body: string, readOnly: boolean): string {
+export function page(title: string, body: string, readOnly: boolean): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · retrain</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>${STYLE}</style></head>
@@ -47,6 +49,7 @@ function row(date: string, e: LedgerEntry): string {
     cell('decision', esc(e.decision ?? '')),
     cell('reason', esc(e.reason ?? '')),
     cell('artifacts', e.jobId ? `<a href="/runs/${esc(date)}/${esc(e.symbol)}">artifacts</a>` : ''),
+    cell('history', `<a href="/symbols/${esc(e.symbol)}">history</a>`),
   ].join('')}</tr>`;
 }
 
@@ -73,6 +76,30 @@ function counts(entries: LedgerEntry[]): string {
     (st) => `<span class="${st}" data-count="${st}">${by.get(st)} ${st}</span>`,
   );
   return `<p data-counts>${entries.length} symbols${parts.length ? `: ${parts.join(', ')}` : ''}</p>`;
+}
+
+/** Colours of the statuses in a run's status bar. */
+const STATUS_COLORS: Record<LedgerStatus, string> = {
+  success: '#1a7f37',
+  failed: '#cf222e',
+  running: '#0969da',
+  pending: '#8c959f',
+  skipped: '#d0d7de',
+};
+
+/** What the run cost (the summary's total once finalized, else what is booked so far) and its status bar. */
+function costAndBar(run: RunView): string {
+  const booked = run.entries.reduce((a, e) => a + (e.costUsd || 0), 0);
+  const cost = run.summary ? run.summary.total_cost_usd : booked;
+  const bar = stackedBar(
+    `status-${run.date}`,
+    LEDGER_STATUSES.map((st) => ({
+      label: st,
+      count: run.entries.filter((e) => e.status === st).length,
+      color: STATUS_COLORS[st],
+    })),
+  );
+  return `<p data-cost="${esc(cost)}">cost ${esc(usd(cost))}${run.summary ? '' : ' so far'}${bar}</p>`;
 }
 
 function runSection(run: RunView, view: RowsView): string {
@@ -116,9 +143,10 @@ wall ${esc(fixed(s.total_wall_minutes))} min; cost ${esc(usd(s.total_cost_usd))}
   }
   return `<section data-date="${esc(run.date)}"><h2><a href="${base}">${esc(run.date)}</a></h2>
 ${summary}
+${costAndBar(run)}
 ${counts(run.entries)}
 ${more}
-<table><thead><tr><th>symbol</th><th>status</th><th>state</th><th>attempts</th><th>minutes</th><th>cost</th><th>net_bps</th><th>decision</th><th>reason</th><th></th></tr></thead>
+<table><thead><tr><th>symbol</th><th>status</th><th>state</th><th>attempts</th><th>minutes</th><th>cost</th><th>net_bps</th><th>decision</th><th>reason</th><th></th><th></th></tr></thead>
 <tbody>${shown.map((e) => row(run.date, e)).join('\n')}</tbody></table>
 <p class="muted">ledger mirror <code>${esc(run.statusLocation)}</code>${
     s ? ` · summary <code>${esc(run.summaryLocation)}</code>` : ''

@@ -4,7 +4,9 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config/schema.js';
 import { RetrainError } from '../src/errors.js';
 import type { Ledger } from '../src/ledger/ledger.js';
+import { hostGpus, runHasGpus } from '../src/compute/hostGpus.js';
 import { concurrencyCap } from '../src/plan/concurrency.js';
+import { startEstimate } from '../src/plan/startEstimate.js';
 import { planRun } from '../src/plan/planRun.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
@@ -93,9 +95,20 @@ export function createScheduledRunProcessor(deps: {
         symbols: plan.specs.length,
         maxInstances: config.train.maxInstances,
         maxConcurrent: d.maxConcurrent ?? config.train.maxConcurrent,
-        gpu:
-          config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+        gpu: runHasGpus(config, plan.recipe.def.gpu === true, await hostGpus(config, redis, plan.specs[0])),
       });
+      // The Telegram start message carries what the run should cost (driver vast).
+      const estimate =
+        config.train.driver === 'vast' && plan.specs.length > 0
+          ? await startEstimate({
+              config,
+              ledger,
+              symbols: plan.specs.map((s) => s.symbol),
+              cap,
+              interruptible: config.vast.interruptible,
+              timeoutMinutes: d.timeoutMinutes,
+            })
+          : undefined;
       const result = await enqueueRun({
         config,
         redis,
@@ -106,6 +119,7 @@ export function createScheduledRunProcessor(deps: {
         cap,
         force: false,
         ...(d.budgetUsd !== undefined ? { budgetUsd: d.budgetUsd } : {}),
+        ...(estimate ? { estimate } : {}),
       });
       if (!(await finishSlot(redis, claim, { jobId: String(job.id), slot, date, runId: result.runId }))) {
         log.warn({ runId: result.runId }, `slot ${slotAt}: the claim expired while planning`);

@@ -22,8 +22,8 @@ export interface TrainProcessorDeps {
   logs: LogHub;
   promoteQueue: Queue;
   spend?: RunSpend;
-  /** Whether the user cancelled a run (src/train/runCancel.ts); watched while a job runs. */
-  isRunCancelled?: (runId: string) => Promise<boolean>;
+  /** Whether the user cancelled a run or this symbol of it (src/train/runCancel.ts); watched while a job runs. */
+  isRunCancelled?: (runId: string, symbol: string) => Promise<boolean>;
   /** Aborted when the worker shuts down gracefully. */
   shutdown: AbortSignal;
   /** Told when a symbol finally fails (a grouped alert); never blocks. */
@@ -62,7 +62,7 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
     const log = logger.child({ runId: job.data.runId, symbol: spec.symbol, jobId: spec.jobId });
     try {
       const watch = deps.isRunCancelled
-        ? watchRunCancel(() => deps.isRunCancelled!(job.data.runId), deps.config.train.pollMs)
+        ? watchRunCancel(() => deps.isRunCancelled!(job.data.runId, spec.symbol), deps.config.train.pollMs)
         : undefined;
       await watch?.checked;
       let result: TrainResult;

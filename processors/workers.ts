@@ -13,7 +13,7 @@ import type { HealthSources } from '../src/telemetry/healthServer.js';
 import type { LogHub } from '../src/telemetry/logger.js';
 import { isStoreOutage, reportingStore } from '../src/storage/reporting.js';
 import { closeRedis, untracked, type CloseStep } from '../src/util/close.js';
-import { isRunCancelled } from '../src/train/runCancel.js';
+import { isAttemptCancelled } from '../src/train/runCancel.js';
 import { RunSpend } from '../src/train/spend.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
@@ -91,7 +91,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
       logs,
       promoteQueue,
       spend,
-      isRunCancelled: (runId) => isRunCancelled(connection, config.queuePrefix, runId),
+      isRunCancelled: (runId, symbol) => isAttemptCancelled(connection, config.queuePrefix, runId, symbol),
       shutdown: shutdown.signal,
       notifier,
     }),

@@ -55,6 +55,8 @@ export async function enqueueRun(opts: {
   now?: () => Date;
   /** Told once the run is enqueued (the start message); default: the process's notifier. */
   notifier?: Notifier;
+  /** A cost estimate line for the start message (driver vast). */
+  estimate?: string;
 }): Promise<EnqueueResult> {
   const { config, redis, ledger, plan } = opts;
   const now = opts.now ?? (() => new Date());
@@ -138,6 +140,7 @@ export async function enqueueRun(opts: {
       cap: opts.cap,
       driver: data.driver,
       promote: data.promote,
+      ...(opts.estimate ? { estimate: opts.estimate } : {}),
     });
     return {
       runId,

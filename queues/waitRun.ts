@@ -45,12 +45,16 @@ export async function waitForRun(opts: {
         const job = await queue.getJob(opts.finalizeJobId);
         if (job) {
           const state = await job.getState();
-          if (state === 'completed')
+          if (state === 'completed') {
+            // The job may have completed between reading it and its state: read it again for the
+            // return value (the summary), which the first read cannot have.
+            const done = job.returnvalue ? job : await queue.getJob(opts.finalizeJobId);
             return {
               state,
-              summary: job.returnvalue as EngineSummary,
+              summary: done?.returnvalue as EngineSummary,
               ledger: await opts.ledger.get(opts.date),
             };
+          }
           if (state === 'failed') return { state, error: job.failedReason, ledger };
         }
       } catch (err) {

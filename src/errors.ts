@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'preempted'
   | 'hung'
   | 'production_busy'
+  | 'disk'
+  | 'unhealthy'
   | 'internal';
 
 export interface RetrainErrorOptions {
@@ -159,6 +161,20 @@ export class PreemptedError extends RetrainError {
 export class HungError extends RetrainError {
   constructor(message: string, opts: RetrainErrorOptions = {}) {
     super('hung', message, { ...opts, retryable: true });
+  }
+}
+
+/** The host has less free disk than the recipe's minDiskGb. Retryable (another host may have it). */
+export class DiskSpaceError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('disk', message, { ...opts, retryable: true });
+  }
+}
+
+/** The recipe's healthcheck failed on the host: released as unsound, retried on another. */
+export class UnhealthyHostError extends RetrainError {
+  constructor(message: string, opts: RetrainErrorOptions = {}) {
+    super('unhealthy', message, { ...opts, retryable: true });
   }
 }
 

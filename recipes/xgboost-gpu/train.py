@@ -11,7 +11,11 @@ standalone file. Differences:
     booster = xgboost.Booster(); booster.load_model(bytearray(open("model.bin", "rb").read()));
   - training_log.json holds per-round train/test log loss, refreshed every --log-every rounds;
   - `RETRAIN_PROGRESS step=<round> total=<rounds>` is printed after every round.
-Requires xgboost >= 2.1 (the recipe's setup step installs it) and numpy (an xgboost dependency).
+Requires xgboost >= 1.7 and numpy. `train.py --ensure-xgboost` (the recipe's setup step) finds the first
+Python on the host that imports xgboost >= 1.7 ($RETRAIN_PYTHON, python3, /usr/bin/python3 -- Debian's
+python3-xgboost --, python), else creates a private venv under the work root and pip-installs it there
+(never into the system Python). Training under an interpreter without xgboost re-executes itself
+under the one found. and numpy (an xgboost dependency).
 Exit status 0 on success, 2 on bad input or arguments, 3 when xgboost is missing or fails.
 """
 
@@ -20,6 +24,8 @@ import csv
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 
 MIN_TRAIN = 40
@@ -204,8 +210,8 @@ def parse_args(argv):
     p.add_argument("--costs", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--symbol", required=True)
-    p.add_argument("--num-rounds", type=int, default=400)
-    p.add_argument("--max-depth", type=int, default=4)
+    p.add_argument("--num-rounds", type=int, default=100)
+    p.add_argument("--max-depth", type=int, default=6)
     p.add_argument("--learning-rate", type=float, default=0.05)
     p.add_argument("--test-fraction", type=float, default=0.25)
     p.add_argument("--threshold", type=float, default=0.02)
@@ -231,6 +237,94 @@ def parse_args(argv):
     return a
 
 
+# ----------------------------------------------------------------------------- finding xgboost
+
+MIN_XGBOOST = (1, 7)
+XGB_CHECK = (
+    "import sys, xgboost; v = tuple(int(x) for x in xgboost.__version__.split('.')[:2]); "
+    "sys.exit(0 if v >= %r else 1)" % (MIN_XGBOOST,)
+)
+REEXEC_ENV = "RETRAIN_XGBOOST_REEXEC"
+
+
+def venv_dir():
+    """<work root>/.venvs/xgboost: this file is <work root>/<symbol>/<stamp>/recipe/train.py."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(here))), ".venvs", "xgboost")
+
+
+def find_xgboost_python():
+    """The first interpreter that imports xgboost >= 1.7, or None."""
+    candidates = [
+        os.environ.get("RETRAIN_PYTHON"),
+        shutil.which("python3"),
+        "/usr/bin/python3",
+        shutil.which("python"),
+        os.path.join(venv_dir(), "bin", "python"),
+    ]
+    seen = set()
+    for py in candidates:
+        if not py or py in seen or not os.access(py, os.X_OK):
+            continue
+        seen.add(py)
+        if subprocess.run([py, "-c", XGB_CHECK], capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+def ensure_xgboost():
+    """Setup step: finds or installs xgboost (private venv); prints which interpreter. Exit status."""
+    py = find_xgboost_python()
+    if py is None:
+        venv = venv_dir()
+        os.makedirs(os.path.dirname(venv), exist_ok=True)
+        with open(venv + ".lock", "w") as lock:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)  # symbols starting together on one host install once
+            py = find_xgboost_python()
+            if py is None:
+                log("xgboost: no Python here imports xgboost >= 1.7; installing it into %s" % venv)
+                shutil.rmtree(venv, ignore_errors=True)
+                base = shutil.which("python3") or sys.executable
+                steps = [
+                    [base, "-m", "venv", venv],
+                    [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet",
+                     "--disable-pip-version-check", "xgboost>=1.7,<4"],
+                ]
+                for cmd in steps:
+                    if subprocess.run(cmd).returncode != 0:
+                        print("train.py: error: could not run: %s" % " ".join(cmd[:4]), file=sys.stderr)
+                        return 3
+                py = find_xgboost_python()
+    if py is None:
+        print("train.py: error: xgboost installed but still not importable", file=sys.stderr)
+        return 3
+    version = subprocess.run([py, "-c", "import xgboost; print(xgboost.__version__)"], capture_output=True, text=True)
+    log("xgboost: using %s (xgboost %s)" % (py, version.stdout.strip()))
+    return 0
+
+
+def reexec_with_xgboost():
+    """This interpreter has no xgboost: run this script again under one that has (once)."""
+    if os.environ.get(REEXEC_ENV):
+        return
+    py = find_xgboost_python()
+    if py is None:
+        return
+    log("xgboost: %s has no xgboost; running under %s" % (sys.executable, py))
+    sys.stdout.flush()
+    os.environ[REEXEC_ENV] = "1"
+    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+
+
+def xgb_major(version):
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
 def train(args):
     features, ts, X, fwd, _close = read_dataset(args.dataset)
     costs = read_costs(args.costs)
@@ -242,10 +336,14 @@ def train(args):
             "too few rows: %d (train %d, test %d; need at least %d and %d)" % (n, n_train, n_test, MIN_TRAIN, MIN_TEST)
         )
     try:
+        import xgboost as xgb  # noqa: F401
+    except ImportError:
+        reexec_with_xgboost()
+    try:
         import numpy as np
         import xgboost as xgb
     except ImportError as e:
-        raise TrainerFailed("%s (the recipe's setup step installs xgboost>=2.1)" % e)
+        raise TrainerFailed("%s (train.py --ensure-xgboost finds or installs xgboost>=1.7)" % e)
 
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
@@ -267,7 +365,6 @@ def train(args):
         "objective": "binary:logistic",
         "eval_metric": "logloss",
         "tree_method": "hist",
-        "device": args.device,
         "max_depth": args.max_depth,
         "eta": args.learning_rate,
         "subsample": args.subsample,
@@ -276,6 +373,10 @@ def train(args):
         "lambda": 1.0,
         "seed": args.seed,
     }
+    if xgb_major(xgb.__version__) >= 2:
+        params["device"] = args.device
+    elif args.device == "cuda":
+        params["tree_method"] = "gpu_hist"  # xgboost 1.x names the GPU through the tree method
     history = []
     total = args.num_rounds
 
@@ -354,7 +455,10 @@ def train(args):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--ensure-xgboost"]:
+        return ensure_xgboost()
+    args = parse_args(argv)
     try:
         train(args)
     except BadInput as e:

@@ -3,6 +3,7 @@ import { enqueueRun, type EnqueueResult } from '../../queues/enqueue.js';
 import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
 import { Ledger } from '../ledger/ledger.js';
+import { hostGpus, runHasGpus } from '../compute/hostGpus.js';
 import { concurrencyCap } from '../plan/concurrency.js';
 import { planRun } from '../plan/planRun.js';
 import { createStore } from '../storage/index.js';
@@ -13,6 +14,7 @@ import { serializeJobSpec } from '../jobspec/build.js';
 import { cancelRun } from '../train/runCancel.js';
 import { closeRedis } from '../util/close.js';
 import { connectRedis } from './redis.js';
+import { startEstimate } from '../plan/startEstimate.js';
 import { BoundedShutdown } from './shutdown.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
@@ -80,13 +82,25 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const abort = new AbortController();
   try {
     const plan = await planRun(req.plan, { config, store, ledger });
+    const gpus = await hostGpus(config, redis, plan.specs[0]);
     const cap = concurrencyCap({
       mode: req.mode,
       symbols: plan.specs.length,
       maxInstances: config.train.maxInstances,
       maxConcurrent: config.train.maxConcurrent,
-      gpu: config.train.driver === 'vast' || (config.train.driver === 'ssh' && plan.recipe.def.gpu === true),
+      gpu: runHasGpus(config, plan.recipe.def.gpu === true, gpus),
     });
+    const estimate =
+      config.train.driver === 'vast' && plan.specs.length > 0
+        ? await startEstimate({
+            config,
+            ledger,
+            symbols: plan.specs.map((s) => s.symbol),
+            cap,
+            interruptible: req.plan.interruptible === true,
+            timeoutMinutes: plan.specs[0]!.timeoutMinutes,
+          })
+        : undefined;
     const result: EnqueueResult = await enqueueRun({
       config,
       redis,
@@ -97,6 +111,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
       cap,
       force: req.plan.force,
       ...(req.budgetUsd !== undefined ? { budgetUsd: req.budgetUsd } : {}),
+      ...(estimate ? { estimate } : {}),
     });
     runId = result.runId;
     logs.forDate(result.date).info(
@@ -109,13 +124,15 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
         mode: req.mode,
         cap,
         driver: config.train.driver,
+        ...(gpus ? { gpus: gpus.line } : {}),
       },
       `run ${result.runId} started`,
     );
     out.write(
       `run ${result.runId}: ${result.enqueued.length} to train, ${result.skipped.length} skipped, ` +
-        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
+        `${result.inFlight.length} already in flight; mode ${req.mode}, at most ${cap} at once, driver ${config.train.driver}${gpus ? ` (${gpus.line})` : ''}${req.plan.interruptible ? ' (interruptible)' : ''}\n`,
     );
+    if (estimate) out.write(`  ${estimate}\n`);
     for (const s of result.skipped) out.write(`  skip ${s.symbol}: ${s.message}\n`);
     for (const s of result.inFlight)
       out.write(`  in flight ${s}: left alone (its job is still queued or running)\n`);

@@ -5,6 +5,7 @@ import type { SchedulerFlags } from './scheduler.js';
 import type { RollbackFlags } from './rollback.js';
 import type { DashboardFlags } from './dashboard.js';
 import type { VastSimFlags } from '../vast/sim/cli.js';
+import { addConsoleCommands } from './consoleCommands.js';
 
 // Each command's module is loaded when that command runs, so `retrain status` does not pay for the
 // dashboard's web server, the S3 SDK or the simulator (~1 s of CPU at every start otherwise).
@@ -217,6 +218,8 @@ export function buildProgram(): Command {
     .action(async (opts: DashboardFlags) => {
       process.exitCode = await (await import('./dashboard.js')).dashboardCommand(opts);
     });
+
+  addConsoleCommands(program);
 
   program
     .command('demo')

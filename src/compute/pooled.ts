@@ -190,6 +190,10 @@ export class PooledProvider implements ComputeProvider {
     return this.opts.inner.lostReason?.(info);
   }
 
+  async markUnsound(info: LeaseInfo): Promise<void> {
+    await this.opts.inner.markUnsound?.(info);
+  }
+
   async release(info: LeaseInfo, hint: ReleaseHint = {}): Promise<void> {
     const p = info.pool;
     if (!p) return this.opts.inner.release(info);

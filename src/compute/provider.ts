@@ -1,3 +1,4 @@
+import type { RentalImage } from '../recipes/image.js';
 import type { JobSpec } from '../jobspec/types.js';
 import type { Transport } from '../remote/transport.js';
 
@@ -67,6 +68,10 @@ export interface AcquireContext {
   runId?: string;
   /** Called after the provider itself gave back a lease it created (one that failed to boot). */
   onLeaseReleased?: (info: LeaseInfo) => Promise<void>;
+  /** Driver vast: the recipe's image (and registry login, a secret held in memory only). */
+  image?: RentalImage;
+  /** Driver vast: the recipe's minimum CUDA version (overrides vast.minCudaVersion). */
+  minCudaVersion?: number;
 }
 
 export interface ComputeProvider {
@@ -88,6 +93,8 @@ export interface ComputeProvider {
    * `preempted` for an interruptible (bid) instance that was outbid or stopped by the host.
    */
   lostReason?(info: LeaseInfo): 'preempted' | undefined;
+  /** The recipe found the host unsound (healthcheck, disk): not rented again for this run. */
+  markUnsound?(info: LeaseInfo): Promise<void>;
   /**
    * Idempotent. For vast: destroy and confirm it is gone — or, pooled and `hint.reusable`, hand the
    * instance back to the run's pool for the next symbol.

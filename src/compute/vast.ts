@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { CancelledError, ProvisionError, asRetrainError } from '../errors.js';
 import type { JobSpec } from '../jobspec/types.js';
+import { maskLogin } from '../recipes/image.js';
 import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { SshTransport } from '../remote/sshTransport.js';
 import type { TurnOptions } from '../vast/budget.js';
@@ -76,7 +77,10 @@ export function isPreempted(inst: VastInstance, info?: Pick<LeaseInfo, 'interrup
   );
 }
 
-export function offerConstraints(config: Config, opts: { interruptible?: boolean } = {}): OfferConstraints {
+export function offerConstraints(
+  config: Config,
+  opts: { interruptible?: boolean; minCudaVersion?: number } = {},
+): OfferConstraints {
   const v = config.vast;
   return {
     ...(opts.interruptible ? { interruptible: true } : {}),
@@ -87,7 +91,7 @@ export function offerConstraints(config: Config, opts: { interruptible?: boolean
     verifiedOnly: v.verifiedOnly,
     minDiskGb: Math.max(v.minDiskGb, v.diskGb),
     minInetDownMbps: v.minInetDownMbps,
-    minCudaVersion: v.minCudaVersion,
+    minCudaVersion: opts.minCudaVersion ?? v.minCudaVersion,
     numGpus: v.numGpus,
     directSsh: v.runtype === 'ssh_direct',
     scanLimit: v.offers.scanLimit,
@@ -156,7 +160,7 @@ export class VastProvider implements ComputeProvider {
     const v = config.vast;
     const bad = this.opts.badMachines(spec);
     const interruptible = wantsInterruptible(spec);
-    const constraints = offerConstraints(config, { interruptible });
+    const constraints = offerConstraints(config, { interruptible, minCudaVersion: ctx.minCudaVersion });
     const turn = { signal: ctx.signal, ...(ctx.deadline !== undefined ? { deadline: ctx.deadline } : {}) };
     const label = labelFor(config.deployment, spec.jobId);
     // Keys on the account reach every new container; a failure here leaves the attach below.
@@ -199,7 +203,8 @@ export class VastProvider implements ComputeProvider {
           client,
           offer,
           {
-            image: v.image,
+            image: ctx.image?.image ?? v.image,
+            ...(ctx.image?.login ? { imageLogin: ctx.image.login } : {}),
             disk: v.diskGb,
             label,
             onstart: watchdogOnstart(v.apiUrl, v.maxRuntimeMin, { workRoot: v.workRoot }),
@@ -210,7 +215,12 @@ export class VastProvider implements ComputeProvider {
           {
             known,
             turn,
-            onAmbiguous: (err) => this.emit('create_unknown', { offerId: offer.id, label, err: err.message }),
+            onAmbiguous: (err) =>
+              this.emit('create_unknown', {
+                offerId: offer.id,
+                label,
+                err: maskLogin(err.message, ctx.image),
+              }),
             destroyExtra: (id) => this.destroy(id),
           },
         );
@@ -219,6 +229,8 @@ export class VastProvider implements ComputeProvider {
           failures.push(`offer ${offer.id} gone`);
           continue;
         }
+        // An answer that echoes the request must not carry the registry token any further.
+        if (ctx.image?.login && err instanceof Error) err.message = maskLogin(err.message, ctx.image);
         throw err;
       } finally {
         await pick.release();
@@ -452,6 +464,10 @@ export class VastProvider implements ComputeProvider {
     return (
       inst !== null && (inst.actual_status === 'running' || BOOTING.has(inst.actual_status ?? 'created'))
     );
+  }
+
+  async markUnsound(info: LeaseInfo): Promise<void> {
+    if (info.machineId !== undefined) await this.badOf.get(info.id)?.add(info.machineId);
   }
 
   lostReason(info: LeaseInfo): 'preempted' | undefined {

@@ -25,6 +25,8 @@ export interface RunStartInfo {
   cap: number;
   driver: string;
   promote: string;
+  /** What the run should cost (driver vast; src/vast/estimate.ts), one line. */
+  estimate?: string;
 }
 
 export interface SymbolFailure {
@@ -84,6 +86,7 @@ export function formatRunStarted(s: RunStartInfo): string {
     `retrain run ${s.runId} started (${dashed(s.date)})`,
     `${plural(s.symbols, 'symbol')}: ${parts.join(', ')}`,
     `mode ${s.mode} (at most ${s.cap} at once), driver ${s.driver}, promotion ${s.promote}`,
+    ...(s.estimate ? [s.estimate] : []),
   ].join('\n');
 }
 

@@ -57,7 +57,8 @@ export function shippedRecipesDir(): string {
  * success: the definition is schema-valid, every shipped file exists as a regular file inside the
  * recipe directory, every override names a declared variable and holds only allowed characters.
  */
-export async function loadRecipe(ref: string, opts: LoadRecipeOptions): Promise<LoadedRecipe> {
+export async function loadRecipe(fullRef: string, opts: LoadRecipeOptions): Promise<LoadedRecipe> {
+  const { ref, version: wanted } = splitVersion(fullRef);
   const shippedName = RECIPE_NAME_RE.test(ref) ? ref : undefined;
   const file = await resolveRecipeFile(ref, opts.recipesDir, shippedName);
   const fail = (what: string): never => {
@@ -78,6 +79,11 @@ export async function loadRecipe(ref: string, opts: LoadRecipeOptions): Promise<
   if (shippedName !== undefined && def.name !== shippedName) {
     fail(`name "${def.name}" does not match the shipped recipe directory "${shippedName}"`);
   }
+  if (wanted !== undefined && def.version !== wanted) {
+    throw new RecipeError(
+      `recipe ${fullRef}: version ${wanted} is not available (${file} is version ${def.version}; use ${ref}@${def.version} or ${ref})`,
+    );
+  }
   const dir = dirname(file);
   if (def.files.includes(basename(file))) fail(`files: "${basename(file)}" is the recipe file itself`);
 
@@ -93,6 +99,16 @@ export async function loadRecipe(ref: string, opts: LoadRecipeOptions): Promise<
     files,
     sha256: recipeHash(bytes, files),
   };
+}
+
+/**
+ * `name@3` → `{ref: 'name', version: 3}`; a ref without `@<digits>` at its end is taken whole
+ * (a path may hold an `@` elsewhere).
+ */
+export function splitVersion(ref: string): { ref: string; version?: number } {
+  const m = /^(.+)@(\d{1,6})$/.exec(ref);
+  if (!m) return { ref };
+  return { ref: m[1]!, version: Number(m[2]) };
 }
 
 async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: string): Promise<string> {

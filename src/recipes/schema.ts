@@ -82,12 +82,104 @@ export type RecipeCheckpoints = z.output<typeof Checkpoints>;
 const Step = z.preprocess((v) => (typeof v === 'string' ? { run: v } : v), StepObject);
 export type RecipeStep = z.output<typeof StepObject>;
 
+const secretName = z.string().regex(ENV_NAME_RE, `must name a secret (${ENV_NAME_RE.source})`);
+/** Registry credentials for a private `image`: NAMES of orchestrator secrets, never the values. */
+const ImageLogin = z.strictObject({ user: secretName, token: secretName });
+export type RecipeImageLogin = z.output<typeof ImageLogin>;
+
+/** Store prefix of extra inputs: plain segments ending in `/`; `{{symbol}}`/`{{date}}` allowed. */
+export const STORE_PREFIX_RE = /^(?:(?:[A-Za-z0-9_][A-Za-z0-9._=-]{0,127}|\{\{(?:symbol|date)\}\})\/){1,8}$/;
+/** A folder of the work dir: plain segments, not one retrain stages or owns. */
+export const WORK_FOLDER_RE = /^(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\/?){1,8}$/;
+const RESERVED_FOLDERS = ['inputs', 'recipe', 'out'];
+const workFolder = z
+  .string()
+  .regex(WORK_FOLDER_RE, 'must be a folder inside the work dir, e.g. logs or extra/hyperparams')
+  .transform((v) => v.replace(/\/$/, ''))
+  .refine((v) => !v.split('/').some((seg) => seg === '..' || seg === '.'), 'must not contain . or ..')
+  .refine((v) => !RESERVED_FOLDERS.includes(v.split('/')[0]!), 'must not be under inputs/, recipe/ or out/');
+
+const ExtraInput = z.preprocess(
+  (v) => (typeof v === 'string' ? { from: v } : v),
+  z
+    .strictObject({
+      from: z.string().regex(STORE_PREFIX_RE, 'must be a store prefix ending in /, e.g. hyperparams/'),
+      to: workFolder.optional(),
+    })
+    .transform((v) => ({
+      from: v.from,
+      to: v.to ?? `extra/${v.from.replace(/\{\{(symbol|date)\}\}/g, '$1').replace(/\/$/, '')}`,
+    })),
+);
+export type RecipeInput = z.output<typeof ExtraInput>;
+
+const SyncFolder = z.preprocess(
+  (v) => (typeof v === 'string' ? { path: v } : v),
+  z.strictObject({ path: workFolder, every: durationSec(1, 86_400).default(60) }),
+);
+export type RecipeSync = z.output<typeof SyncFolder>;
+
+const CONTAINER_FLAG_RE = /^--?[A-Za-z0-9][A-Za-z0-9-]*(?:=[A-Za-z0-9_.,:=/@+-]*)?$/;
+const MOUNT_RE = /^\/[A-Za-z0-9_./-]*:\/[A-Za-z0-9_./-]*(?::(?:ro|rw))?$/;
+const Container = z.strictObject({
+  image: z.string().regex(IMAGE_RE, 'must be a container image reference'),
+  /** docker or podman; unset: docker where the host has it, else podman. */
+  engine: z.enum(['docker', 'podman']).optional(),
+  gpus: z.enum(['all', 'none']).default('none'),
+  /** `host:container[:ro|rw]`, both absolute; the work dir is always mounted at its own path. */
+  mounts: z
+    .array(z.string().regex(MOUNT_RE, 'must be /host/path:/container/path[:ro|rw]'))
+    .default([])
+    .refine(
+      (ms) =>
+        !ms.some((m) =>
+          m
+            .split(':')
+            .slice(0, 2)
+            .some((p) => p.split('/').includes('..')),
+        ),
+      {
+        message: 'must not contain ..',
+      },
+    ),
+  /** Extra `run` flags, e.g. --shm-size=8g or --ipc=host (one flag per item, no spaces). */
+  args: z.array(z.string().regex(CONTAINER_FLAG_RE, 'must be one flag like --shm-size=8g')).default([]),
+});
+export type RecipeContainer = z.output<typeof Container>;
+
+function durationSec(min: number, max: number) {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const sec = parseDurationSec(v);
+    if (sec === null || sec < min || sec > max) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration from ${min}s to ${max}s, like 30s or 5m` });
+      return z.NEVER;
+    }
+    return sec;
+  });
+}
+
 export const RecipeSchema = z
   .strictObject({
     name: z.string().regex(RECIPE_NAME_RE, `must match ${RECIPE_NAME_RE.source}`),
     version: z.number().int().min(1),
     description: z.string().max(2000).optional(),
+    /** The instance image on Vast (falls back to vast.image). */
     image: z.string().regex(IMAGE_RE, 'must be a container image reference').optional(),
+    imageLogin: ImageLogin.optional(),
+    /** Vast offers whose CUDA is at least this (overrides vast.minCudaVersion). */
+    minCudaVersion: z.number().positive().max(100).optional(),
+    /** Free space the host's work root needs before anything is staged (reason `disk` when short). */
+    minDiskGb: z.number().positive().max(100_000).optional(),
+    /** Run on the host before staging; failing it releases the host as unsound (retried elsewhere). */
+    healthcheck: Step.optional(),
+    /** Run after the training, success or not, in the work dir; its failure is only logged. */
+    cleanup: Step.optional(),
+    /** Store prefixes copied into the work dir before the training (hash-verified). */
+    inputs: z.array(ExtraInput).default([]),
+    /** Work dir folders pushed to the store while the training runs and after it ends. */
+    sync: z.array(SyncFolder).default([]),
+    /** Run each step in this container (drivers local and ssh). */
+    container: Container.optional(),
     gpu: z.boolean().default(false),
     files: z.array(plainName).default([]),
     vars: z.record(z.string(), scalarValue).default({}),
@@ -120,6 +212,9 @@ export const RecipeSchema = z
     }
     dupes(r.secrets).forEach((n) => issue(['secrets'], `"${n}" is listed twice`));
     dupes(r.files).forEach((n) => issue(['files'], `"${n}" is listed twice`));
+    if (r.imageLogin && !r.image) issue(['imageLogin'], 'needs image (the private image it logs in for)');
+    dupes(r.inputs.map((i) => i.to)).forEach((n) => issue(['inputs'], `two inputs land in "${n}"`));
+    dupes(r.sync.map((s) => s.path)).forEach((n) => issue(['sync'], `"${n}" is listed twice`));
 
     const outputs = [...r.outputs.required, ...r.outputs.optional];
     dupes(outputs).forEach((n) => issue(['outputs'], `"${n}" is listed twice`));
@@ -131,6 +226,15 @@ export const RecipeSchema = z
       .forEach((n) => issue(['partial'], `"${n}" is not listed in outputs`));
 
     const known = new Set<string>([...BUILTIN_PLACEHOLDERS, ...Object.keys(r.vars)]);
+    const hooks = { healthcheck: r.healthcheck, cleanup: r.cleanup };
+    for (const [name, step] of Object.entries(hooks)) {
+      if (!step) continue;
+      tryCheck([name, 'run'], () => checkPlaceholderContext(step.run), issue);
+      for (const p of listPlaceholders(step.run)) {
+        if (!known.has(p))
+          issue([name, 'run'], `unknown placeholder {{${p}}} (not a built-in and not in vars)`);
+      }
+    }
     for (const section of ['setup', 'train'] as const) {
       r[section].forEach((step, i) => {
         const path = [section, i, 'run'];

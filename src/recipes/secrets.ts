@@ -24,3 +24,11 @@ export function secretEnv(
   }
   return env;
 }
+
+/**
+ * Every secret name whose value is masked in what retrain keeps of a training's log: the
+ * training's `secrets` and the registry login's (never given to the training, masked all the same).
+ */
+export function maskedSecretNames(def: Pick<RecipeDef, 'secrets' | 'imageLogin'>): string[] {
+  return [...def.secrets, ...(def.imageLogin ? [def.imageLogin.user, def.imageLogin.token] : [])];
+}

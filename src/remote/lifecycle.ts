@@ -142,6 +142,8 @@ export async function killRun(t: Transport, workdir: string, pid: number, graceM
     `cd -- ${q(workdir)} 2>/dev/null || cd /`,
     COMMON_SH,
     `left=$(retrain_kill_session ${pid} ${tenths})`,
+    // A step in a container outlives its killed engine client: stop the container too.
+    'retrain_rm_containers',
     'echo "left=$left"',
   ].join('\n');
   const r = await mustExec(t, cmd, 'kill the run', { timeoutMs: graceMs + 20_000 });

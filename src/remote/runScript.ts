@@ -8,6 +8,7 @@ import { RecipeError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
 import type { RecipeStep } from '../recipes/schema.js';
 import { renderCommand, shellQuote } from '../recipes/template.js';
+import { containerShell } from './container.js';
 import { COMMON_SH, RUN_SH } from './shellLib.js';
 
 export interface RunContext {
@@ -128,6 +129,7 @@ export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
     '}',
     COMMON_SH,
     RUN_SH,
+    ...(recipe.def.container ? [containerShell(recipe.def, ctx.workdir)] : []),
     'retrain_heartbeat < /dev/null > /dev/null 2>&1 &',
     'RETRAIN_HB=$!',
     'rm -rf -- "$RETRAIN_OUT" && mkdir -p -- "$RETRAIN_OUT" || retrain_finish 98',

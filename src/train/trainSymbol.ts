@@ -12,8 +12,12 @@ import {
   CancelledError,
   RunCancelledError,
   ConnectionLostError,
+  DiskSpaceError,
+  UnhealthyHostError,
+  HostLostError,
   HungError,
   OutputContractError,
+  PreemptedError,
   RecipeError,
   TimeoutError,
   TrainingFailedError,
@@ -22,7 +26,8 @@ import {
 import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
-import { secretEnv } from '../recipes/secrets.js';
+import { rentalImage } from '../recipes/image.js';
+import { maskedSecretNames, secretEnv } from '../recipes/secrets.js';
 import { buildRunScript, RECIPE_HEARTBEAT } from '../remote/runScript.js';
 import { regularFiles } from '../remote/collect.js';
 import { LogMask, maskFile } from '../remote/logMask.js';
@@ -42,6 +47,7 @@ import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
 import { failpoint } from '../util/failpoint.js';
 import { stableStringify } from '../util/stableJson.js';
 import { CheckpointSync, checkpointKeys, readResumePoint } from './checkpoints.js';
+import { RecipeHooks } from './recipeHooks.js';
 import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
 
@@ -203,8 +209,16 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   /** The recipe's secret values set here: masked in every copy of its log that retrain keeps. */
   const recipeSecrets = () =>
-    recipe.def.secrets.map((name) => (deps.secretEnv ?? process.env)[name]).filter((v) => v !== undefined);
+    maskedSecretNames(recipe.def)
+      .map((name) => (deps.secretEnv ?? process.env)[name])
+      .filter((v) => v !== undefined);
 
+  const hooks = new RecipeHooks(recipe, spec, {
+    store,
+    log,
+    stagingDir,
+    secretSource: deps.secretEnv ?? process.env,
+  });
   let lease: Lease | null = null;
   let cancelled = false;
   const ckptDef = recipe.def.checkpoints;
@@ -269,6 +283,10 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         deadline,
         runId: job.data.runId,
         beforeRent: checkBudget,
+        ...(spec.driver === 'vast'
+          ? { image: rentalImage(recipe, config.vast.image, deps.secretEnv ?? process.env) }
+          : {}),
+        ...(recipe.def.minCudaVersion ? { minCudaVersion: recipe.def.minCudaVersion } : {}),
         onLeaseCreated: async (info) => {
           await saveFacts({ lease: info });
           await deps.spend?.hold(job.data.runId, info);
@@ -299,6 +317,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       const workdir = facts.workdir ?? (await workdirFor(t, lease.info.workRoot, spec.symbol, now()));
       await enter('TRANSFERRING', { workdir });
       await mkdir(stagingDir, { recursive: true });
+      await hooks.beforeStaging(t, lease.info, workdir);
       const datasetPath = join(stagingDir, 'features.csv');
       await store.getFile(spec.dataset.key, datasetPath, spec.dataset.sha256);
       const costsPath = join(stagingDir, 'costs.json');
@@ -316,7 +335,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         ],
         { tarPath: join(stagingDir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
       );
-      const files = [...planned.files, ...(await recipeStageFiles(recipe))];
+      const files = [...planned.files, ...(await recipeStageFiles(recipe)), ...(await hooks.extraInputs())];
       // A retry resumes from the newest checkpoint an earlier attempt of this run stored.
       if (ckptDef && !facts.resumedFrom) {
         const point = await readResumePoint(store, spec.jobId, job.data.runId, log);
@@ -491,6 +510,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
           }
         })();
       }
+      const stopSync = hooks.startSync(t, workdir);
       try {
         while (!followed) {
           const offsetBefore = facts.logOffset ?? 0;
@@ -565,7 +585,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         clearInterval(staleTimer);
         ckptStop.abort();
         // A sync under way on a host that is gone would only fail late: let it, in the background.
-        if (!followSignal.aborted) await ckptLoop;
+        if (!followSignal.aborted) await Promise.all([ckptLoop, stopSync()]);
+        else void stopSync();
       }
       const { exitCode, logOffset } = followed;
       const rest = mask.flush();
@@ -596,6 +617,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await rm(outDir, { recursive: true, force: true });
       await mkdir(outDir, { recursive: true });
       const outputs = await collectOutputs(t, workdir, outDir, recipe);
+      await hooks.afterTraining(t, workdir, 'succeeded'); // the outputs are safe here first
       failpoint('fetching:collected');
       const metricsFile = outputs.find((o) => o.name === 'metrics.json');
       if (!metricsFile)
@@ -709,6 +731,8 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     hostSound =
       err instanceof TrainingFailedError || err instanceof OutputContractError || err instanceof RecipeError;
     const runCancelled = deps.cancel?.aborted === true;
+    if (lease && (err instanceof UnhealthyHostError || err instanceof DiskSpaceError))
+      await provider.markUnsound?.(lease.info).catch(() => undefined);
     cancelled = !runCancelled && (err instanceof CancelledError || signal.aborted);
     if (!cancelled && ckpt && lease && state === 'EXECUTING' && err instanceof HungError) {
       // Alive but stuck, on a host that answers: one last look for a newer checkpoint before the
@@ -718,6 +742,15 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
     if (!cancelled && lease && facts.pid && facts.workdir && state === 'EXECUTING') {
       // A failed attempt must leave no training behind (a timeout has already killed it).
       await killRun(lease.transport, facts.workdir, facts.pid).catch(() => undefined);
+    }
+    if (
+      !cancelled &&
+      lease &&
+      facts.workdir &&
+      reached(state, 'EXECUTING') &&
+      !(err instanceof HostLostError || err instanceof PreemptedError)
+    ) {
+      await hooks.afterTraining(lease.transport, facts.workdir, 'failed');
     }
     if (!cancelled && lease && facts.workdir && reached(state, 'EXECUTING')) {
       // A failure must be diagnosable from the store alone: keep the attempt's log and partials.

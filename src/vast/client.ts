@@ -100,6 +100,8 @@ export interface CreateInstanceRequest {
   runtype?: 'ssh_direct' | 'ssh_proxy' | 'ssh';
   /** A bid in $/h: makes the instance interruptible. Leave out for on-demand. */
   price?: number;
+  /** `image_login`: docker login arguments for a private image. A secret: never logged. */
+  imageLogin?: string;
 }
 
 export interface ListInstancesOptions {
@@ -257,6 +259,7 @@ export class VastClient {
     if (req.onstart !== undefined) body.onstart = req.onstart;
     if (req.env !== undefined) body.env = req.env;
     if (req.price !== undefined) body.price = req.price;
+    if (req.imageLogin !== undefined) body.image_login = req.imageLogin;
     const path = `/api/v0/asks/${offerId}/`;
     let res: CallResult;
     try {
@@ -458,6 +461,14 @@ export class VastClient {
     }
     const b = json.balance === null || json.balance === undefined ? NaN : Number(json.balance);
     return { credit, balance: Number.isFinite(b) ? b : null };
+  }
+
+  /**
+   * A GET of an endpoint this client has no method for (billing: src/vast/billing.ts), with the same
+   * auth, retries and typed errors. Returns the parsed JSON reply.
+   */
+  async getJson(path: string, params?: Record<string, string | number>): Promise<unknown> {
+    return (await this.call('GET', path, params ? { params } : {})).json;
   }
 
   // ---------------------------------------------------------------- HTTP

@@ -91,3 +91,18 @@ retrain_kill_session() {
   [ "${#RETRAIN_PIDS[@]}" -eq 0 ] || printf '%s ' "${RETRAIN_PIDS[@]}"
   return 0
 }
+
+# retrain_rm_containers: force-removes the containers a run started (the `containers` file of the
+# current directory, one "ENGINE NAME" line each, written by run.sh before each step). Killing
+# the engine's client does not stop its container; this does. Nothing happens without the file.
+retrain_rm_containers() {
+  local engine name
+  [ -f containers ] || return 0
+  while read -r engine name; do
+    case $engine in docker | podman) ;; *) continue ;; esac
+    case $name in retrain-[0-9]*-[0-9]*) ;; *) continue ;; esac
+    case $name in *[!A-Za-z0-9-]*) continue ;; esac
+    "$engine" rm -f -t 0 "$name" >/dev/null 2>&1 || "$engine" rm -f "$name" >/dev/null 2>&1
+  done <containers
+  return 0
+}

@@ -17,19 +17,26 @@ retrain_heartbeat() {
 # stdout and stderr appended to train.log; returns its exit code, 124 when it timed out.
 retrain_step() {
   local n=$1 total=$2 limit=$3 cmd=$4 rc start=$SECONDS
+  local -a wrap=()
   printf '[retrain] step %s/%s: %s\n' "$n" "$total" "${cmd//$'\n'/'\n'}" >>train.log
+  # Container mode (retrain_container_cmd defined by run.sh): the step runs under `ENGINE run`.
+  if declare -F retrain_container_cmd >/dev/null; then
+    retrain_container_cmd "$n" || return 127
+    wrap=("${RETRAIN_CT_CMD[@]}")
+  fi
   if [ "$limit" -gt 0 ]; then
     (
       retrain_env
-      exec timeout --kill-after="$RETRAIN_KILL_AFTER_SEC" "$limit" bash -eo pipefail -c "$cmd"
+      exec timeout --kill-after="$RETRAIN_KILL_AFTER_SEC" "$limit" "${wrap[@]}" bash -eo pipefail -c "$cmd"
     ) >>train.log 2>&1 </dev/null
   else
     (
       retrain_env
-      exec bash -eo pipefail -c "$cmd"
+      exec "${wrap[@]}" bash -eo pipefail -c "$cmd"
     ) >>train.log 2>&1 </dev/null
   fi
   rc=$?
+  [ "${#wrap[@]}" -eq 0 ] || retrain_rm_containers
   if [ "$limit" -gt 0 ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && [ $((SECONDS - start)) -ge "$limit" ]; then
     printf '[retrain] step %s/%s timed out after %ss\n' "$n" "$total" "$limit" >>train.log
     return 124
@@ -82,6 +89,7 @@ retrain_finish() {
   kill "$RETRAIN_HB" 2>/dev/null
   wait "$RETRAIN_HB" 2>/dev/null
   retrain_reap
+  retrain_rm_containers
   printf '%s\n' "$1" >exit_code.tmp && mv -f -- exit_code.tmp exit_code
   exit "$1"
 }

@@ -31,6 +31,7 @@ interface CreateArgs {
   onstart: string | null;
   runtype: string;
   price: number | null;
+  imageLogin: string | null;
 }
 
 const gone404 = (offerId: number) =>
@@ -88,21 +89,27 @@ function parseCreate(body: Record<string, unknown>, diskSpace: number | undefine
     price = p;
   }
   const label = typeof body.label === 'string' ? body.label : null;
-  return { image: body.image, disk, label, userEnv, onstart, runtype, price };
+  const imageLogin = typeof body.image_login === 'string' ? body.image_login : null;
+  return { image: body.image, disk, label, userEnv, onstart, runtype, price, imageLogin };
 }
 
 const chance = (ctx: SimContext, p: number | undefined) => (p ?? 0) > 0 && ctx.rand() < (p ?? 0);
 
+const pullDenied = (image: string) =>
+  `Error response from daemon: pull access denied for ${image}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`;
+
 /** The image error of an instance that never boots: a pull failure (loading) or an OCI error (created). */
-function badImageOf(ctx: SimContext, machineId: number, image: string): SimInstance['badImage'] {
+function badImageOf(ctx: SimContext, i: SimInstance): SimInstance['badImage'] {
+  const { machineId, image } = i;
+  const priv = ctx.opts.privateImages;
+  // A private image pulls only with its login (no fault counted: the create asked for it).
+  if (priv && Object.hasOwn(priv, image) && priv[image] !== i.imageLogin)
+    return { kind: 'pull', msg: pullDenied(image) };
   const f = ctx.faults;
   if (!(f.badImageMachineIds ?? []).includes(machineId) && !chance(ctx, f.badImageRate)) return undefined;
   ctx.injected.badImage++;
   if (ctx.rand() < 0.5) {
-    return {
-      kind: 'pull',
-      msg: `Error response from daemon: pull access denied for ${image}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`,
-    };
+    return { kind: 'pull', msg: pullDenied(image) };
   }
   return {
     kind: 'oci',
@@ -118,7 +125,7 @@ function scheduleFaults(ctx: SimContext, i: SimInstance, now: number): void {
     (f.stuckLoadingMachineIds ?? []).includes(i.machineId) ||
     chance(ctx, f.stuckLoadingRate) ||
     (i.price !== null && minBid !== undefined && i.price < minBid); // a bid below market never starts
-  if (!i.stuck) i.badImage = badImageOf(ctx, i.machineId, i.image);
+  if (!i.stuck) i.badImage = badImageOf(ctx, i);
   if (i.stuck || i.badImage) return;
   const running = now + ctx.bootDelayMs;
   if (chance(ctx, f.dieRate)) i.diesAt = running + (f.dieAfterMs ?? 5000);
@@ -154,6 +161,7 @@ function newInstance(
     machineId: num(raw.machine_id) ?? 0,
     label: a.label,
     image: a.image,
+    imageLogin: a.imageLogin,
     disk: a.disk,
     runtype: a.runtype,
     onstart: a.onstart,

@@ -21,6 +21,7 @@ export function snapshot(ctx: SimContext): VastSimState {
     | 'sshRefused'
     | 'bids'
     | 'badImage'
+    | 'imageLogins'
   > = {
     billedSeconds: {},
     billedUsd: {},
@@ -32,6 +33,7 @@ export function snapshot(ctx: SimContext): VastSimState {
     sshRefused: {},
     bids: {},
     badImage: {},
+    imageLogins: {},
   };
   for (const i of ctx.instances.values()) {
     const c: InstanceCharges = chargesOf(ctx, i, now);
@@ -45,6 +47,7 @@ export function snapshot(ctx: SimContext): VastSimState {
     st.sshRefused[i.id] = i.sshRefused;
     st.bids[i.id] = i.price;
     if (i.badImage) st.badImage[i.id] = i.badImage.msg;
+    st.imageLogins[i.id] = i.imageLogin;
   }
   return {
     rented: [...ctx.rentedOrder],

@@ -104,6 +104,11 @@ export interface VastSimOptions {
   timeScale?: number;
   /** Prepaid credit in $ (default 25). */
   credit?: number;
+  /**
+   * Private images: image → the `image_login` that pulls it. A create of such an image with
+   * another login (or none) stays `loading` with Docker's pull error in `status_msg`, as on Vast.
+   */
+  privateImages?: Record<string, string>;
   /** `kind` (default): only the faults asked for. `vast-like`: every behaviour of Vast at realistic values (profile.ts). */
   profile?: 'kind' | 'vast-like';
   billing?: VastSimBilling;
@@ -146,6 +151,8 @@ export interface VastSimState {
   outbid: number[];
   /** Instances whose image never starts, with the error shown in status_msg. */
   badImage: Record<number, string>;
+  /** The `image_login` each instance was created with; null when none was sent. */
+  imageLogins: Record<number, string | null>;
   requests: number;
   authFailures: number;
   /** Requests that carried `api_key` in the query string (a client bug: keys never go in URLs). */
@@ -213,6 +220,8 @@ export interface SimInstance {
   stuck: boolean;
   /** Image error shown in status_msg; the instance never runs. */
   badImage?: { kind: 'pull' | 'oci'; msg: string };
+  /** The create's `image_login` (docker login arguments); null when none was sent. */
+  imageLogin: string | null;
   killed?: { at: number; status: 'exited' | 'offline' | 'unknown' };
   /** When a doomed instance (fault `dieRate`) dies. */
   diesAt?: number;
