@@ -28,7 +28,7 @@ export function trainingBaseEnv(): NodeJS.ProcessEnv {
 
 /**
  * The Vast client of the deployment. With `redis`, every call waits its turn in the API budget
- * shared by all workers using the same key (src/vast/budget.ts).
+ * shared by all workers using the same key (src/vast/budget.ts); `outage` reports an API outage once.
  */
 export function vastClientFrom(
   config: Config,
@@ -102,7 +102,8 @@ export async function createProvider(
     }
     case 'vast': {
       const client = vastClientFrom(config, process.env, {
-        ...deps,
+        redis: deps.redis,
+        ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
         ...(deps.vastOutage ? { outage: deps.vastOutage } : {}),
       });
       const key = await ensureDeploymentKey(sshDir, config.deployment);

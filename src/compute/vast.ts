@@ -228,7 +228,12 @@ export class VastProvider implements ComputeProvider {
           {
             known,
             turn,
-            onAmbiguous: (err) => this.emit('create_unknown', { offerId: offer.id, label, err: err.message }),
+            onAmbiguous: (err) =>
+              this.emit('create_unknown', {
+                offerId: offer.id,
+                label,
+                err: maskLogin(err.message, ctx.image),
+              }),
             destroyExtra: (id) => this.destroy(id),
           },
         );
