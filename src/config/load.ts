@@ -1,3 +1,4 @@
+import { VAST_SPEC_INTERVALS_SEC } from '../vast/limits.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -39,11 +40,16 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     health: { host: '127.0.0.1' },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
     ledger: { retentionDays: 30 },
-    alerts: { checkEverySec: 60 },
+    alerts: { checkEverySec: 60, noCapacityMin: 10 },
     vast: {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
       apiRetryBaseMs: 500,
+      apiBudget: { enabled: true, marginMs: 150, timeScale: 1, intervalsSec: { ...VAST_SPEC_INTERVALS_SEC } },
+      createTimeoutSec: 120,
+      pollSec: 10,
+      transientGraceSec: 120,
+      offers: { cacheSec: 30, priceTolerance: 0.05, scanLimit: 512 },
       gpuNames: ['RTX_3090', 'RTX_4090', 'A100'],
       maxHourlyCost: 1.0,
       minGpuMemoryGb: 16,
@@ -51,12 +57,15 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       verifiedOnly: true,
       minDiskGb: 30,
       minInetDownMbps: 100,
+      // The default image is built for CUDA 12.1: a host whose driver tops out below cannot run it.
+      minCudaVersion: 12.1,
       numGpus: 1,
       image: 'pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime',
       diskGb: 30,
       runtype: 'ssh_direct',
       bootDeadlineSec: 600,
       maxProvisionTries: 5,
+      capacityPollSec: 30,
       maxRuntimeMin: 60,
       reapEveryMin: 10,
       healthCheckSec: 30,
@@ -159,11 +168,19 @@ function fromEnv(env: Env): Loose {
   set(['ledger', 'retentionDays'], num(env, 'RETRAIN_LEDGER_RETENTION_DAYS'));
   set(['alerts', 'provisioningStuckMin'], num(env, 'RETRAIN_PROVISIONING_STUCK_MIN'));
   set(['alerts', 'checkEverySec'], num(env, 'RETRAIN_ALERT_CHECK_SEC'));
+  set(['alerts', 'noCapacityMin'], num(env, 'RETRAIN_NO_CAPACITY_MIN'));
+  set(['vast', 'capacityWaitMin'], num(env, 'RETRAIN_CAPACITY_WAIT_MIN'));
+  set(['vast', 'capacityPollSec'], num(env, 'RETRAIN_CAPACITY_POLL_SEC'));
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
   set(['vast', 'reapEveryMin'], num(env, 'RETRAIN_REAP_EVERY_MIN'));
   set(['vast', 'healthCheckSec'], num(env, 'RETRAIN_HOST_CHECK_SEC'));
+  set(['vast', 'pollSec'], num(env, 'RETRAIN_VAST_POLL_SEC'));
+  set(['vast', 'transientGraceSec'], num(env, 'RETRAIN_VAST_TRANSIENT_GRACE_SEC'));
+  set(['vast', 'createTimeoutSec'], num(env, 'RETRAIN_VAST_CREATE_TIMEOUT_SEC'));
+  set(['vast', 'apiBudget', 'enabled'], bool(env, 'RETRAIN_VAST_API_BUDGET'));
+  set(['vast', 'apiBudget', 'timeScale'], num(env, 'RETRAIN_VAST_API_TIME_SCALE'));
   set(['vast', 'interruptible'], bool(env, 'RETRAIN_INTERRUPTIBLE'));
   set(['vast', 'bidPrice'], num(env, 'RETRAIN_BID_PRICE'));
   set(['vast', 'workRoot'], env.RETRAIN_REMOTE_ROOT);

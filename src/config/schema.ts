@@ -1,6 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { CompareRuleSchema, FloorSchema } from '../promotion/custom.js';
+import { GpuNamesSchema, gpuCapProblem } from '../vast/gpuPreferences.js';
 
 /**
  * The one typed configuration. Loose input (file + env + flags) goes through `ConfigSchema` once at
@@ -137,6 +138,14 @@ export const ConfigSchema = z
           .positive()
           .max(24 * 60)
           .optional(),
+        /**
+         * A run whose symbols wait for capacity and that gets not one GPU for this long: one alert,
+         * naming the constraints no offer met.
+         */
+        noCapacityMin: z
+          .number()
+          .positive()
+          .max(24 * 60),
         /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
         checkEverySec: z.number().int().min(0).max(3600),
       })
@@ -149,7 +158,66 @@ export const ConfigSchema = z
         apiRetries: z.number().int().min(0).max(20),
         /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
         apiRetryBaseMs: z.number().int().min(1),
-        gpuNames: z.array(z.string().min(1)).min(1),
+        /**
+         * The API budget shared by every worker through Redis (src/vast/budget.ts): the seconds
+         * between two calls of one endpoint with one key. Unset endpoints take Vast's spec values
+         * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, ssh 1, user 1, other 1).
+         */
+        apiBudget: z
+          .object({
+            enabled: z.boolean(),
+            /** Added to every interval: requests granted on time can still arrive closer together. */
+            marginMs: z.number().int().min(0).max(10_000),
+            /**
+             * Every interval is divided by this: 1 against Vast; a simulator running time N times
+             * faster (tests, benches) enforces intervals N times shorter.
+             */
+            timeScale: z.number().min(1).max(1000),
+            intervalsSec: z
+              .object({
+                search: z.number().min(0),
+                create: z.number().min(0),
+                show: z.number().min(0),
+                list: z.number().min(0),
+                destroy: z.number().min(0),
+                manage: z.number().min(0),
+                ssh: z.number().min(0),
+                user: z.number().min(0),
+                other: z.number().min(0),
+              })
+              .partial()
+              .strict(),
+          })
+          .strict(),
+        /** Timeout of one create (Vast can be slow to answer it); the official CLI's is 120 s. */
+        createTimeoutSec: z.number().min(1).max(600),
+        /**
+         * How often the deployment's one poller lists its instances (shared through Redis): boot
+         * waits, health checks and destroy confirmations read that instead of asking Vast each.
+         */
+        pollSec: z.number().min(0.2).max(300),
+        /**
+         * How long an instance may show `unknown`/`rebooting` (a missed heartbeat, a restart) before
+         * it counts as lost.
+         */
+        transientGraceSec: z.number().min(0).max(3600),
+        /** Offer search and choice, shared by the deployment's workers (src/vast/market.ts). */
+        offers: z
+          .object({
+            /** How long one search serves every worker. */
+            cacheSec: z.number().min(0).max(600),
+            /** Offers up to this fraction dearer than the cheapest free one are picked among at random. */
+            priceTolerance: z.number().min(0).max(1),
+            /** `limit` of the search: how much of the market the server scans. */
+            scanLimit: z.number().int().min(10).max(5000),
+          })
+          .strict(),
+        /**
+         * Acceptable GPUs: a plain list (any of them, cheapest first), or an ordered list of classes
+         * with a price cap each (`{name, maxHourlyCost}`): a later class only when the earlier ones
+         * have no capacity (src/vast/gpuPreferences.ts).
+         */
+        gpuNames: GpuNamesSchema,
         /** $/h against the offer's full dph_total (storage included). */
         maxHourlyCost: z.number().positive(),
         minGpuMemoryGb: z.number().min(0),
@@ -166,6 +234,14 @@ export const ConfigSchema = z
         /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
         bootDeadlineSec: z.number().int().min(5),
         maxProvisionTries: z.number().int().min(1).max(50),
+        /**
+         * How long a symbol that finds no offer (and no pooled instance) waits for capacity, searching
+         * again now and then (0: fails at once with no_capacity). Unset: its time limit less a margin
+         * for the training (src/compute/capacityWait.ts).
+         */
+        capacityWaitMin: z.number().min(0).optional(),
+        /** A waiting symbol's first pause between searches; later ones grow ×1.5 to 4×, jittered. */
+        capacityPollSec: z.number().min(0.1).max(3600),
         /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
         maxRuntimeMin: z.number().positive(),
         /** How often a running training's instance is checked for being alive. */
@@ -203,7 +279,11 @@ export const ConfigSchema = z
           })
           .strict(),
       })
-      .strict(),
+      .strict()
+      .superRefine((v, ctx) => {
+        const problem = gpuCapProblem(v.gpuNames, v.maxHourlyCost);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['gpuNames'], message: problem });
+      }),
     /** An existing machine (driver `ssh`). */
     ssh: z
       .object({

@@ -48,6 +48,7 @@ import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
 import { failpoint } from '../util/failpoint.js';
 import { stableStringify } from '../util/stableJson.js';
 import { CheckpointSync, checkpointKeys, readResumePoint } from './checkpoints.js';
+import { capacityRecorder } from './capacity.js';
 import { RecipeHooks } from './recipeHooks.js';
 import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
@@ -281,7 +282,9 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await enter('PROVISIONING');
       lease = await provider.acquire(spec, {
         signal,
+        deadline,
         runId: job.data.runId,
+        onCapacity: capacityRecorder({ ledger, spec, saveFacts, now }),
         beforeRent: checkBudget,
         ...(spec.driver === 'vast'
           ? { image: rentalImage(recipe, config.vast.image, deps.secretEnv ?? process.env) }
@@ -301,6 +304,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
               instance: info.id,
               costUsd: cost,
               reason: 'boot_failed',
+              ...(info.bootFailure ? { detail: info.bootFailure } : {}),
             },
             `${spec.symbol} gave back ${info.driver} ${info.id}: it failed to boot`,
           );
