@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ [k: string]: () => Promise<void> }
   scale: () => import('./scale.js'),
   transfer: () => import('./transfer.js'),
   cost: () => import('./cost.js'),
+  vast: () => import('./vast.js'),
   xgboost: () => import('./xgboost.js'),
 };
 

@@ -1,5 +1,6 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { CapacityWaitProvider, capacityWaiting } from '../src/compute/capacityWait.js';
 import { vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
@@ -58,14 +59,13 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
   // stuck-provisioning check.
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-  const provider = await trainProvider(runtime, logs, trainQueue, deps);
-  const pooled = provider instanceof PooledProvider ? provider : undefined;
+  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
+  const notifier = processNotifier(config, logs);
+  const { provider, pooled } = await trainProvider(runtime, logs, { trainQueue, notifier, deps });
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   deps.redis.watch(promoteQueue, 'promote queue');
   const base = workerOptions(config);
-  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
-  const notifier = processNotifier(config, logs);
 
   const train = new Worker(
     QUEUES.train,
@@ -201,7 +201,13 @@ async function startMaintenance(d: {
   spend: RunSpend;
 }): Promise<{ worker: Worker; queue: Queue }> {
   const { config, logs, deps, connection, notifier, trainQueue, pooled, spend } = d;
-  const client = config.train.driver === 'vast' ? vastClientFrom(config, process.env, deps.vast) : undefined;
+  const client =
+    config.train.driver === 'vast'
+      ? vastClientFrom(config, process.env, {
+          redis: connection,
+          ...(deps.vast ? { outage: deps.vast } : {}),
+        })
+      : undefined;
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
   for (const q of [maintenanceQueue, trainQueue]) {
     deps.redis.watch(q, `queue ${q.name}`);
@@ -229,23 +235,46 @@ async function startMaintenance(d: {
   return { worker, queue: maintenanceQueue };
 }
 
-/** The configured driver's provider; a pool asks how many symbols wait for an instance. */
-function trainProvider(
+/**
+ * The compute provider the train worker uses: the configured one, and for vast the capacity wait in
+ * front of it (no offer is a wait, not a failure: src/compute/capacityWait.ts). `pooled`: the pool,
+ * when on (the finalize processor drains it).
+ */
+async function trainProvider(
   runtime: Runtime,
   logs: LogHub,
-  trainQueue: Queue,
-  deps: DependencyWatch,
-): Promise<ComputeProvider> {
-  return runtime.provider({
-    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
-    ...(runtime.config.train.driver === 'vast'
+  d: { trainQueue: Queue; notifier: Notifier; deps: DependencyWatch },
+): Promise<{ provider: ComputeProvider; pooled: PooledProvider | undefined }> {
+  const { config, redis } = runtime;
+  const { trainQueue, notifier, deps } = d;
+  const onEvent = (event: string, data: Record<string, unknown>) => logs.root.info({ event, ...data }, event);
+  const rented = await runtime.provider({
+    onEvent,
+    ...(config.train.driver === 'vast'
       ? {
-          symbolsWaiting: async () => {
+          // Symbols waiting to start, and those waiting for capacity: a freed instance is kept for them.
+          symbolsWaiting: async (runId) => {
             const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
-            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
+            const capacity = await capacityWaiting(redis, config.queuePrefix, runId);
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + capacity;
           },
         }
       : {}),
     ...(deps.vast ? { vastOutage: deps.vast } : {}),
   });
+  const pooled = rented instanceof PooledProvider ? rented : undefined;
+  if (config.train.driver !== 'vast') return { provider: rented, pooled };
+  const pool = pooled ? new InstancePool(redis, config.queuePrefix) : undefined;
+  const provider = new CapacityWaitProvider({
+    config,
+    inner: rented,
+    redis,
+    onEvent,
+    ...(pool ? { freeSlots: (runId: string) => pool.freeSlots(runId) } : {}),
+    onNoCapacity: (alert) => {
+      logs.forDate(alert.date).warn({ event: 'capacity.none', ...alert }, `run ${alert.runId}: no GPU`);
+      notifier.noCapacity?.(alert);
+    },
+  });
+  return { provider, pooled };
 }

@@ -65,6 +65,8 @@ export interface RunTimings {
   jobs: JobTiming[];
   failed: string[];
   enqueueMs: number;
+  /** Epoch ms when the run was enqueued. */
+  enqueuedAt: number;
   planMs: number;
   wallMs: number;
   /** CPU time of this process while the workers ran (user + system). */
@@ -144,6 +146,7 @@ export async function runPipeline(
       gpu: false,
     });
     t = performance.now();
+    const enqueuedAt = Date.now();
     const enq = await enqueueRun({
       config,
       redis,
@@ -203,7 +206,7 @@ export async function runPipeline(
         states,
       });
     }
-    return { jobs, failed, enqueueMs, planMs, wallMs, cpuMs, childCpuMs: childMs };
+    return { jobs, failed, enqueueMs, enqueuedAt, planMs, wallMs, cpuMs, childCpuMs: childMs };
   } finally {
     await trainQueue.close();
     await redis.quit().catch(() => redis.disconnect());

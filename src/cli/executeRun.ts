@@ -4,6 +4,7 @@ import { waitForRun, type RunOutcome } from '../../queues/waitRun.js';
 import { startWorkers, type RunningWorkers } from '../../processors/workers.js';
 import { hostGpus, runHasGpus, type HostGpus } from '../compute/hostGpus.js';
 import { concurrencyCap } from '../plan/concurrency.js';
+import { renderHostPlan } from '../plan/hostPlan.js';
 import { planRun, type Plan } from '../plan/planRun.js';
 import { createRuntime } from '../runtime.js';
 import { createStore } from '../storage/index.js';
@@ -33,8 +34,11 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const out = opts.out ?? process.stdout;
   const { config } = req;
   if (req.dryRun) {
-    const plan = await planRun(req.plan, { config, store: createStore(config.store) });
+    // Writes nothing: no market data, no features, no Redis state (no connection at all).
+    const plan = await planRun(req.plan, { config, store: createStore(config.store), dryRun: true });
     out.write('[\n' + plan.specs.map((s) => '  ' + serializeJobSpec(s)).join(',\n') + '\n]\n');
+    for (const s of plan.specs)
+      process.stderr.write(renderHostPlan(s, plan.recipe, config).join('\n') + '\n');
     for (const s of plan.skipped) process.stderr.write(`skip ${s.symbol}: ${s.message}\n`);
     return 0;
   }

@@ -11,8 +11,9 @@ import { connectRedis } from './redis.js';
 /** `retrain reap [--dry-run]`: lists and destroys this deployment's orphaned Vast instances. */
 export async function reapCommand(opts: { config?: string; dryRun?: boolean }): Promise<number> {
   const config = loadConfig({ file: opts.config });
-  const client = vastClientFrom(config);
+  vastClientFrom(config); // a missing key fails here, before anything is connected
   const redis = await connectRedis(config.redisUrl);
+  const client = vastClientFrom(config, process.env, { redis });
   const trainQueue = new Queue(QUEUES.train, { connection: redis, prefix: config.queuePrefix });
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: false });
   try {

@@ -6,8 +6,12 @@ import { ConfigError } from '../errors.js';
 import { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { ensureDeploymentKey } from '../remote/ssh/keys.js';
 import { SECRET_ENV_NAMES } from '../telemetry/logger.js';
+import { ensureAccountKey } from '../vast/accountKey.js';
+import { ApiBudget } from '../vast/budget.js';
 import type { OutageReporter } from '../telemetry/outage.js';
 import { VastClient } from '../vast/client.js';
+import { OfferBoard } from '../vast/market.js';
+import { InstancePoller } from '../vast/poller.js';
 import { LocalProvider } from './local.js';
 import { InstancePool } from './pool.js';
 import { PooledProvider } from './pooled.js';
@@ -22,19 +26,46 @@ export function trainingBaseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * The Vast client of the deployment. With `redis`, every call waits its turn in the API budget
+ * shared by all workers using the same key (src/vast/budget.ts); `outage` reports an API outage once.
+ */
 export function vastClientFrom(
   config: Config,
   env: NodeJS.ProcessEnv = process.env,
-  outage?: OutageReporter,
+  deps: {
+    redis?: Redis;
+    onEvent?: (event: string, data: Record<string, unknown>) => void;
+    /** Told of every call's outcome, so that an API outage is logged once. */
+    outage?: OutageReporter;
+  } = {},
 ): VastClient {
   const apiKey = env.VAST_API_KEY;
   if (!apiKey) throw new ConfigError('driver vast needs VAST_API_KEY in the environment');
+  const v = config.vast;
+  const budget =
+    deps.redis && v.apiBudget.enabled
+      ? new ApiBudget({
+          redis: deps.redis,
+          apiUrl: v.apiUrl,
+          apiKey,
+          intervalsSec: v.apiBudget.intervalsSec,
+          marginMs: v.apiBudget.marginMs,
+          timeScale: v.apiBudget.timeScale,
+        })
+      : undefined;
   return new VastClient({
-    apiUrl: config.vast.apiUrl,
+    apiUrl: v.apiUrl,
     apiKey,
-    retries: config.vast.apiRetries,
-    minRetryDelayMs: config.vast.apiRetryBaseMs,
-    ...(outage ? { outage } : {}),
+    retries: v.apiRetries,
+    minRetryDelayMs: v.apiRetryBaseMs,
+    createTimeoutMs: v.createTimeoutSec * 1000,
+    ...(budget ? { budget } : {}),
+    onDroppedRows: (rows) =>
+      deps.onEvent?.('instance_row_skipped', {
+        rows: rows.map((r) => ({ id: typeof r.id === 'number' ? r.id : null, reason: r.reason })),
+      }),
+    ...(deps.outage ? { outage: deps.outage } : {}),
   });
 }
 
@@ -70,8 +101,32 @@ export async function createProvider(
       });
     }
     case 'vast': {
-      const client = vastClientFrom(config, process.env, deps.vastOutage);
+      const client = vastClientFrom(config, process.env, {
+        redis: deps.redis,
+        ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+        ...(deps.vastOutage ? { outage: deps.vastOutage } : {}),
+      });
       const key = await ensureDeploymentKey(sshDir, config.deployment);
+      const v = config.vast;
+      const prefix = config.queuePrefix;
+      const poller = new InstancePoller({
+        redis: deps.redis,
+        prefix,
+        client,
+        intervalMs: v.pollSec * 1000,
+        labelPrefix: `retrain-${config.deployment}-`,
+        onError: (err) =>
+          deps.onEvent?.('instance_poll_failed', { err: String((err as Error)?.message ?? err) }),
+      });
+      const board = new OfferBoard({
+        redis: deps.redis,
+        prefix,
+        client,
+        cacheMs: v.offers.cacheSec * 1000,
+        // Held until the create is answered (or timed out), whatever it takes.
+        claimMs: (v.createTimeoutSec + 30) * 1000,
+        tolerance: v.offers.priceTolerance,
+      });
       const privateKey = await readFile(key.privateKeyPath);
       const badKey = (date: string) => `${config.queuePrefix}:vast:bad-machines:${date}`;
       const vast = new VastProvider({
@@ -88,6 +143,10 @@ export async function createProvider(
           list: async () => (await deps.redis.smembers(badKey(spec.date))).map(Number),
         }),
         onEvent: deps.onEvent,
+        poller,
+        board,
+        ensureAccountKey: (turn) =>
+          ensureAccountKey({ redis: deps.redis, prefix, client, publicKey: key.publicKey, turn }),
       });
       if (!config.vast.pool.enabled) return vast;
       return new PooledProvider({

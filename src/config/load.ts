@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { storeEnvGroup, storeFromEnvGroup } from './storeEnv.js';
 
 /**
  * The defaults that depend on RETRAIN_HOME: the home itself and the local store below it. Every other
@@ -53,6 +54,8 @@ function fromEnv(env: Env): Loose {
   for (const { path, name, kind } of envSettings(ConfigSchema)) {
     set(path, kind === 'number' ? num(env, name) : kind === 'boolean' ? bool(env, name) : env[name]);
   }
+  // `vastai` (the name of Vast's CLI) is taken for `vast`.
+  if (env.RETRAIN_DRIVER?.trim().toLowerCase() === 'vastai') set(['train', 'driver'], 'vast');
   if (env.RUN_MODE === 'canary') set(['promotion', 'canary'], true);
   return o;
 }
@@ -96,6 +99,13 @@ function bool(env: Env, name: string): boolean | undefined {
  */
 function applyStoreEnv(merged: Loose, env: Env, home: string): Loose {
   let store: Loose = isObject(merged.store) ? merged.store : {};
+  // S3_COMPACT_* / R2_*: checked whatever the store kind, so a half-set group is never ignored.
+  const group = storeEnvGroup(env);
+  if (group && env.RETRAIN_STORE !== 'local')
+    store = deepMerge(
+      isObject(merged.store) && merged.store.kind === 's3' ? store : {},
+      storeFromEnvGroup(env, group),
+    );
   const kind = env.RETRAIN_STORE || store.kind || 'local';
   if (kind !== 'local' && kind !== 's3') {
     throw new ConfigError(`environment RETRAIN_STORE=${JSON.stringify(kind)} must be local or s3`);

@@ -1,5 +1,8 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { CompareRuleSchema, FloorSchema } from '../promotion/custom.js';
+import { GpuNamesSchema, gpuCapProblem } from '../vast/gpuPreferences.js';
+import { VAST_SPEC_INTERVALS_SEC } from '../vast/limits.js';
 
 /**
  * The one typed configuration. Loose input (file + env + flags) goes through `ConfigSchema` once at
@@ -117,6 +120,10 @@ export const ConfigSchema = z
           mode: PromoteModeSchema.default('off').meta({ env: 'RETRAIN_PROMOTE' }),
           canary: z.boolean().default(false),
           maxDrawdownTolerance: z.number().min(1).max(10).default(1.1),
+          /** Absolute floors every candidate must pass, in order (docs/promotion-rules.md). */
+          floors: z.array(FloorSchema).optional(),
+          /** The comparison with production, in order (metric, direction, tolerance); unset: rules v1. */
+          rules: z.array(CompareRuleSchema).min(1).optional(),
         })
         .strict(),
     ),
@@ -197,6 +204,16 @@ export const ConfigSchema = z
             .max(24 * 60)
             .optional()
             .meta({ env: 'RETRAIN_PROVISIONING_STUCK_MIN' }),
+          /**
+           * A run whose symbols wait for capacity and that gets not one GPU for this long: one alert,
+           * naming the constraints no offer met.
+           */
+          noCapacityMin: z
+            .number()
+            .positive()
+            .max(24 * 60)
+            .default(10)
+            .meta({ env: 'RETRAIN_NO_CAPACITY_MIN' }),
           /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
           checkEverySec: z
             .number()
@@ -217,7 +234,86 @@ export const ConfigSchema = z
           apiRetries: z.number().int().min(0).max(20).default(6),
           /** First retry delay; doubles up to 30 s. A 429's Retry-After is honoured. */
           apiRetryBaseMs: z.number().int().min(1).default(500).meta({ env: 'RETRAIN_VAST_RETRY_MS' }),
-          gpuNames: z.array(z.string().min(1)).min(1).default(['RTX_3090', 'RTX_4090', 'A100']),
+          /**
+           * The API budget shared by every worker through Redis (src/vast/budget.ts): the seconds
+           * between two calls of one endpoint with one key. Unset endpoints take Vast's spec values
+           * (search 6, create 4.5, show 2, list 1, destroy 3, manage 1, ssh 1, user 1, other 1).
+           */
+          apiBudget: section(
+            z
+              .object({
+                enabled: z.boolean().default(true).meta({ env: 'RETRAIN_VAST_API_BUDGET' }),
+                /** Added to every interval: requests granted on time can still arrive closer together. */
+                marginMs: z.number().int().min(0).max(10_000).default(150),
+                /**
+                 * Every interval is divided by this: 1 against Vast; a simulator running time N times
+                 * faster (tests, benches) enforces intervals N times shorter.
+                 */
+                timeScale: z
+                  .number()
+                  .min(1)
+                  .max(1000)
+                  .default(1)
+                  .meta({ env: 'RETRAIN_VAST_API_TIME_SCALE' }),
+                intervalsSec: section(
+                  z
+                    .object({
+                      search: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.search),
+                      create: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.create),
+                      show: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.show),
+                      list: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.list),
+                      destroy: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.destroy),
+                      manage: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.manage),
+                      ssh: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.ssh),
+                      user: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.user),
+                      other: z.number().min(0).default(VAST_SPEC_INTERVALS_SEC.other),
+                    })
+                    .strict(),
+                ),
+              })
+              .strict(),
+          ),
+          /** Timeout of one create (Vast can be slow to answer it); the official CLI's is 120 s. */
+          createTimeoutSec: z
+            .number()
+            .min(1)
+            .max(600)
+            .default(120)
+            .meta({ env: 'RETRAIN_VAST_CREATE_TIMEOUT_SEC' }),
+          /**
+           * How often the deployment's one poller lists its instances (shared through Redis): boot
+           * waits, health checks and destroy confirmations read that instead of asking Vast each.
+           */
+          pollSec: z.number().min(0.2).max(300).default(10).meta({ env: 'RETRAIN_VAST_POLL_SEC' }),
+          /**
+           * How long an instance may show `unknown`/`rebooting` (a missed heartbeat, a restart) before
+           * it counts as lost.
+           */
+          transientGraceSec: z
+            .number()
+            .min(0)
+            .max(3600)
+            .default(120)
+            .meta({ env: 'RETRAIN_VAST_TRANSIENT_GRACE_SEC' }),
+          /** Offer search and choice, shared by the deployment's workers (src/vast/market.ts). */
+          offers: section(
+            z
+              .object({
+                /** How long one search serves every worker. */
+                cacheSec: z.number().min(0).max(600).default(30),
+                /** Offers up to this fraction dearer than the cheapest free one are picked among at random. */
+                priceTolerance: z.number().min(0).max(1).default(0.05),
+                /** `limit` of the search: how much of the market the server scans. */
+                scanLimit: z.number().int().min(10).max(5000).default(512),
+              })
+              .strict(),
+          ),
+          /**
+           * Acceptable GPUs: a plain list (any of them, cheapest first), or an ordered list of classes
+           * with a price cap each (`{name, maxHourlyCost}`): a later class only when the earlier ones
+           * have no capacity (src/vast/gpuPreferences.ts).
+           */
+          gpuNames: GpuNamesSchema.default(['RTX_3090', 'RTX_4090', 'A100']),
           /** $/h against the offer's full dph_total (storage included). */
           maxHourlyCost: z.number().positive().default(1),
           minGpuMemoryGb: z.number().min(0).default(16),
@@ -225,7 +321,8 @@ export const ConfigSchema = z
           verifiedOnly: z.boolean().default(true),
           minDiskGb: z.number().min(0).default(30),
           minInetDownMbps: z.number().min(0).default(100),
-          minCudaVersion: z.number().min(0).optional(),
+          /** The default image is built for CUDA 12.1: a host whose driver tops out below cannot run it. */
+          minCudaVersion: z.number().min(0).default(12.1),
           numGpus: z.number().int().min(1).max(16).default(1),
           /** Container image when the recipe names none. */
           image: z.string().min(1).default('pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime'),
@@ -234,6 +331,19 @@ export const ConfigSchema = z
           /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
           bootDeadlineSec: z.number().int().min(5).default(600).meta({ env: 'RETRAIN_BOOT_DEADLINE_SEC' }),
           maxProvisionTries: z.number().int().min(1).max(50).default(5),
+          /**
+           * How long a symbol that finds no offer (and no pooled instance) waits for capacity, searching
+           * again now and then (0: fails at once with no_capacity). Unset: its time limit less a margin
+           * for the training (src/compute/capacityWait.ts).
+           */
+          capacityWaitMin: z.number().min(0).optional().meta({ env: 'RETRAIN_CAPACITY_WAIT_MIN' }),
+          /** A waiting symbol's first pause between searches; later ones grow ×1.5 to 4×, jittered. */
+          capacityPollSec: z
+            .number()
+            .min(0.1)
+            .max(3600)
+            .default(30)
+            .meta({ env: 'RETRAIN_CAPACITY_POLL_SEC' }),
           /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
           maxRuntimeMin: z.number().positive().default(60),
           /** How often a running training's instance is checked for being alive. */
@@ -281,7 +391,11 @@ export const ConfigSchema = z
               .strict(),
           ),
         })
-        .strict(),
+        .strict()
+        .superRefine((v, ctx) => {
+          const problem = gpuCapProblem(v.gpuNames, v.maxHourlyCost);
+          if (problem) ctx.addIssue({ code: 'custom', path: ['gpuNames'], message: problem });
+        }),
     ),
     /** An existing machine (driver `ssh`). */
     ssh: section(
@@ -326,8 +440,10 @@ export const ConfigSchema = z
           mode: ModeSchema.optional(),
           /** Unset: `promotion.mode`. */
           promote: PromoteModeSchema.optional(),
-          /** Build missing features (synthetic market data when none) instead of skipping the symbol. */
+          /** Build missing features from the stored market data instead of skipping the symbol. */
           ensureFeatures: z.boolean().default(false),
+          /** Generate synthetic market data where none is stored (`--synthetic`; never published). Unset: false. */
+          synthetic: z.boolean().optional(),
           /** The run's rental budget (`--budget-usd`); unset: none. */
           budgetUsd: z.number().min(0).optional(),
           /** How often a running `retrain scheduler` checks that the schedule is still in place. */

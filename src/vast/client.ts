@@ -4,14 +4,24 @@
  * log line or a thrown object (axios errors, which carry the request config and its headers, are
  * never rethrown or attached as a cause).
  *
- * Retries: jittered exponential backoff (p-retry) on network errors, 429 and 5xx. A Retry-After
- * header is honoured when present (Vast normally sends none). Creating an instance is not
- * idempotent, so it is only retried when the request cannot have been acted on (429, 503, refused
- * connection); after an ambiguous failure the caller should reap by label.
+ * Calls wait their turn in the shared API budget (./budget.ts) when one is given, so the whole
+ * deployment stays within Vast's per-endpoint intervals. Retries: jittered exponential backoff
+ * (p-retry) on network errors, 429 and 5xx. A Retry-After header is honoured when present (Vast
+ * normally sends none). Creating an instance is not idempotent, so it is only retried when the
+ * request cannot have been acted on (429, 503, refused connection); any other failure after it was
+ * sent is a VastCreateUnknownError, which the caller resolves by looking the label up.
  */
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import pRetry from 'p-retry';
-import { VastApiError, VastAuthError, VastOfferGoneError, VastRateLimitError } from './errors.js';
+import { CancelledError } from '../errors.js';
+import { endpointOf, type ApiBudget, type TurnOptions } from './budget.js';
+import {
+  VastApiError,
+  VastAuthError,
+  VastCreateUnknownError,
+  VastOfferGoneError,
+  VastRateLimitError,
+} from './errors.js';
 import {
   VastInstanceSchema,
   parseOffers,
@@ -21,7 +31,21 @@ import {
   type VastOffer,
 } from './types.js';
 
-export { VastApiError, VastAuthError, VastOfferGoneError, VastRateLimitError } from './errors.js';
+export {
+  VastApiError,
+  VastAuthError,
+  VastCreateUnknownError,
+  VastOfferGoneError,
+  VastRateLimitError,
+} from './errors.js';
+export type { TurnOptions } from './budget.js';
+
+/** An instance row the list could not read (logged and skipped: one odd row never blinds the list). */
+export interface DroppedRow {
+  index: number;
+  id?: unknown;
+  reason: string;
+}
 
 export const DEFAULT_VAST_API_URL = 'https://console.vast.ai';
 
@@ -57,6 +81,12 @@ export interface VastClientOptions {
   onDroppedOffers?: (dropped: DroppedOffer[]) => void;
   /** How long destroyInstance waits for the instance to be gone. Default 30 s. */
   destroyConfirmTimeoutMs?: number;
+  /** The deployment's shared API budget (per endpoint, per key); none: calls go out at once. */
+  budget?: ApiBudget;
+  /** Timeout of a create (slow on Vast's side). Default 120 s, the official CLI's. */
+  createTimeoutMs?: number;
+  /** Called with the instance rows a list skipped because they could not be read. */
+  onDroppedRows?: (dropped: DroppedRow[]) => void;
 }
 
 export interface CreateInstanceRequest {
@@ -77,6 +107,16 @@ export interface CreateInstanceRequest {
 export interface ListInstancesOptions {
   /** Only instances with exactly this label (server-side filter, re-checked here). */
   label?: string;
+  turn?: TurnOptions;
+}
+
+export interface DestroyOptions {
+  turn?: TurnOptions;
+  /**
+   * Resolves true once the instance is seen gone (e.g. from the shared poller's snapshots), false
+   * when it could not tell within `timeoutMs`; unset: the client reads the instance back itself.
+   */
+  confirmGone?: (id: number, timeoutMs: number) => Promise<boolean>;
 }
 
 type RetryPolicy = 'all' | 'unsent';
@@ -87,6 +127,8 @@ interface CallOptions {
   /** Statuses returned to the caller instead of thrown. */
   pass?: number[];
   retry?: RetryPolicy;
+  turn?: TurnOptions;
+  timeoutMs?: number;
 }
 
 interface CallResult {
@@ -137,6 +179,9 @@ export class VastClient {
   readonly #onRetry: ((info: VastRetryInfo) => void) | undefined;
   readonly #onDropped: ((dropped: DroppedOffer[]) => void) | undefined;
   readonly #destroyConfirmMs: number;
+  readonly #budget: ApiBudget | undefined;
+  readonly #createTimeoutMs: number;
+  readonly #onDroppedRows: ((dropped: DroppedRow[]) => void) | undefined;
   readonly #outage: VastClientOptions['outage'];
 
   constructor(opts: VastClientOptions) {
@@ -160,6 +205,9 @@ export class VastClient {
     this.#onDropped = opts.onDroppedOffers;
     this.#outage = opts.outage;
     this.#destroyConfirmMs = opts.destroyConfirmTimeoutMs ?? 30_000;
+    this.#budget = opts.budget;
+    this.#createTimeoutMs = opts.createTimeoutMs ?? 120_000;
+    this.#onDroppedRows = opts.onDroppedRows;
     this.#http = axios.create({
       baseURL: this.apiUrl,
       timeout: opts.timeoutMs ?? 30_000,
@@ -180,8 +228,8 @@ export class VastClient {
   // ---------------------------------------------------------------- offers and instances
 
   /** `POST /api/v0/bundles/`. Malformed offers are dropped (reported through onDroppedOffers). */
-  async searchOffers(query: object): Promise<VastOffer[]> {
-    const { json } = await this.call('POST', '/api/v0/bundles/', { body: query });
+  async searchOffers(query: object, turn?: TurnOptions): Promise<VastOffer[]> {
+    const { json } = await this.call('POST', '/api/v0/bundles/', { body: query, turn });
     if (!isObject(json) || !Array.isArray(json.offers)) {
       throw new VastApiError('POST /api/v0/bundles/: reply has no offers array');
     }
@@ -190,10 +238,14 @@ export class VastClient {
     return offers;
   }
 
-  /** `PUT /api/v0/asks/{id}/`. 404/410/`no_such_ask` → VastOfferGoneError. */
+  /**
+   * `PUT /api/v0/asks/{id}/`. 404/410/`no_such_ask` → VastOfferGoneError; a failure after the request
+   * went out (timeout, dropped connection, 5xx, no instance id) → VastCreateUnknownError.
+   */
   async createInstance(
     offerId: number,
     req: CreateInstanceRequest,
+    turn?: TurnOptions,
   ): Promise<{ instanceId: number; instanceApiKey?: string }> {
     if (!Number.isInteger(offerId) || offerId <= 0) throw new VastApiError(`invalid offer id ${offerId}`);
     validateCreate(req);
@@ -211,7 +263,13 @@ export class VastClient {
     const path = `/api/v0/asks/${offerId}/`;
     let res: CallResult;
     try {
-      res = await this.call('PUT', path, { body, pass: [404, 410], retry: 'unsent' });
+      res = await this.call('PUT', path, {
+        body,
+        pass: [404, 410],
+        retry: 'unsent',
+        turn,
+        timeoutMs: this.#createTimeoutMs,
+      });
     } catch (err) {
       if (
         err instanceof VastApiError &&
@@ -222,6 +280,17 @@ export class VastClient {
           status: err.status,
           vastError: err.vastError,
         });
+      }
+      if (err instanceof VastApiError && mayHaveCreated(err)) {
+        throw new VastCreateUnknownError(
+          offerId,
+          req.label,
+          `${err.message} (the create may have gone through)`,
+          {
+            status: err.status,
+            vastError: err.vastError,
+          },
+        );
       }
       throw err;
     }
@@ -234,8 +303,10 @@ export class VastClient {
     const j = res.json;
     const id = isObject(j) ? Number(j.new_contract) : NaN;
     if (!Number.isInteger(id) || id <= 0) {
-      throw new VastApiError(
-        `PUT ${path}: reply has no new_contract (instance id); reap by label ${req.label}`,
+      throw new VastCreateUnknownError(
+        offerId,
+        req.label,
+        `PUT ${path}: reply has no new_contract (instance id); looking up label ${req.label}`,
       );
     }
     const key = isObject(j) && typeof j.instance_api_key === 'string' ? j.instance_api_key : undefined;
@@ -243,10 +314,10 @@ export class VastClient {
   }
 
   /** `GET /api/v0/instances/{id}/?owner=me`; null when destroyed or unknown. */
-  async getInstance(id: number): Promise<VastInstance | null> {
+  async getInstance(id: number, turn?: TurnOptions): Promise<VastInstance | null> {
     checkId(id);
     const path = `/api/v0/instances/${id}/`;
-    const { status, json } = await this.call('GET', path, { params: { owner: 'me' }, pass: [404] });
+    const { status, json } = await this.call('GET', path, { params: { owner: 'me' }, pass: [404], turn });
     if (status === 404) return null;
     if (!isObject(json) || !('instances' in json)) {
       throw new VastApiError(`GET ${path}: unexpected reply shape (no "instances" field)`);
@@ -260,17 +331,28 @@ export class VastClient {
     return parseInstance(inst, `GET ${path}`);
   }
 
-  /** `GET /api/v1/instances/`, following next_token to the end. */
+  /**
+   * `GET /api/v1/instances/`, following next_token to the end. A row that cannot be read is skipped
+   * (reported through onDroppedRows): one odd row never hides the others.
+   */
   async listInstances(opts: ListInstancesOptions = {}): Promise<VastInstance[]> {
+    return (await this.listInstancePages(opts)).instances;
+  }
+
+  /** listInstances, also saying how many pages (calls) it took. */
+  async listInstancePages(
+    opts: ListInstancesOptions = {},
+  ): Promise<{ instances: VastInstance[]; pages: number }> {
     const path = '/api/v1/instances/';
     const out: VastInstance[] = [];
+    const dropped: DroppedRow[] = [];
     const seenTokens = new Set<string>();
     let token: string | null = null;
     for (let page = 0; page < 1000; page++) {
       const params: Record<string, string | number> = { limit: 25 };
       if (token) params.after_token = token;
       if (opts.label !== undefined) params.select_filters = JSON.stringify({ label: { eq: opts.label } });
-      const { status, json } = await this.call('GET', path, { params, pass: [404] });
+      const { status, json } = await this.call('GET', path, { params, pass: [404], turn: opts.turn });
       if (status === 404) {
         throw new VastAuthError(`GET ${path}: HTTP 404 (Vast answers this for an invalid API key)`, {
           status,
@@ -279,12 +361,25 @@ export class VastClient {
       if (!isObject(json) || !Array.isArray(json.instances)) {
         throw new VastApiError(`GET ${path}: unexpected reply shape (no "instances" array)`);
       }
-      for (const raw of json.instances) {
-        const inst = parseInstance(raw, `GET ${path}`);
-        if (opts.label === undefined || inst.label === opts.label) out.push(inst);
-      }
+      json.instances.forEach((raw, index) => {
+        const r = VastInstanceSchema.safeParse(raw);
+        if (!r.success) {
+          const i = r.error.issues[0];
+          const id = isObject(raw) ? raw.id : undefined;
+          dropped.push({ index, id, reason: i ? `${i.path.join('.')}: ${i.message}` : 'invalid' });
+        } else if (opts.label === undefined || r.data.label === opts.label) out.push(r.data);
+      });
       const next = json.next_token;
-      if (typeof next !== 'string' || next === '' || json.instances.length === 0) return out;
+      if (typeof next !== 'string' || next === '' || json.instances.length === 0) {
+        if (dropped.length > 0) {
+          try {
+            this.#onDroppedRows?.(dropped);
+          } catch {
+            /* listeners never break a call */
+          }
+        }
+        return { instances: out, pages: page + 1 };
+      }
       if (seenTokens.has(next)) throw new VastApiError(`GET ${path}: pagination loops (repeated next_token)`);
       seenTokens.add(next);
       token = next;
@@ -296,20 +391,21 @@ export class VastClient {
    * `DELETE /api/v0/instances/{id}/`, then reads the instance back until it is gone. 404 = already
    * gone. Idempotent. Throws (retryable) when the instance is still there after the confirm timeout.
    */
-  async destroyInstance(id: number): Promise<void> {
+  async destroyInstance(id: number, opts: DestroyOptions = {}): Promise<void> {
     checkId(id);
     const path = `/api/v0/instances/${id}/`;
-    await this.call('DELETE', path, { body: {}, pass: [404] });
+    await this.call('DELETE', path, { body: {}, pass: [404], turn: opts.turn });
+    if (opts.confirmGone && (await opts.confirmGone(id, this.#destroyConfirmMs))) return;
     const deadline = Date.now() + this.#destroyConfirmMs;
     let delay = 100;
     let last = 'unknown';
     for (;;) {
-      const inst = await this.getInstance(id);
+      const inst = await this.getInstance(id, opts.turn);
       if (inst === null || inst.cur_state === 'unloaded') return;
       last = `actual_status=${inst.actual_status ?? 'null'}, cur_state=${inst.cur_state ?? 'null'}`;
       if (Date.now() >= deadline) break;
       await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-      delay = Math.min(delay * 2, 2000);
+      delay = Math.min(delay * 2, 4000);
     }
     throw new VastApiError(
       `destroy of instance ${id} not confirmed after ${this.#destroyConfirmMs} ms (${last})`,
@@ -320,23 +416,37 @@ export class VastClient {
   }
 
   /** `PUT /api/v0/instances/{id}/` with `{label}`: renames an instance (a pooled one changes hands). */
-  async setLabel(id: number, label: string): Promise<void> {
+  async setLabel(id: number, label: string, turn?: TurnOptions): Promise<void> {
     checkId(id);
     if (label.length > 256) throw new VastApiError('label longer than 256 characters');
-    await this.call('PUT', `/api/v0/instances/${id}/`, { body: { label } });
+    await this.call('PUT', `/api/v0/instances/${id}/`, { body: { label }, turn });
   }
 
   /** `POST /api/v0/instances/{id}/ssh/` with the public key text. */
-  async attachSshKey(instanceId: number, publicKey: string): Promise<void> {
+  async attachSshKey(instanceId: number, publicKey: string, turn?: TurnOptions): Promise<void> {
     checkId(instanceId);
     const key = checkPublicKey(publicKey);
-    await this.call('POST', `/api/v0/instances/${instanceId}/ssh/`, { body: { ssh_key: key } });
+    await this.call('POST', `/api/v0/instances/${instanceId}/ssh/`, { body: { ssh_key: key }, turn });
+  }
+
+  /** `GET /api/v0/ssh/`: the public keys on the account (a bare list, or `{ssh_keys: [...]}`). */
+  async listSshKeys(turn?: TurnOptions): Promise<string[]> {
+    const { json } = await this.call('GET', '/api/v0/ssh/', { turn });
+    const rows = Array.isArray(json)
+      ? json
+      : isObject(json) && Array.isArray(json.ssh_keys)
+        ? json.ssh_keys
+        : [];
+    return rows
+      .map((r: unknown) => (isObject(r) ? (r.public_key ?? r.key) : r))
+      .filter((k: unknown): k is string => typeof k === 'string')
+      .map((k: string) => k.trim());
   }
 
   /** `POST /api/v0/ssh/`: registers a public key on the account (applies to instances created later). */
-  async registerSshKey(publicKey: string): Promise<{ id: number | null }> {
+  async registerSshKey(publicKey: string, turn?: TurnOptions): Promise<{ id: number | null }> {
     const key = checkPublicKey(publicKey);
-    const { json } = await this.call('POST', '/api/v0/ssh/', { body: { ssh_key: key } });
+    const { json } = await this.call('POST', '/api/v0/ssh/', { body: { ssh_key: key }, turn });
     const k = isObject(json) && isObject(json.key) ? Number(json.key.id) : NaN;
     return { id: Number.isFinite(k) ? k : null };
   }
@@ -370,16 +480,30 @@ export class VastClient {
       if (policy === 'all') return true;
       return err instanceof VastRateLimitError || err.status === 503 || err.vastError === 'ECONNREFUSED';
     };
-    return pRetry(() => this.once(method, path, opts), {
+    const endpoint = endpointOf(method, path);
+    const attempt = async () => {
+      await this.#budget?.take(endpoint, opts.turn);
+      return this.once(method, path, opts);
+    };
+    const signal = opts.turn?.signal;
+    return pRetry(attempt, {
+      ...(opts.turn?.signal ? { signal: opts.turn.signal } : {}),
       retries: this.#retries,
       factor: 2,
       minTimeout: this.#minDelay,
       maxTimeout: this.#maxDelay,
       randomize: true,
-      shouldRetry: ({ error }) => willRetry(error),
+      shouldRetry: ({ error }) =>
+        willRetry(error) &&
+        !(error instanceof VastRateLimitError && /budget/.test(error.message)) &&
+        (opts.turn?.deadline === undefined || Date.now() < opts.turn.deadline),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-        if (retriesLeft <= 0 || !willRetry(error)) return;
         const e = error as VastApiError;
+        // A real 429 (not our own budget's refusal): every worker holds off that endpoint a while.
+        if (e instanceof VastRateLimitError && e.status === 429) {
+          await this.#budget?.penalize(endpoint).catch(() => undefined);
+        }
+        if (retriesLeft <= 0 || !willRetry(error)) return;
         try {
           this.#onRetry?.({
             method,
@@ -395,6 +519,10 @@ export class VastClient {
         }
         if (e.retryAfterMs !== undefined) await sleep(Math.min(e.retryAfterMs, this.#maxDelay));
       },
+    }).catch((err: unknown) => {
+      // An abort (the symbol's deadline or shutdown) is a cancellation, whatever layer noticed it.
+      if (signal?.aborted) throw new CancelledError();
+      throw err;
     });
   }
 
@@ -418,6 +546,8 @@ export class VastClient {
         method,
         url: path,
         params: opts.params,
+        ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
+        ...(opts.turn?.signal ? { signal: opts.turn.signal } : {}),
         data: opts.body === undefined ? undefined : JSON.stringify(opts.body),
         headers: {
           Authorization: `Bearer ${this.#apiKey}`,
@@ -488,6 +618,14 @@ export class VastClient {
     }
     return { status, json };
   }
+}
+
+/** Whether a failed create may still have created the instance (it was sent and not refused). */
+function mayHaveCreated(err: VastApiError): boolean {
+  if (err instanceof VastRateLimitError || err instanceof VastOfferGoneError) return false;
+  if (err.vastError === 'ECONNREFUSED') return false;
+  if (err.status === undefined) return true; // timeout, reset: sent, answer lost
+  return err.status >= 500 && err.status !== 503;
 }
 
 function checkId(id: number): void {

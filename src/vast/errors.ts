@@ -52,3 +52,18 @@ export class VastOfferGoneError extends VastApiError {
     this.offerId = offerId;
   }
 }
+
+/**
+ * A create that was sent but whose outcome is unknown (timed out, connection dropped, 5xx, a reply
+ * without an instance id): Vast may have created the instance anyway. The caller looks the label up
+ * and adopts or destroys what it finds (vast-reality.md, "Offers and renting").
+ */
+export class VastCreateUnknownError extends VastApiError {
+  readonly offerId: number;
+  readonly label: string;
+  constructor(offerId: number, label: string, message: string, opts: VastApiErrorOptions = {}) {
+    super(message, { ...opts, retryable: true });
+    this.offerId = offerId;
+    this.label = label;
+  }
+}

@@ -20,6 +20,10 @@ export interface OfferConstraints {
   numGpus: number;
   /** Search bid prices (type "bid"); the rental is only interruptible when created with a price. */
   interruptible?: boolean;
+  /** Renting with direct SSH: only hosts with a direct port (`direct_port_count >= 1`) can give it. */
+  directSsh?: boolean;
+  /** The search's `limit`: how many machines the server scans (default OFFER_SEARCH_LIMIT). */
+  scanLimit?: number;
 }
 
 export interface OfferExclusions {
@@ -27,7 +31,10 @@ export interface OfferExclusions {
   offerIds?: Set<number>;
 }
 
-/** How many offers one search asks for (the server caps results anyway). */
+/**
+ * How many offers one search asks for by default. `limit` bounds how many machines the server scans,
+ * not only how many it returns (vast-reality.md, "Offers and renting"): config `vast.offers.scanLimit`.
+ */
 export const OFFER_SEARCH_LIMIT = 64;
 
 /** "rtx_4090" → "RTX 4090" (the server's spelling; upper case for comparison). */
@@ -78,14 +85,16 @@ export function buildOfferQuery(c: OfferConstraints): Record<string, unknown> {
   q.num_gpus = { eq: c.numGpus };
   q.gpu_ram = { gte: gbToMb(c.minGpuMemoryGb) };
   q.dph_total = { lte: c.maxHourlyCost };
-  q.reliability2 = { gte: c.minReliability };
+  // The CLI's field (reliability2 is now an alias of it).
+  q.reliability = { gte: c.minReliability };
   q.disk_space = { gte: c.minDiskGb };
   q.inet_down = { gte: c.minInetDownMbps };
   if (c.minCudaVersion !== undefined) q.cuda_max_good = { gte: c.minCudaVersion };
+  if (c.directSsh) q.direct_port_count = { gte: 1 };
   q.order = [['dph_total', 'asc']];
   q.type = c.interruptible ? 'bid' : 'on-demand';
   q.allocated_storage = c.minDiskGb;
-  q.limit = OFFER_SEARCH_LIMIT;
+  q.limit = c.scanLimit ?? OFFER_SEARCH_LIMIT;
   return q;
 }
 
@@ -108,6 +117,7 @@ export function offerRejection(o: VastOffer, c: OfferConstraints, excluded?: Off
   if (c.minCudaVersion !== undefined && o.cuda_max_good < c.minCudaVersion) {
     return `cuda_max_good ${o.cuda_max_good} < ${c.minCudaVersion}`;
   }
+  if (c.directSsh && o.direct_port_count !== undefined && o.direct_port_count < 1) return 'no direct port';
   if (o.rentable === false) return 'not rentable';
   if (o.rented === true) return 'already rented';
   if (excluded?.machineIds.has(o.machine_id)) return `machine ${o.machine_id} excluded`;

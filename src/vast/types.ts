@@ -118,36 +118,44 @@ const PortBinding = z.looseObject({
   HostPort: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string()),
 });
 
+/**
+ * Only `id` must be sound. Every other field reads as absent when it has a shape we do not expect
+ * (the spec types `ports` as `{}`, null or a list, `extra_env` as pairs or strings): a field we do
+ * not need never fails a read (vast-reality.md, "Instance rows").
+ */
+const lenient = <T extends z.ZodType>(t: T) => t.optional().catch(undefined);
+
 export const VastInstanceSchema = z.looseObject({
   id: num.pipe(z.number().int().positive()),
-  machine_id: optNum,
-  host_id: optNum,
-  label: z.string().nullish(),
-  image_uuid: z.string().nullish(),
-  image_runtype: z.string().nullish(),
-  onstart: z.string().nullish(),
-  extra_env: z.array(z.array(z.unknown())).nullish(),
-  actual_status: z.string().nullish(),
-  intended_status: z.string().nullish(),
-  cur_state: z.string().nullish(),
-  next_state: z.string().nullish(),
-  status_msg: z.string().nullish(),
-  start_date: optNum,
-  end_date: optNum,
-  num_gpus: optNum,
-  gpu_name: z.string().nullish(),
-  gpu_ram: optNum,
-  disk_space: optNum,
-  ssh_host: z.string().trim().nullish(),
-  ssh_port: optNum,
+  machine_id: lenient(optNum),
+  host_id: lenient(optNum),
+  label: lenient(z.string().nullish()),
+  image_uuid: lenient(z.string().nullish()),
+  image_runtype: lenient(z.string().nullish()),
+  onstart: lenient(z.string().nullish()),
+  extra_env: lenient(z.array(z.unknown()).nullish()),
+  actual_status: lenient(z.string().nullish()),
+  intended_status: lenient(z.string().nullish()),
+  cur_state: lenient(z.string().nullish()),
+  next_state: lenient(z.string().nullish()),
+  status_msg: lenient(z.string().nullish()),
+  start_date: lenient(optNum),
+  end_date: lenient(optNum),
+  num_gpus: lenient(optNum),
+  gpu_name: lenient(z.string().nullish()),
+  gpu_ram: lenient(optNum),
+  disk_space: lenient(optNum),
+  ssh_host: lenient(z.string().trim().nullish()),
+  ssh_port: lenient(optNum),
   /** Stripped: Vast may send trailing whitespace. */
-  public_ipaddr: z.string().trim().nullish(),
-  ports: z.record(z.string(), z.array(PortBinding).nullable()).nullish(),
-  direct_port_start: optNum,
-  direct_port_end: optNum,
-  dph_total: optNum,
-  dph_base: optNum,
-  is_bid: z.preprocess((v) => (v === null ? undefined : v), bool.optional()),
+  public_ipaddr: lenient(z.string().trim().nullish()),
+  /** `{"22/tcp": [{HostIp, HostPort}]}` once running; any other shape reads as no ports. */
+  ports: lenient(z.record(z.string(), z.array(PortBinding).nullable().catch(null)).nullish()),
+  direct_port_start: lenient(optNum),
+  direct_port_end: lenient(optNum),
+  dph_total: lenient(optNum),
+  dph_base: lenient(optNum),
+  is_bid: lenient(z.preprocess((v) => (v === null ? undefined : v), bool.optional())),
 });
 
 export type VastInstance = z.infer<typeof VastInstanceSchema>;

@@ -71,6 +71,7 @@ function runArgs(extra: string[] = []) {
     '--date',
     DATE,
     '--ensure-features',
+    '--synthetic',
     '--recipe',
     fakeRecipe,
     '--var',

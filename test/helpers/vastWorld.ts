@@ -24,8 +24,11 @@ export interface VastWorld {
 
 export async function startVastWorld(
   redisUrl: string,
-  /** `env` overrides the world's defaults; `sim` the simulator's options. */
-  opts: { env?: NodeJS.ProcessEnv; sim?: Partial<VastSimOptions> } = {},
+  /**
+   * `env` overrides the world's defaults; `sim` the simulator's options. `gateSsh`: SSH to an
+   * instance works only while it holds the deployment's key (the simulator's per-instance gate).
+   */
+  opts: { env?: NodeJS.ProcessEnv; sim?: Partial<VastSimOptions>; gateSsh?: boolean } = {},
 ): Promise<VastWorld> {
   const sb = await sandbox(redisUrl);
   const key = await ensureDeploymentKey(join(sb.home, 'ssh'), 'default');
@@ -37,7 +40,7 @@ export async function startVastWorld(
     bootDelayMs: 300,
     seed: 5,
     // As on Vast, SSH reaches only an instance that holds the deployment key (src/vast/sim/README.md).
-    ...(opts.sim?.profile === 'vast-like' ? { sshAuthorizedKeys: [key.publicKey] } : {}),
+    ...(opts.gateSsh || opts.sim?.profile === 'vast-like' ? { sshAuthorizedKeys: [key.publicKey] } : {}),
     ...opts.sim,
   });
   const remoteRoot = join(sb.home, 'remote');
@@ -49,6 +52,10 @@ export async function startVastWorld(
     RETRAIN_SSH_USER: sshd.user,
     RETRAIN_BOOT_DEADLINE_SEC: '20',
     RETRAIN_VAST_RETRY_MS: '100',
+    // The shared instance poller at test speed (Vast's default 10 s would dominate every boot).
+    RETRAIN_VAST_POLL_SEC: '0.5',
+    // Vast's API intervals at the simulator's usual 10x (a vast-like sim divides them the same way).
+    RETRAIN_VAST_API_TIME_SCALE: '10',
     ...opts.env,
   });
   return {
@@ -86,7 +93,7 @@ export function vastRun(
   opts: { symbols: string[]; date: string; recipe: string; extra?: string[] },
 ): Promise<CliResult> {
   const args = ['run', '--driver', 'vast', '--symbols', opts.symbols.join(','), '--date', opts.date];
-  args.push('--ensure-features', '--recipe', opts.recipe, ...(opts.extra ?? []));
+  args.push('--ensure-features', '--synthetic', '--recipe', opts.recipe, ...(opts.extra ?? []));
   return runCli(args, env, 240_000);
 }
 

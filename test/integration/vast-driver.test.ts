@@ -35,6 +35,8 @@ describe('driver vast: the simulator over HTTP, instances backed by a real sshd'
       RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
       RETRAIN_SSH_USER: sshd.user,
       RETRAIN_BOOT_DEADLINE_SEC: '20',
+      RETRAIN_VAST_POLL_SEC: '0.5',
+      RETRAIN_VAST_API_TIME_SCALE: '10',
     });
   });
   afterEach(async () => {

@@ -49,6 +49,7 @@ export async function bookBootFailure(ctx: AttemptContext, info: LeaseInfo): Pro
       instance: info.id,
       costUsd: cost,
       reason: 'boot_failed',
+      ...(info.bootFailure ? { detail: info.bootFailure } : {}),
     },
     `${ctx.spec.symbol} gave back ${info.driver} ${info.id}: it failed to boot`,
   );

@@ -19,6 +19,7 @@ import {
   TrainingFailedError,
   UnhealthyHostError,
 } from '../../errors.js';
+import { artifactsId } from '../../jobspec/build.js';
 import { regularFiles } from '../../remote/collect.js';
 import { maskFile } from '../../remote/logMask.js';
 import { killRun } from '../../remote/runner.js';
@@ -96,7 +97,7 @@ async function keepFailedAttempt(ctx: AttemptContext, held: Lease, workdir: stri
     await held.transport.getFile(remote, local);
     if (rel === 'train.log') await maskFile(local, ctx.recipeSecrets());
     await ctx.store.putFile(
-      keys.artifact(spec.jobId, `attempts/${job.attempt}/${rel.split('/').pop()}`),
+      keys.artifact(artifactsId(spec), `attempts/${job.attempt}/${rel.split('/').pop()}`),
       local,
     );
     kept.push(rel);
@@ -106,7 +107,7 @@ async function keepFailedAttempt(ctx: AttemptContext, held: Lease, workdir: stri
       {
         event: EVENTS.attemptLogsKept,
         files: kept,
-        prefix: `${keys.artifactsPrefix(spec.jobId)}attempts/${job.attempt}/`,
+        prefix: `${keys.artifactsPrefix(artifactsId(spec))}attempts/${job.attempt}/`,
       },
       `${spec.symbol} failed attempt ${job.attempt}: ${kept.join(', ')} kept in the store`,
     );

@@ -55,7 +55,7 @@ describe('buildOfferQuery', () => {
       num_gpus: { eq: 1 },
       gpu_ram: { gte: 24000 },
       dph_total: { lte: 1.5 },
-      reliability2: { gte: 0.95 },
+      reliability: { gte: 0.95 },
       disk_space: { gte: 40 },
       inet_down: { gte: 100 },
       cuda_max_good: { gte: 12.2 },

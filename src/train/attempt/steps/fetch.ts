@@ -7,6 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
+import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
 import { regularFiles } from '../../../remote/collect.js';
 import { maskFile } from '../../../remote/logMask.js';
@@ -115,10 +116,10 @@ async function upload(
     const limit = pLimit(UPLOAD_CONCURRENCY);
     await Promise.all(
       artifacts.map((a) =>
-        limit(() => store.putFile(keys.artifact(spec.jobId, a.name), join(outDir, a.name), a.sha256)),
+        limit(() => store.putFile(keys.artifact(artifactsId(spec), a.name), join(outDir, a.name), a.sha256)),
       ),
     );
-    await store.putFile(keys.artifact(spec.jobId, 'sha256.txt'), join(outDir, 'sha256.txt'));
+    await store.putFile(keys.artifact(artifactsId(spec), 'sha256.txt'), join(outDir, 'sha256.txt'));
     await Promise.all(
       (['model.bin', 'metrics.json'] as const).map((name) =>
         store.putFile(keys.candidate(spec.symbol, spec.date, name), join(outDir, name), hashes[name]),
@@ -132,7 +133,11 @@ async function upload(
     throw err;
   }
   ctx.log.info(
-    { event: EVENTS.uploadSucceeded, files: artifacts.length, prefix: keys.artifactsPrefix(spec.jobId) },
+    {
+      event: EVENTS.uploadSucceeded,
+      files: artifacts.length,
+      prefix: keys.artifactsPrefix(artifactsId(spec)),
+    },
     `${spec.symbol} artifacts uploaded`,
   );
 }

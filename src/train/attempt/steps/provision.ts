@@ -4,6 +4,7 @@
  */
 import { rentalImage } from '../../../recipes/image.js';
 import { failpoint } from '../../../util/failpoint.js';
+import { capacityRecorder } from '../../capacity.js';
 import { reached } from '../../states.js';
 import { bookBootFailure, checkBudget, releaseLease } from '../billing.js';
 import type { AttemptContext } from '../context.js';
@@ -28,7 +29,14 @@ async function acquire(ctx: AttemptContext): Promise<void> {
   await ctx.enter('PROVISIONING');
   const lease = await ctx.provider.acquire(ctx.spec, {
     signal: ctx.signal,
+    deadline: ctx.deadline,
     runId: ctx.runId,
+    onCapacity: capacityRecorder({
+      ledger: ctx.ledger,
+      spec: ctx.spec,
+      saveFacts: (patch) => ctx.save(patch),
+      now: ctx.now,
+    }),
     beforeRent: () => checkBudget(ctx),
     // Driver vast rents the recipe's image (with its registry login) and its minimum CUDA.
     ...(ctx.spec.driver === 'vast'

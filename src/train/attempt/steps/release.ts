@@ -5,6 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
+import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
 import { keys } from '../../../storage/layout.js';
 import { EVENTS } from '../../../telemetry/events.js';
@@ -52,7 +53,7 @@ export async function succeed(ctx: AttemptContext): Promise<TrainResult> {
     symbol: spec.symbol,
     date: spec.date,
     jobId: spec.jobId,
-    metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+    metricsKey: keys.artifact(artifactsId(spec), 'metrics.json'),
     ...outcome,
   };
 }
@@ -61,12 +62,12 @@ export async function succeed(ctx: AttemptContext): Promise<TrainResult> {
 async function storedOutcome(ctx: AttemptContext): Promise<AttemptOutcome> {
   const { spec, store } = ctx;
   const parsed = parseMetricsText(
-    (await store.getBytes(keys.artifact(spec.jobId, 'metrics.json'))).toString('utf8'),
+    (await store.getBytes(keys.artifact(artifactsId(spec), 'metrics.json'))).toString('utf8'),
   );
   if (!parsed.ok)
     throw new OutputContractError(`${spec.symbol}: stored metrics.json is invalid: ${parsed.reason}`);
   const sums = parseSha256Txt(
-    (await store.getBytes(keys.artifact(spec.jobId, 'sha256.txt'))).toString('utf8'),
+    (await store.getBytes(keys.artifact(artifactsId(spec), 'sha256.txt'))).toString('utf8'),
   );
   const startedAt = ctx.facts.executingSince ? new Date(ctx.facts.executingSince).getTime() : Date.now();
   return {

@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostGoneError } from '../../../../compute/lost.js';
 import { ConnectionLostError, HungError } from '../../../../errors.js';
+import { artifactsId } from '../../../../jobspec/build.js';
 import { followRun, type FollowResult } from '../../../../remote/runner.js';
 import { keys } from '../../../../storage/layout.js';
 import { EVENTS } from '../../../../telemetry/events.js';
@@ -53,7 +54,7 @@ export async function followTraining(
           const local = join(ctx.stagingDir, 'partial', name);
           await mkdir(join(ctx.stagingDir, 'partial'), { recursive: true });
           await lease.transport.getFile(`${ctx.workdir}/out/${name}`, local);
-          await ctx.store.putFile(keys.artifact(spec.jobId, name), local);
+          await ctx.store.putFile(keys.artifact(artifactsId(spec), name), local);
           partialSaved.add(name);
           await ctx.save({ partialSaved: [...partialSaved] });
           ctx.log.info(
