@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { CancelledError, ProvisionError, asRetrainError } from '../errors.js';
 import type { JobSpec } from '../jobspec/types.js';
-import { maskLogin } from '../recipes/image.js';
+import { imageErrorIn, maskLogin } from '../recipes/image.js';
 import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { SshTransport } from '../remote/sshTransport.js';
 import type { TurnOptions } from '../vast/budget.js';
@@ -351,6 +351,8 @@ export class VastProvider implements ComputeProvider {
       } else {
         missing = 0;
         lastState = inst.actual_status ?? 'created';
+        const imageError = imageErrorIn(inst.status_msg);
+        if (imageError) throw new ProvisionError(`instance ${info.id}: image error at boot: ${imageError}`);
         const bootError = bootErrorOf(inst);
         if (bootError) throw new ProvisionError(`instance ${info.id} failed to boot: ${bootError}`);
         if (this.transient.tolerate(info.id, inst, this.graceMs)) {
