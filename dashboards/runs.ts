@@ -63,7 +63,12 @@ export class RunsReader {
     return {
       date,
       entry,
-      artifacts: entry.jobId ? await list(keys.artifactsPrefix(entry.jobId)) : [],
+      // A forced re-run stores under its own folder (ml-artifacts/<jobId>__rN/): its metricsKey says which.
+      artifacts: entry.metricsKey?.startsWith('ml-artifacts/')
+        ? await list(entry.metricsKey.slice(0, entry.metricsKey.lastIndexOf('/') + 1))
+        : entry.jobId
+          ? await list(keys.artifactsPrefix(entry.jobId))
+          : [],
       candidate: await list(keys.candidatePrefix(symbol, date)),
     };
   }

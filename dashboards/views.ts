@@ -22,7 +22,7 @@ header{background:#24292f;color:#fff;padding:10px 20px;display:flex;gap:20px;ali
 header a{color:#fff;text-decoration:none}header .ro{margin-left:auto;background:#9a6700;padding:2px 8px;border-radius:4px}
 main{padding:10px 20px}table{border-collapse:collapse;margin:8px 0 24px}
 th,td{border-bottom:1px solid #d0d7de;padding:4px 10px;text-align:left;white-space:nowrap}
-td.num{text-align:right}.success{color:#1a7f37}.failed{color:#cf222e}.running{color:#0969da}
+td.num{text-align:right}.success{color:#1a7f37}.failed{color:#cf222e}.running{color:#0969da}.waiting_capacity{color:#9a6700}
 .skipped,.pending{color:#6e7781}code{font-size:12px}.muted{color:#6e7781}\n[data-pager] strong,[data-pager] a{margin:0 2px}
 .charts{display:flex;flex-wrap:wrap;gap:8px 24px}[data-cost] svg{vertical-align:middle;margin-left:12px}`;
 
@@ -35,12 +35,18 @@ export function page(title: string, body: string, readOnly: boolean): string {
   }</header><main>${body}</main></body></html>`;
 }
 
+/** A symbol waiting for capacity: since when (UTC). */
+function waitingSince(e: LedgerEntry): string {
+  if (e.status !== 'waiting_capacity' || !e.waitingSince) return '';
+  return ` <span data-waiting-since="${esc(e.waitingSince)}">since ${esc(e.waitingSince.slice(11, 19))}Z</span>`;
+}
+
 function row(date: string, e: LedgerEntry): string {
   const cell = (col: string, v: string, cls = '') =>
     `<td data-col="${col}"${cls ? ` class="${cls}"` : ''}>${v}</td>`;
   return `<tr data-symbol="${esc(e.symbol)}">${[
     cell('symbol', `<a href="/runs/${esc(date)}/${esc(e.symbol)}">${esc(e.symbol)}</a>`),
-    cell('status', esc(e.status), esc(e.status)),
+    cell('status', esc(e.status) + waitingSince(e), esc(e.status)),
     cell('state', esc(e.state ?? '')),
     cell('attempts', esc(e.attempts), 'num'),
     cell('minutes', esc(fixed(e.trainMinutes)), 'num'),
@@ -58,7 +64,14 @@ export const RUNS_PAGE_ROWS = 50;
 export const RUN_PAGE_ROWS = 500;
 
 /** Failed first, then what is still moving, then the rest: what a reader looks for first. */
-const ATTENTION: Record<LedgerStatus, number> = { failed: 0, running: 1, pending: 2, success: 3, skipped: 4 };
+const ATTENTION: Record<LedgerStatus, number> = {
+  failed: 0,
+  waiting_capacity: 1,
+  running: 1,
+  pending: 2,
+  success: 3,
+  skipped: 4,
+};
 
 /** Which rows of a run to show: a status filter, a page, a page size. */
 export interface RowsView {
@@ -83,6 +96,7 @@ const STATUS_COLORS: Record<LedgerStatus, string> = {
   success: '#1a7f37',
   failed: '#cf222e',
   running: '#0969da',
+  waiting_capacity: '#9a6700',
   pending: '#8c959f',
   skipped: '#d0d7de',
 };

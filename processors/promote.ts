@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import type { Config } from '../src/config/schema.js';
 import type { Ledger } from '../src/ledger/ledger.js';
 import type { ProductionLock } from '../src/promotion/lock.js';
+import { promotionRulesOf } from '../src/promotion/custom.js';
 import { promoteCandidate, type PromotionResult } from '../src/promotion/guard.js';
 import type { ArtifactStore } from '../src/storage/store.js';
 import { EVENTS } from '../src/telemetry/events.js';
@@ -14,6 +15,8 @@ export interface PromoteJobData {
   mode: 'off' | 'dry' | 'auto';
   canary: boolean;
   runId: string;
+  /** The candidate was trained on synthetic market data: never published (auto becomes dry). */
+  synthetic?: boolean;
 }
 
 /** The `promote` processor: the guard decides; the ledger records the decision. */
@@ -37,9 +40,14 @@ export function createPromoteProcessor(deps: {
         mode: d.mode,
         canary: d.canary,
         maxDrawdownTolerance: deps.config.promotion.maxDrawdownTolerance,
+        rules: promotionRulesOf(deps.config.promotion),
+        ...(d.synthetic ? { syntheticData: true } : {}),
         lock: deps.lock,
       });
-      await deps.ledger.update(d.date, d.symbol, { decision: result.decision });
+      await deps.ledger.update(d.date, d.symbol, {
+        decision: result.decision,
+        ...(result.downgradedBy === 'synthetic_data' ? { reason: 'synthetic_data' } : {}),
+      });
       log.info(
         {
           event: EVENTS.promotionDecided,

@@ -86,6 +86,7 @@ export function createScheduledRunProcessor(deps: {
           canary: d.canary,
           force: false,
           ensureFeatures: d.ensureFeatures,
+          synthetic: d.synthetic === true,
           interruptible: config.train.driver === 'vast' && config.vast.interruptible,
         },
         { config, store, ledger },

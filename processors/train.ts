@@ -109,6 +109,7 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
             mode: spec.promote,
             canary: spec.canary,
             runId: job.data.runId,
+            ...(spec.dataSource === 'synthetic' ? { synthetic: true } : {}),
           },
           promoteJobOptions(deps.config, id),
         );

@@ -1,12 +1,14 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { CapacityWaitProvider, capacityWaiting } from '../src/compute/capacityWait.js';
 import { createProvider, vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
+import type { ComputeProvider } from '../src/compute/provider.js';
 import type { Config } from '../src/config/schema.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
-import { processNotifier } from '../src/notify/index.js';
+import { processNotifier, type Notifier } from '../src/notify/index.js';
 import { createStore } from '../src/storage/index.js';
 import { watchDependencies, type DependencyWatch } from '../src/telemetry/dependencies.js';
 import type { HealthSources } from '../src/telemetry/healthServer.js';
@@ -59,27 +61,19 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
   // stuck-provisioning check.
   const trainQueue = new Queue(QUEUES.train, { connection, prefix: config.queuePrefix });
-  const provider = await createProvider(config, {
-    redis: connection,
-    onEvent: (event, data) => logs.root.info({ event, ...data }, event),
-    ...(config.train.driver === 'vast'
-      ? {
-          symbolsWaiting: async () => {
-            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
-            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0);
-          },
-        }
-      : {}),
-    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
+  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
+  const notifier = processNotifier(config, logs);
+  const { provider, pooled } = await trainProvider(config, logs, {
+    connection,
+    trainQueue,
+    spend,
+    notifier,
     ...(deps.vast ? { vastOutage: deps.vast } : {}),
   });
-  const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
   deps.redis.watch(promoteQueue, 'promote queue');
   const base = workerOptions(config);
-  // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
-  const notifier = processNotifier(config, logs);
 
   const train = new Worker(
     QUEUES.train,
@@ -221,4 +215,55 @@ async function closeAll(p: {
   await step('redis connection', () => closeRedis(p.connections[0]));
   await step('redis connection (lock)', () => closeRedis(p.connections[1]));
   p.deps.close();
+}
+
+/**
+ * The compute provider the train worker uses: the configured one, and for vast the capacity wait in
+ * front of it (no offer is a wait, not a failure: src/compute/capacityWait.ts). `pooled`: the pool,
+ * when on (the finalize processor drains it).
+ */
+async function trainProvider(
+  config: Config,
+  logs: LogHub,
+  d: {
+    connection: Redis;
+    trainQueue: Queue;
+    spend: RunSpend;
+    notifier: Notifier;
+    vastOutage?: NonNullable<Parameters<typeof createProvider>[1]['vastOutage']>;
+  },
+): Promise<{ provider: ComputeProvider; pooled: PooledProvider | undefined }> {
+  const { connection, trainQueue, spend, notifier } = d;
+  const onEvent = (event: string, data: Record<string, unknown>) => logs.root.info({ event, ...data }, event);
+  const rented = await createProvider(config, {
+    redis: connection,
+    onEvent,
+    ...(config.train.driver === 'vast'
+      ? {
+          // Symbols waiting to start, and those waiting for capacity: a freed instance is kept for them.
+          symbolsWaiting: async (runId) => {
+            const c = await trainQueue.getJobCounts('wait', 'prioritized', 'delayed');
+            const capacity = await capacityWaiting(connection, config.queuePrefix, runId);
+            return (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + capacity;
+          },
+        }
+      : {}),
+    bookIdle: (runId, usd) => spend.bookPoolIdle(runId, usd),
+    ...(d.vastOutage ? { vastOutage: d.vastOutage } : {}),
+  });
+  const pooled = rented instanceof PooledProvider ? rented : undefined;
+  if (config.train.driver !== 'vast') return { provider: rented, pooled };
+  const pool = pooled ? new InstancePool(connection, config.queuePrefix) : undefined;
+  const provider = new CapacityWaitProvider({
+    config,
+    inner: rented,
+    redis: connection,
+    onEvent,
+    ...(pool ? { freeSlots: (runId: string) => pool.freeSlots(runId) } : {}),
+    onNoCapacity: (alert) => {
+      logs.forDate(alert.date).warn({ event: 'capacity.none', ...alert }, `run ${alert.runId}: no GPU`);
+      notifier.noCapacity?.(alert);
+    },
+  });
+  return { provider, pooled };
 }

@@ -93,8 +93,14 @@ export async function enqueueRun(opts: {
       [
         ...toAdd.map((s) => ({ symbol: s.symbol, status: 'pending' as const, jobId: s.jobId, runId })),
         ...plan.skipped
-          .filter((s) => s.reason === 'no_data')
-          .map((s) => ({ symbol: s.symbol, status: 'skipped' as const, reason: s.reason, runId })),
+          .filter((s) => s.reason === 'no_data' || s.reason === 'bad_data')
+          .map((s) => ({
+            symbol: s.symbol,
+            status: 'skipped' as const,
+            reason: s.reason,
+            error: { type: s.reason, message: s.message },
+            runId,
+          })),
       ],
       opts.force,
     );

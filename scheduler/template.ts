@@ -30,6 +30,8 @@ export interface ScheduledRunData {
   timeoutMinutes: number;
   retries: number;
   ensureFeatures: boolean;
+  /** Absent in templates written before `schedule.synthetic` existed: false. */
+  synthetic?: boolean;
   budgetUsd?: number;
 }
 
@@ -62,6 +64,7 @@ export async function scheduledRunData(config: Config, cwd = process.cwd()): Pro
     timeoutMinutes: config.train.timeoutMinutes,
     retries: config.train.retries,
     ensureFeatures: s.ensureFeatures,
+    ...(s.synthetic ? { synthetic: true } : {}),
     ...(s.budgetUsd !== undefined ? { budgetUsd: s.budgetUsd } : {}),
   };
 }

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'checksum'
   | 'store'
   | 'provisioning'
+  | 'no_capacity'
   | 'transport'
   | 'cancelled'
   | 'budget'
@@ -180,8 +181,23 @@ export class UnhealthyHostError extends RetrainError {
 
 /** Renting or reaching a host failed. Retryable. */
 export class ProvisionError extends RetrainError {
-  constructor(message: string, opts: RetrainErrorOptions = {}) {
-    super('provisioning', message, { retryable: true, ...opts });
+  constructor(message: string, opts: RetrainErrorOptions & { code?: 'provisioning' | 'no_capacity' } = {}) {
+    super(opts.code ?? 'provisioning', message, { retryable: true, ...opts });
+  }
+}
+
+/**
+ * No offer (and no pooled instance) met the constraints. Inside the capacity wait it means "search
+ * again later"; thrown out of it, the symbol waited to its wait limit: never retried (a retry would
+ * only wait again). `unmet` names the constraints no offer met (for the alert).
+ */
+export class NoCapacityError extends ProvisionError {
+  constructor(
+    message: string,
+    readonly unmet: string,
+    opts: RetrainErrorOptions = {},
+  ) {
+    super(message, { ...opts, code: 'no_capacity', retryable: false });
   }
 }
 

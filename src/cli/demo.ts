@@ -44,7 +44,8 @@ async function startPrivateRedis(home: string): Promise<{ url: string; proc: Chi
 
 /**
  * `retrain demo` (`npm run demo`): the daily job for the top 20 symbols on the embedded defaults —
- * local driver, local store, synthetic data where none exists, the reference recipe, promotion dry.
+ * local driver, local store, synthetic data (--synthetic) where none exists, the reference recipe,
+ * promotion dry.
  */
 export async function demoCommand(opts: {
   symbols?: string;
@@ -64,7 +65,7 @@ export async function demoCommand(opts: {
   try {
     const req = parseRunOptions(
       { symbols: opts.symbols ?? 'top20', date: opts.date, force: opts.force, driver: 'local' },
-      { promote: 'dry', ensureFeatures: true },
+      { promote: 'dry', ensureFeatures: true, synthetic: true },
     );
     process.stdout.write(`retrain demo: RETRAIN_HOME=${req.config.home}, date ${req.plan.date}\n`);
     return await executeRun(req, { inProcessWorkers: true });

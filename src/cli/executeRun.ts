@@ -6,6 +6,7 @@ import { Ledger } from '../ledger/ledger.js';
 import { hostGpus, runHasGpus } from '../compute/hostGpus.js';
 import { concurrencyCap } from '../plan/concurrency.js';
 import { planRun } from '../plan/planRun.js';
+import { renderHostPlan } from '../plan/hostPlan.js';
 import { createStore } from '../storage/index.js';
 import { keys } from '../storage/layout.js';
 import { EVENTS } from '../telemetry/events.js';
@@ -33,8 +34,11 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const store = createStore(config.store);
 
   if (req.dryRun) {
-    const plan = await planRun(req.plan, { config, store });
+    // Writes nothing: no market data, no features, no Redis state (no connection at all).
+    const plan = await planRun(req.plan, { config, store, dryRun: true });
     out.write('[\n' + plan.specs.map((s) => '  ' + serializeJobSpec(s)).join(',\n') + '\n]\n');
+    for (const s of plan.specs)
+      process.stderr.write(renderHostPlan(s, plan.recipe, config).join('\n') + '\n');
     for (const s of plan.skipped) process.stderr.write(`skip ${s.symbol}: ${s.message}\n`);
     return 0;
   }

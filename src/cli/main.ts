@@ -5,6 +5,8 @@ import type { SchedulerFlags } from './scheduler.js';
 import type { RollbackFlags } from './rollback.js';
 import type { DashboardFlags } from './dashboard.js';
 import type { VastSimFlags } from '../vast/sim/cli.js';
+import type { DataImportFlags, DataLsFlags } from './data.js';
+import { normalizeArgv } from './aliases.js';
 import { addConsoleCommands } from './consoleCommands.js';
 
 // Each command's module is loaded when that command runs, so `retrain status` does not pay for the
@@ -27,23 +29,25 @@ function addRunOptions(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'config file (default: $RETRAIN_CONFIG or ./retrain.config.yaml)')
     .option('--symbols <spec>', 'topN from the shipped universe, a CSV file, or a comma list (default top20)')
+    .option('--symbol <symbol>', 'one symbol (repeatable; instead of --symbols)', collect)
     .option('--date <YYYYMMDD>', 'trading date to train for (default: yesterday, UTC)')
     .addOption(new Option('--mode <mode>', 'sequential | parallel | hybrid (default hybrid)'))
     .option('--max-concurrent <n>', 'hybrid cap on symbols training at once, across all workers')
     .option('--timeout-minutes <n>', 'per-symbol attempt time limit (default 45; decimals allowed)')
     .option('--retries <n>', 'retries after a failed attempt (default 2)')
     .option('--force', 'retrain symbols that already succeeded for the date')
-    .option('--dry-run', 'print the JobSpecs as JSON; enqueue and rent nothing')
+    .option(
+      '--dry-run',
+      'print the JobSpecs and the commands each host would run; write, enqueue and rent nothing',
+    )
     .option('--driver <driver>', 'local | ssh | vast (default local)')
     .option('--recipe <name|path>', 'shipped recipe name or a recipe file/dir (default reference)')
     .option('--var <name=value>', 'set a recipe variable (repeatable)', collect)
     .option('--promote <mode>', 'off | dry | auto (default from config: off)')
     .option('--canary [bool]', 'canary run: auto promotion is downgraded to dry')
     .option('--live', 'live run: like --canary, never publishes to production')
-    .option(
-      '--ensure-features',
-      'build missing features (synthetic market data when none) instead of skipping',
-    )
+    .option('--ensure-features', 'build missing features from the stored market data instead of skipping')
+    .option('--synthetic', 'generate invented market data where none is stored (never published)')
     .option('--featureset <name>', 'feature set (default v1)')
     .option(
       '--budget-usd <dollars>',
@@ -78,6 +82,29 @@ export function buildProgram(): Command {
   ).action(async (opts: RawRunOptions) => {
     process.exitCode = await runCommand(opts, true);
   });
+
+  const data = program.command('data').description('market data: import it, see what is stored');
+  data
+    .command('import')
+    .description('validate OHLCV files (CSV or Parquet) and store them, one object per symbol and UTC day')
+    .argument('<files...>', 'CSV or Parquet files with timestamp,open,high,low,close,volume')
+    .option('--config <file>', 'config file')
+    .option('--symbol <symbol>', 'the symbol of every row (else a symbol column)')
+    .option('--min-rows-per-day <n>', 'fewer bars in a UTC day is an error (default 24)')
+    .action(async (files: string[], opts: DataImportFlags) => {
+      process.exitCode = await (await import('./data.js')).dataImportCommand(files, opts);
+    });
+  data
+    .command('ls')
+    .description('stored market days per symbol: source, rows, first and last bar')
+    .option('--config <file>', 'config file')
+    .option('--symbol <symbol>', 'only this symbol (repeatable)', collect)
+    .option('--from <YYYYMMDD>', 'first day')
+    .option('--to <YYYYMMDD>', 'last day')
+    .option('--json', 'print JSON')
+    .action(async (opts: DataLsFlags) => {
+      process.exitCode = await (await import('./data.js')).dataLsCommand(opts);
+    });
 
   program
     .command('worker')
@@ -240,7 +267,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(normalizeArgv(argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;

@@ -1,5 +1,6 @@
 import { loadConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
+import { promotionRulesOf } from '../promotion/custom.js';
 import { promoteCandidate } from '../promotion/guard.js';
 import { redisProductionLock } from '../promotion/lock.js';
 import { connectRedis } from './redis.js';
@@ -35,6 +36,7 @@ export async function promoteCommand(opts: {
       mode: opts.mode,
       canary: canary || config.promotion.canary,
       maxDrawdownTolerance: config.promotion.maxDrawdownTolerance,
+      rules: promotionRulesOf(config.promotion),
       ...(redis ? { lock: redisProductionLock(redis, config.queuePrefix) } : {}),
     });
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -5,11 +5,15 @@ import { DriverSchema, ModeSchema, PromoteModeSchema } from '../config/schema.js
 import { resolveSymbols } from '../symbols/symbols.js';
 import { parseRunDate, yesterdayUtc } from '../symbols/date.js';
 import type { PlanRequest } from '../plan/planRun.js';
+import { driverAlias } from './aliases.js';
 
 /** Raw commander options of `enqueue` / `run`. */
 export interface RawRunOptions {
   config?: string;
   symbols?: string;
+  /** `--symbol` (repeatable). */
+  symbol?: string[];
+  synthetic?: boolean;
   date?: string;
   mode?: string;
   maxConcurrent?: string;
@@ -79,7 +83,7 @@ function parseVars(list: string[] = []): Record<string, string> {
  */
 export function parseRunOptions(
   raw: RawRunOptions,
-  defaults: { promote?: 'off' | 'dry' | 'auto'; ensureFeatures?: boolean } = {},
+  defaults: { promote?: 'off' | 'dry' | 'auto'; ensureFeatures?: boolean; synthetic?: boolean } = {},
 ): RunRequest {
   const overrides: Record<string, unknown> = {
     train: {} as Record<string, unknown>,
@@ -105,7 +109,7 @@ export function parseRunOptions(
     if (n > 20) throw new InputError(`--retries must be at most 20, got ${n}`);
     train.retries = n;
   }
-  if (raw.driver !== undefined) train.driver = choice('--driver', raw.driver, DriverSchema);
+  if (raw.driver !== undefined) train.driver = choice('--driver', driverAlias(raw.driver), DriverSchema);
   const promote = raw.promote ?? defaults.promote;
   if (promote !== undefined) promotion.mode = choice('--promote', promote, PromoteModeSchema);
   const canary = boolFlag('--canary', raw.canary) || raw.live === true;
@@ -128,7 +132,14 @@ export function parseRunOptions(
     throw new InputError(`--interruptible needs --driver vast (the driver is ${config.train.driver})`);
   }
   const interruptible = config.train.driver === 'vast' && (raw.interruptible ?? config.vast.interruptible);
-  const symbols = resolveSymbols(raw.symbols ?? config.symbols, { cwd: process.cwd() });
+  if (raw.symbol?.length && raw.symbols !== undefined)
+    throw new InputError('use --symbols or --symbol (repeatable), not both');
+  const symbols = resolveSymbols(
+    raw.symbol?.length ? raw.symbol.join(',') : (raw.symbols ?? config.symbols),
+    {
+      cwd: process.cwd(),
+    },
+  );
   const date = raw.date !== undefined ? parseRunDate(raw.date) : yesterdayUtc();
   return {
     config,
@@ -149,6 +160,7 @@ export function parseRunOptions(
       canary: config.promotion.canary,
       force: raw.force === true,
       ensureFeatures: raw.ensureFeatures === true || defaults.ensureFeatures === true,
+      synthetic: raw.synthetic === true || defaults.synthetic === true,
       ...(interruptible ? { interruptible: true } : {}),
     },
   };

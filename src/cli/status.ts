@@ -4,6 +4,7 @@ import { Ledger } from '../ledger/ledger.js';
 import { createStore } from '../storage/index.js';
 import { parseRunDate } from '../symbols/date.js';
 import { connectRedis } from './redis.js';
+import { statusLabel, waitedColumn } from './table.js';
 
 /** `retrain status`: the ledger of a date, as a table or JSON. */
 export async function statusCommand(opts: {
@@ -31,18 +32,31 @@ export async function statusCommand(opts: {
       process.stdout.write(JSON.stringify({ date, symbols: entries }, null, 2) + '\n');
       return 0;
     }
+    const sorted = Object.values(entries).sort((a, b) => a.symbol.localeCompare(b.symbol));
+    const waited = waitedColumn(sorted);
     const t = new Table({
-      head: ['symbol', 'status', 'state', 'attempts', 'reason', 'minutes', 'net_bps', 'decision'],
+      head: [
+        'symbol',
+        'status',
+        'state',
+        'attempts',
+        'reason',
+        'minutes',
+        ...(waited ? ['waited'] : []),
+        'net_bps',
+        'decision',
+      ],
       style: { head: [], border: [], compact: true },
     });
-    for (const e of Object.values(entries).sort((a, b) => a.symbol.localeCompare(b.symbol))) {
+    for (const e of sorted) {
       t.push([
         e.symbol,
-        e.status,
+        statusLabel(e),
         e.state ?? '',
         String(e.attempts),
         e.reason ?? '',
         typeof e.trainMinutes === 'number' ? e.trainMinutes.toFixed(2) : '',
+        ...(waited ? [waited(e)] : []),
         typeof e.net_bps_after_costs === 'number' ? e.net_bps_after_costs.toFixed(2) : '',
         e.decision ?? '',
       ]);

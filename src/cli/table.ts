@@ -6,14 +6,42 @@ function fmt(n: unknown, digits = 3): string {
   return typeof n === 'number' && Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
 
+/** A symbol's status as the tables show it: a wait for capacity says since when (UTC). */
+export function statusLabel(e: Pick<LedgerEntry, 'status' | 'waitingSince'> | undefined): string {
+  if (!e) return 'skipped';
+  if (e.status === 'waiting_capacity' && e.waitingSince)
+    return `${e.status} since ${e.waitingSince.slice(11, 19)}Z`;
+  return e.status;
+}
+
+/** Minutes waited for capacity, for a `waited` column shown only when some symbol waited. */
+export function waitedColumn(
+  entries: (LedgerEntry | undefined)[],
+): ((e: LedgerEntry | undefined) => string) | null {
+  if (!entries.some((e) => (e?.waitedMin ?? 0) > 0 || e?.status === 'waiting_capacity')) return null;
+  return (e) => fmt(e?.waitedMin ?? 0, 2);
+}
+
 /** The end-of-run table: one row per symbol. `metrics` maps symbol → its metrics.json. */
 export function renderRunTable(
   symbols: string[],
   ledger: Record<string, LedgerEntry>,
   metrics: Record<string, Record<string, unknown> | undefined>,
 ): string {
+  const waited = waitedColumn(symbols.map((s) => ledger[s]));
   const t = new Table({
-    head: ['symbol', 'status', 'hitRate', 'maxDD', 'net_bps', 'decision', 'minutes', 'attempts', 'reason'],
+    head: [
+      'symbol',
+      'status',
+      'hitRate',
+      'maxDD',
+      'net_bps',
+      'decision',
+      'minutes',
+      ...(waited ? ['waited'] : []),
+      'attempts',
+      'reason',
+    ],
     style: { head: [], border: [], compact: true },
   });
   for (const s of symbols) {
@@ -21,12 +49,13 @@ export function renderRunTable(
     const m = metrics[s] ?? {};
     t.push([
       s,
-      e?.status ?? 'skipped',
+      statusLabel(e),
       fmt(m.directionalHitRate),
       fmt(m.maxDrawdown),
       fmt(e?.net_bps_after_costs ?? m.net_bps_after_costs, 2),
       e?.decision ?? '-',
       fmt(e?.trainMinutes, 2),
+      ...(waited ? [waited(e)] : []),
       String(e?.attempts ?? 0),
       e?.reason ?? '',
     ]);

@@ -8,6 +8,7 @@ import { redisAnswers } from '../../queues/connection.js';
 import { healthOverrides } from './healthFlags.js';
 import { RedisUnreachableError } from './redis.js';
 import { BoundedShutdown, untilSignal } from './shutdown.js';
+import { driverAlias } from './aliases.js';
 
 /**
  * `retrain worker`: runs until SIGINT/SIGTERM, then hands running trainings back and exits 0; when
@@ -19,13 +20,14 @@ export async function workerCommand(opts: {
   healthPort?: string;
 }): Promise<number> {
   const overrides: Record<string, unknown> = { ...healthOverrides(opts.healthPort) };
-  if (opts.driver !== undefined) {
-    if (!DriverSchema.options.includes(opts.driver as never)) {
+  const driver = opts.driver !== undefined ? driverAlias(opts.driver) : undefined;
+  if (driver !== undefined) {
+    if (!DriverSchema.options.includes(driver as never)) {
       throw new InputError(
         `--driver must be one of ${DriverSchema.options.join(', ')}, got ${JSON.stringify(opts.driver)}`,
       );
     }
-    overrides.train = { driver: opts.driver };
+    overrides.train = { driver };
   }
   const config = loadConfig({ file: opts.config, overrides });
   if (!(await redisAnswers(config.redisUrl))) throw new RedisUnreachableError(config.redisUrl);

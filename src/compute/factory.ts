@@ -36,6 +36,7 @@ export function vastClientFrom(
   deps: {
     redis?: Redis;
     onEvent?: (event: string, data: Record<string, unknown>) => void;
+    /** Told of every call's outcome, so that an API outage is logged once. */
     outage?: OutageReporter;
   } = {},
 ): VastClient {

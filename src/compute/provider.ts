@@ -17,6 +17,9 @@ export interface LeaseInfo {
   hourlyCostUsd: number;
   /** Vast: the physical machine (excluded for the run when it fails to boot). */
   machineId?: number;
+  /** Vast: the GPU rented (the offer's gpu_name), and the preference class it was chosen from. */
+  gpu?: string;
+  gpuClass?: string;
   /** Vast: the instance label (`retrain-<deployment>-<jobId>`). */
   label?: string;
   /** Vast: an interruptible (bid) rental, and its bid in $/h. */
@@ -58,7 +61,7 @@ export interface Lease {
 
 export interface AcquireContext {
   signal: AbortSignal;
-  /** Epoch ms: the symbol's deadline. No wait for an API turn runs past it. */
+  /** Epoch ms: the symbol's deadline. No wait for an API turn, nor for capacity, runs past it. */
   deadline?: number;
   /** Called as soon as something billable exists, before waiting on it (crash safety). */
   onLeaseCreated?: (info: LeaseInfo) => Promise<void>;
@@ -66,6 +69,11 @@ export interface AcquireContext {
   beforeRent?: () => Promise<void>;
   /** The run the symbol belongs to (a pooled instance is shared within a run only). */
   runId?: string;
+  /**
+   * Told when the symbol starts waiting for capacity, and once it has a host (or gave up) after
+   * acquire was called (src/compute/capacityWait.ts). Never throws.
+   */
+  onCapacity?: (e: CapacityEvent) => Promise<void>;
   /** Called after the provider itself gave back a lease it created (one that failed to boot). */
   onLeaseReleased?: (info: LeaseInfo) => Promise<void>;
   /** Driver vast: the recipe's image (and registry login, a secret held in memory only). */
@@ -105,3 +113,8 @@ export interface ComputeProvider {
   /** Lets go of what the provider keeps between leases (pooled connections); for shutdown. */
   close?(): Promise<void>;
 }
+
+/** A symbol's wait for capacity, as told to AcquireContext.onCapacity. */
+export type CapacityEvent =
+  | { state: 'waiting'; since: string; unmet: string }
+  | { state: 'done'; waitedMs: number; since?: string; gpu?: string; gpuClass?: string };

@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { CancelledError, ProvisionError, asRetrainError } from '../errors.js';
+import { CancelledError, NoCapacityError, ProvisionError, asRetrainError } from '../errors.js';
 import type { JobSpec } from '../jobspec/types.js';
 import { imageErrorIn, maskLogin } from '../recipes/image.js';
 import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
@@ -7,6 +7,7 @@ import { SshTransport } from '../remote/sshTransport.js';
 import type { TurnOptions } from '../vast/budget.js';
 import { VastClient, VastOfferGoneError } from '../vast/client.js';
 import { sshEndpoint } from '../vast/endpoint.js';
+import { allGpuNames, describeConstraints, gpuClasses } from '../vast/gpuPreferences.js';
 import type { OfferBoard } from '../vast/market.js';
 import { buildOfferQuery, type Bid, type OfferConstraints } from '../vast/offers.js';
 import type { InstancePoller } from '../vast/poller.js';
@@ -84,8 +85,9 @@ export function offerConstraints(
   const v = config.vast;
   return {
     ...(opts.interruptible ? { interruptible: true } : {}),
-    gpuNames: v.gpuNames,
-    maxHourlyCost: v.maxHourlyCost,
+    // The search covers every class of the preference list; each class is re-checked on its own cap.
+    gpuNames: allGpuNames(v.gpuNames),
+    maxHourlyCost: Math.max(...gpuClasses(v.gpuNames, v.maxHourlyCost).map((c) => c.maxHourlyCost)),
     minGpuMemoryGb: v.minGpuMemoryGb,
     minReliability: v.minReliability,
     verifiedOnly: v.verifiedOnly,
@@ -161,6 +163,7 @@ export class VastProvider implements ComputeProvider {
     const bad = this.opts.badMachines(spec);
     const interruptible = wantsInterruptible(spec);
     const constraints = offerConstraints(config, { interruptible, minCudaVersion: ctx.minCudaVersion });
+    const classes = gpuClasses(v.gpuNames, v.maxHourlyCost);
     const turn = { signal: ctx.signal, ...(ctx.deadline !== undefined ? { deadline: ctx.deadline } : {}) };
     const label = labelFor(config.deployment, spec.jobId);
     // Keys on the account reach every new container; a failure here leaves the attach below.
@@ -177,6 +180,7 @@ export class VastProvider implements ComputeProvider {
         constraints,
         badMachines: new Set(await bad.list()),
         triedOffers: tried,
+        classes,
         ...(interruptible
           ? {
               bidPolicy: {
@@ -191,10 +195,19 @@ export class VastProvider implements ComputeProvider {
         turn,
       });
       if ('fail' in pick) {
-        failures.push(pick.fail);
-        break;
+        // Offers used up by this attempt's failed rentals (bad images, boots): a provisioning failure.
+        if (failures.length > 0) {
+          failures.push(pick.fail);
+          break;
+        }
+        // Not a failed rental: no capacity now (src/compute/capacityWait.ts waits and searches again).
+        const why = pick.fail === 'no offer meets the constraints' ? '' : ` (${pick.fail})`;
+        throw new NoCapacityError(
+          `${spec.symbol}: ${pick.fail}`,
+          describeConstraints(constraints, classes) + why,
+        );
       }
-      const { offer, bid } = pick;
+      const { offer, bid, gpuClass } = pick;
       tried.add(offer.id);
       let created: Created | null;
       try {
@@ -239,7 +252,7 @@ export class VastProvider implements ComputeProvider {
         failures.push(`offer ${offer.id}: the create got no answer and no instance carries ${label}`);
         continue;
       }
-      const lease = await this.boot(spec, ctx, offer, bid, created, bad, failures);
+      const lease = await this.boot(spec, ctx, { offer, bid, gpuClass }, created, bad, failures);
       if (lease) return lease;
       known.add(created.instanceId);
     }
@@ -255,8 +268,7 @@ export class VastProvider implements ComputeProvider {
   private async boot(
     spec: JobSpec,
     ctx: AcquireContext,
-    offer: VastOffer,
-    bid: Bid | undefined,
+    { offer, bid, gpuClass }: { offer: VastOffer; bid: Bid | undefined; gpuClass: string | undefined },
     created: Created,
     bad: BadMachines,
     failures: string[],
@@ -272,6 +284,8 @@ export class VastProvider implements ComputeProvider {
       acquiredAt: new Date().toISOString(),
       hourlyCostUsd: bid ? bid.hourly : offer.dph_total,
       machineId: offer.machine_id,
+      gpu: offer.gpu_name,
+      ...(gpuClass ? { gpuClass } : {}),
       ...(bid ? { interruptible: true, bidUsd: bid.price } : {}),
     };
     this.badOf.set(info.id, bad);

@@ -8,12 +8,15 @@ import { VastCreateUnknownError, type CreateInstanceRequest, type VastClient } f
 import type { TurnOptions } from '../vast/budget.js';
 import type { OfferBoard } from '../vast/market.js';
 import { bidFor, chooseOffers, type Bid, type BidPolicy, type OfferConstraints } from '../vast/offers.js';
+import type { GpuClass } from '../vast/gpuPreferences.js';
 import type { VastOffer } from '../vast/types.js';
 import { CancelledError } from '../errors.js';
 
 export interface OfferPick {
   offer: VastOffer;
   bid?: Bid;
+  /** The preference class it was chosen from (vast.gpuNames). */
+  gpuClass?: string;
   /** Gives the machine claim back once the create is over. */
   release(): Promise<void>;
 }
@@ -24,6 +27,8 @@ export interface PickRequest {
   /** Machines bad for the run, offers this attempt tried. */
   badMachines: Set<number>;
   triedOffers: Set<number>;
+  /** GPU classes in order of preference (src/vast/gpuPreferences.ts); unset: the constraints as they are. */
+  classes?: readonly GpuClass[];
   /** Set for an interruptible rental: only offers a bid within the policy can win. */
   bidPolicy?: BidPolicy;
   owner: string;
@@ -41,12 +46,28 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
+interface Candidates {
+  list: VastOffer[];
+  bids: Map<number, Bid>;
+  skipped: string[];
+  gpuClass?: string;
+}
+
+/**
+ * The candidates of each GPU class in order of preference (one group without classes), each
+ * meeting every constraint under its class's names and cap, cheapest first.
+ */
+function candidateGroups(offers: readonly unknown[], r: PickRequest): Candidates[] {
+  if (!r.classes?.length) return [candidates(offers, r, r.constraints)];
+  return r.classes.map((c) => ({
+    ...candidates(offers, r, { ...r.constraints, gpuNames: c.names, maxHourlyCost: c.maxHourlyCost }),
+    gpuClass: c.label,
+  }));
+}
+
 /** The candidates meeting every constraint (with their bids when interruptible), cheapest first. */
-function candidates(
-  offers: readonly unknown[],
-  r: PickRequest,
-): { list: VastOffer[]; bids: Map<number, Bid>; skipped: string[] } {
-  const list = chooseOffers(offers, r.constraints, { machineIds: r.badMachines, offerIds: r.triedOffers });
+function candidates(offers: readonly unknown[], r: PickRequest, constraints: OfferConstraints): Candidates {
+  const list = chooseOffers(offers, constraints, { machineIds: r.badMachines, offerIds: r.triedOffers });
   const bids = new Map<number, Bid>();
   const skipped: string[] = [];
   if (!r.bidPolicy) return { list, bids, skipped };
@@ -79,25 +100,42 @@ export async function pickOffer(
   r: PickRequest,
 ): Promise<OfferPick | { fail: string }> {
   if (!board) {
-    const { list, bids, skipped } = candidates(await client.searchOffers(r.query, r.turn), r);
+    const groups = candidateGroups(await client.searchOffers(r.query, r.turn), r);
+    // The first class with an offer: a later one only when the better ones have no capacity.
+    const { list, bids, gpuClass } = groups.find((g) => g.list.length > 0) ?? groups[0]!;
     const offer = list[0];
-    if (!offer) return noOffer(skipped);
+    if (!offer) return noOffer(groups.flatMap((g) => g.skipped));
     return {
       offer,
       ...(bids.has(offer.id) ? { bid: bids.get(offer.id)! } : {}),
+      ...(gpuClass ? { gpuClass } : {}),
       release: async () => undefined,
     };
   }
   let stale: number | undefined;
   let skipped: string[] = [];
+  const started = Date.now();
   for (let round = 0; round < 6; round++) {
     const cached = await board.offers(r.query, r.turn, stale);
-    const c = candidates(cached.offers, r);
-    skipped = c.skipped;
-    const claimed = await board.claim(c.list, r.owner);
-    if (claimed) {
-      const bid = c.bids.get(claimed.offer.id);
-      return { offer: claimed.offer, ...(bid ? { bid } : {}), release: claimed.release };
+    const groups = candidateGroups(cached.offers, r);
+    skipped = groups.flatMap((g) => g.skipped);
+    // A fresh search with no candidate at all (not merely all claimed): no capacity now. Searching
+    // again at once would only spend the API budget; the capacity wait comes back later.
+    if (groups.every((g) => g.list.length === 0) && (cached.at >= started || Date.now() - cached.at < 2000)) {
+      return noOffer(skipped);
+    }
+    // Class by class: a later class only when every offer of the better ones is gone or claimed.
+    for (const c of groups) {
+      const claimed = c.list.length > 0 ? await board.claim(c.list, r.owner) : null;
+      if (claimed) {
+        const bid = c.bids.get(claimed.offer.id);
+        return {
+          offer: claimed.offer,
+          ...(bid ? { bid } : {}),
+          ...(c.gpuClass ? { gpuClass: c.gpuClass } : {}),
+          release: claimed.release,
+        };
+      }
     }
     // All taken or claimed by our other workers: a new search shows what is left (one worker
     // searches; a search this recent is waited on rather than repeated).

@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { ConfigSchema, type Config } from './schema.js';
+import { storeEnvGroup, storeFromEnvGroup } from './storeEnv.js';
 
 /** Embedded defaults: the local driver, the local store, the reference recipe, promotion off. */
 export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
@@ -39,7 +40,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
     health: { host: '127.0.0.1' },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
     ledger: { retentionDays: 30 },
-    alerts: { checkEverySec: 60 },
+    alerts: { checkEverySec: 60, noCapacityMin: 10 },
     vast: {
       apiUrl: 'https://console.vast.ai',
       apiRetries: 6,
@@ -64,6 +65,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       runtype: 'ssh_direct',
       bootDeadlineSec: 600,
       maxProvisionTries: 5,
+      capacityPollSec: 30,
       maxRuntimeMin: 60,
       reapEveryMin: 10,
       healthCheckSec: 30,
@@ -138,7 +140,10 @@ function fromEnv(env: Env): Loose {
   set(['deployment'], env.RETRAIN_DEPLOYMENT);
   set(['recipe'], env.RETRAIN_RECIPE);
   set(['costsFile'], env.RETRAIN_COSTS_FILE);
-  set(['train', 'driver'], env.RETRAIN_DRIVER);
+  set(
+    ['train', 'driver'],
+    env.RETRAIN_DRIVER?.trim().toLowerCase() === 'vastai' ? 'vast' : env.RETRAIN_DRIVER,
+  );
   set(['train', 'backoffMs'], num(env, 'RETRAIN_BACKOFF_MS'));
   set(['train', 'pollMs'], num(env, 'RETRAIN_POLL_MS'));
   set(['train', 'workerConcurrency'], num(env, 'RETRAIN_WORKER_CONCURRENCY'));
@@ -163,6 +168,9 @@ function fromEnv(env: Env): Loose {
   set(['ledger', 'retentionDays'], num(env, 'RETRAIN_LEDGER_RETENTION_DAYS'));
   set(['alerts', 'provisioningStuckMin'], num(env, 'RETRAIN_PROVISIONING_STUCK_MIN'));
   set(['alerts', 'checkEverySec'], num(env, 'RETRAIN_ALERT_CHECK_SEC'));
+  set(['alerts', 'noCapacityMin'], num(env, 'RETRAIN_NO_CAPACITY_MIN'));
+  set(['vast', 'capacityWaitMin'], num(env, 'RETRAIN_CAPACITY_WAIT_MIN'));
+  set(['vast', 'capacityPollSec'], num(env, 'RETRAIN_CAPACITY_POLL_SEC'));
   set(['vast', 'apiUrl'], env.VAST_API_URL);
   set(['vast', 'bootDeadlineSec'], num(env, 'RETRAIN_BOOT_DEADLINE_SEC'));
   set(['vast', 'apiRetryBaseMs'], num(env, 'RETRAIN_VAST_RETRY_MS'));
@@ -204,6 +212,13 @@ function bool(env: Env, name: string): boolean | undefined {
  */
 function applyStoreEnv(merged: Loose, env: Env, home: string): Loose {
   let store: Loose = isObject(merged.store) ? merged.store : {};
+  // S3_COMPACT_* / R2_*: checked whatever the store kind, so a half-set group is never ignored.
+  const group = storeEnvGroup(env);
+  if (group && env.RETRAIN_STORE !== 'local')
+    store = deepMerge(
+      isObject(merged.store) && merged.store.kind === 's3' ? store : {},
+      storeFromEnvGroup(env, group),
+    );
   const kind = env.RETRAIN_STORE || store.kind || 'local';
   if (kind !== 'local' && kind !== 's3') {
     throw new ConfigError(`environment RETRAIN_STORE=${JSON.stringify(kind)} must be local or s3`);

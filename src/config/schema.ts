@@ -1,5 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import { CompareRuleSchema, FloorSchema } from '../promotion/custom.js';
+import { GpuNamesSchema, gpuCapProblem } from '../vast/gpuPreferences.js';
 
 /**
  * The one typed configuration. Loose input (file + env + flags) goes through `ConfigSchema` once at
@@ -84,6 +86,10 @@ export const ConfigSchema = z
         mode: PromoteModeSchema,
         canary: z.boolean(),
         maxDrawdownTolerance: z.number().min(1).max(10),
+        /** Absolute floors every candidate must pass, in order (docs/promotion-rules.md). */
+        floors: z.array(FloorSchema).optional(),
+        /** The comparison with production, in order (metric, direction, tolerance); unset: rules v1. */
+        rules: z.array(CompareRuleSchema).min(1).optional(),
       })
       .strict(),
     worker: z
@@ -132,6 +138,14 @@ export const ConfigSchema = z
           .positive()
           .max(24 * 60)
           .optional(),
+        /**
+         * A run whose symbols wait for capacity and that gets not one GPU for this long: one alert,
+         * naming the constraints no offer met.
+         */
+        noCapacityMin: z
+          .number()
+          .positive()
+          .max(24 * 60),
         /** How often the workers' repeatable check looks at the running train jobs (0 turns it off). */
         checkEverySec: z.number().int().min(0).max(3600),
       })
@@ -198,7 +212,12 @@ export const ConfigSchema = z
             scanLimit: z.number().int().min(10).max(5000),
           })
           .strict(),
-        gpuNames: z.array(z.string().min(1)).min(1),
+        /**
+         * Acceptable GPUs: a plain list (any of them, cheapest first), or an ordered list of classes
+         * with a price cap each (`{name, maxHourlyCost}`): a later class only when the earlier ones
+         * have no capacity (src/vast/gpuPreferences.ts).
+         */
+        gpuNames: GpuNamesSchema,
         /** $/h against the offer's full dph_total (storage included). */
         maxHourlyCost: z.number().positive(),
         minGpuMemoryGb: z.number().min(0),
@@ -215,6 +234,14 @@ export const ConfigSchema = z
         /** Running + SSH must answer within this, or the instance is destroyed and the next offer tried. */
         bootDeadlineSec: z.number().int().min(5),
         maxProvisionTries: z.number().int().min(1).max(50),
+        /**
+         * How long a symbol that finds no offer (and no pooled instance) waits for capacity, searching
+         * again now and then (0: fails at once with no_capacity). Unset: its time limit less a margin
+         * for the training (src/compute/capacityWait.ts).
+         */
+        capacityWaitMin: z.number().min(0).optional(),
+        /** A waiting symbol's first pause between searches; later ones grow ×1.5 to 4×, jittered. */
+        capacityPollSec: z.number().min(0.1).max(3600),
         /** A rental never lives longer: enforced by the processor, the reaper and an on-instance watchdog. */
         maxRuntimeMin: z.number().positive(),
         /** How often a running training's instance is checked for being alive. */
@@ -252,7 +279,11 @@ export const ConfigSchema = z
           })
           .strict(),
       })
-      .strict(),
+      .strict()
+      .superRefine((v, ctx) => {
+        const problem = gpuCapProblem(v.gpuNames, v.maxHourlyCost);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['gpuNames'], message: problem });
+      }),
     /** An existing machine (driver `ssh`). */
     ssh: z
       .object({
@@ -281,8 +312,10 @@ export const ConfigSchema = z
         mode: ModeSchema.optional(),
         /** Unset: `promotion.mode`. */
         promote: PromoteModeSchema.optional(),
-        /** Build missing features (synthetic market data when none) instead of skipping the symbol. */
+        /** Build missing features from the stored market data instead of skipping the symbol. */
         ensureFeatures: z.boolean(),
+        /** Generate synthetic market data where none is stored (`--synthetic`; never published). Unset: false. */
+        synthetic: z.boolean().optional(),
         /** The run's rental budget (`--budget-usd`); unset: none. */
         budgetUsd: z.number().min(0).optional(),
         /** How often a running `retrain scheduler` checks that the schedule is still in place. */

@@ -16,6 +16,8 @@ export interface JobSpecInput {
   promote: PromoteMode;
   canary: boolean;
   interruptible?: boolean;
+  dataSource?: 'synthetic';
+  artifactsId?: string;
 }
 
 /** Ids contain no ':' (BullMQ forbids it) and are never all digits. */
@@ -49,7 +51,16 @@ export function buildJobSpec(input: JobSpecInput): JobSpec {
     promote: effectivePromoteMode(input.promote, input.canary),
     canary: input.canary,
     ...(input.interruptible ? { interruptible: true as const } : {}),
+    ...(input.dataSource ? { dataSource: input.dataSource } : {}),
+    ...(input.artifactsId && input.artifactsId !== trainJobId(input.symbol, input.date)
+      ? { artifactsId: input.artifactsId }
+      : {}),
   };
+}
+
+/** The `ml-artifacts/<id>/` folder of a spec's run (run-scoped for a forced re-run). */
+export function artifactsId(spec: Pick<JobSpec, 'jobId' | 'artifactsId'>): string {
+  return spec.artifactsId ?? spec.jobId;
 }
 
 /** The canonical bytes of a spec (sorted keys). */

@@ -31,6 +31,16 @@ export interface JobSpec {
    * `vast.interruptible`). Present only when true, so other specs keep their bytes.
    */
   interruptible?: true;
+  /**
+   * The features were built from synthetic (invented) market data (`--synthetic`): the promotion
+   * guard never publishes such a candidate. Present only then, so other specs keep their bytes.
+   */
+  dataSource?: 'synthetic';
+  /**
+   * Where this run's artifacts go when not `ml-artifacts/<jobId>/`: a `--force` re-run of a date
+   * whose artifacts are already stored writes under `<jobId>__r<N>` and keeps the earlier run's.
+   */
+  artifactsId?: string;
 }
 
 export interface RecipeRef {

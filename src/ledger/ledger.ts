@@ -152,6 +152,7 @@ export class Ledger {
       ...(it.reason !== undefined ? { reason: it.reason } : {}),
       ...(it.jobId !== undefined ? { jobId: it.jobId } : {}),
       ...(it.runId !== undefined ? { runId: it.runId } : {}),
+      ...(it.error !== undefined ? { error: { type: it.error.type, message: it.error.message } } : {}),
     }));
     const res = (await this.cmd(INIT_CMD)(
       this.hashKey(date),

@@ -77,7 +77,7 @@ return { 1, out, v }
 
 /**
  * ARGV: 1 now (ISO), 2 force ('1' | '0'), 3 date, 4 JSON array of plan items
- * {symbol, status, reason?, jobId?, runId?}, 5 ttl in seconds (0: none, < 0: unchanged).
+ * {symbol, status, reason?, error?, jobId?, runId?}, 5 ttl in seconds (0: none, < 0: unchanged).
  * An existing `success` entry is kept as it is unless forced; every other item is (re)written as a
  * fresh entry that keeps the old entry's `attempts` and `history`.
  * Returns { version, symbol1, entry1 JSON, symbol2, entry2 JSON, ... }.
@@ -97,6 +97,7 @@ for _, it in ipairs(items) do
     if type(it.reason) == 'string' then e.reason = it.reason end
     if type(it.jobId) == 'string' then e.jobId = it.jobId end
     if type(it.runId) == 'string' then e.runId = it.runId end
+    if type(it.error) == 'table' then e.error = it.error end
     if old then
       if type(old.attempts) == 'number' then e.attempts = old.attempts end
       if type(old.history) == 'table' then e.history = old.history end

@@ -1,11 +1,13 @@
 import { InputError } from '../errors.js';
 
 /** Where one symbol of one run date stands. */
-export type LedgerStatus = 'pending' | 'running' | 'success' | 'failed' | 'skipped';
+/** `waiting_capacity`: started, but no GPU could be had yet; it searches again (docs/gpu-path.md). */
+export type LedgerStatus = 'pending' | 'running' | 'waiting_capacity' | 'success' | 'failed' | 'skipped';
 
 export const LEDGER_STATUSES: readonly LedgerStatus[] = [
   'pending',
   'running',
+  'waiting_capacity',
   'success',
   'failed',
   'skipped',
@@ -39,6 +41,13 @@ export interface LedgerEntry {
   endedAt?: string;
   trainMinutes?: number;
   costUsd: number;
+  /** While waiting for capacity: since when (ISO). */
+  waitingSince?: string;
+  /** Minutes the symbol waited for capacity, all attempts together. */
+  waitedMin?: number;
+  /** The GPU rented (offer gpu_name) and the preference class it was chosen from (vast.gpuNames). */
+  gpu?: string;
+  gpuClass?: string;
   /** Training minutes the symbol's retries did not redo because they resumed from checkpoints. */
   resumeSavedMin?: number;
   metricsKey?: string;
@@ -54,6 +63,8 @@ export interface LedgerPlanItem {
   symbol: string;
   status: LedgerStatus;
   reason?: string;
+  /** A planning skip's detail (e.g. which market day is missing or invalid, and why). */
+  error?: { type: string; message: string };
   jobId?: string;
   runId?: string;
 }

@@ -1,3 +1,4 @@
+import type { NoCapacityAlert } from '../compute/capacityWait.js';
 import type { EngineSummary } from '../telemetry/summary.js';
 import type { StuckProvisioning } from '../train/stuck.js';
 
@@ -123,6 +124,9 @@ export function formatRunCompleted(s: EngineSummary): string {
     `${s.succeeded} succeeded, ${s.failed} failed, ${s.skipped} skipped (of ${s.total_symbols})`,
     `wall time ${s.total_wall_minutes.toFixed(1)} min, cost ${cost}`,
     `promoted: ${s.promoted.length ? oneLine(s.promoted.join(', '), 1000) : 'none'}`,
+    ...((s.waited_minutes ?? 0) > 0
+      ? [`waited for GPU capacity: ${s.waited_minutes.toFixed(1)} min in all`]
+      : []),
   ];
   const failed = Object.entries(s.by_symbol)
     .filter(([, e]) => e.status === 'failed')
@@ -141,6 +145,15 @@ export function humanDuration(sec: number): string {
 function stuckDetail(s: StuckProvisioning): string {
   const host = s.instance ? `${s.driver} instance ${s.instance}` : `${s.driver}, no host yet`;
   return `limit ${humanDuration(s.limitSec)}; ${host}; attempt ${s.attempt}; job ${s.jobId}`;
+}
+
+/** A run that got no GPU at all for a while (src/compute/capacityWait.ts): which offer it lacks. */
+export function formatNoCapacity(a: NoCapacityAlert): string {
+  return [
+    `retrain run ${a.runId} (${dashed(a.date)}): no GPU for ${humanDuration(a.minutes * 60)}, ${a.waiting} symbol${a.waiting === 1 ? '' : 's'} waiting`,
+    `no offer meets: ${oneLine(a.unmet, 1500)}`,
+    `waiting since ${a.since}; each symbol searches again until its wait limit`,
+  ].join('\n');
 }
 
 /**

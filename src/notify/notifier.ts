@@ -1,8 +1,10 @@
 import type { EngineSummary } from '../telemetry/summary.js';
+import type { NoCapacityAlert } from '../compute/capacityWait.js';
 import type { StuckProvisioning } from '../train/stuck.js';
 import {
   formatAttemptHung,
   formatFailures,
+  formatNoCapacity,
   formatProvisioningStuck,
   formatRunCompleted,
   formatRunStarted,
@@ -33,6 +35,8 @@ export interface Notifier {
    * message per run, sent at once.
    */
   provisioningStuck(items: StuckProvisioning[]): void;
+  /** A run got no GPU for alerts.noCapacityMin while its symbols waited (claimed: once per run). */
+  noCapacity?(alert: NoCapacityAlert): void;
   /**
    * Sends what is held back (grouped failures) and waits for pending sends, at most `timeoutMs`;
    * gives up at once when the channel cannot take them before then (rate-limited, backing off).
@@ -125,6 +129,10 @@ export class AlertNotifier implements Notifier {
         this.#emit(formatProvisioningStuck(group), group[0]!.date, 'provisioning_stuck');
       }
     });
+  }
+
+  noCapacity(alert: NoCapacityAlert): void {
+    this.#guard(() => this.#emit(formatNoCapacity(alert), alert.date, 'no_capacity'));
   }
 
   async flush(timeoutMs = this.opts.flushTimeoutMs): Promise<void> {

@@ -1,12 +1,13 @@
 import type { Config } from '../config/schema.js';
 import { costsFor, loadCostTable } from '../data/costs.js';
-import { checkReadiness, ensureFeatures } from '../data/readiness.js';
+import { prepareFeatures } from '../data/prepare.js';
 import { InputError } from '../errors.js';
 import { buildJobSpec } from '../jobspec/build.js';
 import type { Driver, JobSpec, PromoteMode } from '../jobspec/types.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { loadRecipe, shippedRecipesDir, type LoadedRecipe } from '../recipes/loader.js';
 import type { ArtifactStore } from '../storage/store.js';
+import { forcedArtifactsId, storedSuccess } from './done.js';
 
 export interface PlanRequest {
   symbols: string[];
@@ -21,13 +22,15 @@ export interface PlanRequest {
   canary: boolean;
   force: boolean;
   ensureFeatures: boolean;
+  /** `--synthetic`: generate missing market data (never published to production). */
+  synthetic?: boolean;
   /** Driver vast: rent interruptible (bid) instances. */
   interruptible?: boolean;
 }
 
 export interface PlannedSkip {
   symbol: string;
-  reason: 'no_data' | 'already_succeeded';
+  reason: 'no_data' | 'bad_data' | 'already_succeeded';
   message: string;
 }
 
@@ -41,12 +44,13 @@ export interface Plan {
 
 /**
  * Step 1 of a run: turns a request into JobSpecs, checking data readiness (and building features
- * when asked) before anything is rented, and leaving out symbols the ledger already has as success
- * (unless `force`). Enqueues nothing and writes nothing but features.
+ * when asked) before anything is rented, and leaving out symbols already done for the date (the
+ * ledger says success, or, once the ledger has expired, the stored artifacts say so) unless
+ * `force`. Enqueues nothing and writes nothing but features (and with `dryRun`, nothing at all).
  */
 export async function planRun(
   req: PlanRequest,
-  deps: { config: Config; store: ArtifactStore; ledger?: Ledger },
+  deps: { config: Config; store: ArtifactStore; ledger?: Ledger; dryRun?: boolean },
 ): Promise<Plan> {
   if (req.symbols.length === 0) throw new InputError('no symbols to train');
   const recipe = await loadRecipe(req.recipe, { recipesDir: shippedRecipesDir(), overrides: req.vars });
@@ -55,30 +59,31 @@ export async function planRun(
   const specs: JobSpec[] = [];
   const skipped: PlannedSkip[] = [];
   for (const symbol of req.symbols) {
-    if (existing[symbol]?.status === 'success') {
+    const done =
+      existing[symbol]?.status === 'success'
+        ? 'the ledger'
+        : !req.force && !existing[symbol] && (await storedSuccess(deps.store, symbol, req.date))
+          ? 'its stored artifacts'
+          : undefined;
+    if (done) {
       skipped.push({
         symbol,
         reason: 'already_succeeded',
-        message: `${symbol} already succeeded for ${req.date} (use --force to retrain)`,
+        message: `${symbol} already succeeded for ${req.date} (${done}; use --force to retrain)`,
       });
       continue;
     }
-    let dataset: { key: string; sha256: string; bytes: number };
-    if (req.ensureFeatures) {
-      const built = await ensureFeatures(deps.store, req.featureset, symbol, req.date);
-      dataset = { key: built.key, sha256: built.sha256, bytes: built.bytes };
-    } else {
-      const ready = await checkReadiness(deps.store, req.featureset, symbol, req.date);
-      if (!ready.ready) {
-        skipped.push({
-          symbol,
-          reason: 'no_data',
-          message: `${symbol}: no features for ${req.date} (${ready.reason})`,
-        });
-        continue;
-      }
-      dataset = { key: ready.key, sha256: ready.sha256, bytes: ready.bytes };
+    const ready = await prepareFeatures(deps.store, req.featureset, symbol, req.date, {
+      build: req.ensureFeatures,
+      synthetic: req.synthetic === true,
+      write: deps.dryRun !== true,
+    });
+    if (!ready.ready) {
+      skipped.push({ symbol, reason: ready.reason, message: `${symbol}: ${ready.detail}` });
+      continue;
     }
+    const dataset = { key: ready.key, sha256: ready.sha256, bytes: ready.bytes };
+    const artifacts = req.force ? await forcedArtifactsId(deps.store, symbol, req.date) : undefined;
     specs.push(
       buildJobSpec({
         symbol,
@@ -99,6 +104,8 @@ export async function planRun(
         promote: req.promote,
         canary: req.canary,
         interruptible: req.interruptible === true && req.driver === 'vast',
+        ...(ready.source === 'synthetic' ? { dataSource: 'synthetic' as const } : {}),
+        ...(artifacts ? { artifactsId: artifacts } : {}),
       }),
     );
   }

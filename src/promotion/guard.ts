@@ -4,9 +4,12 @@ import { keys } from '../storage/layout.js';
 import type { ArtifactStore } from '../storage/store.js';
 import { parseMetricsText, type CandidateMetrics } from './metrics.js';
 import type { ProductionLock } from './lock.js';
+import { CUSTOM_RULES_VERSION, decideWithRules, type PromotionRules } from './custom.js';
+import { readLegacyProduction } from './legacy.js';
 import { publishProduction } from './publish.js';
 import { readProduction, type ProductionSnapshot } from './read.js';
-import { decide, RULES_VERSION } from './rules.js';
+import { RULES_VERSION } from './rules.js';
+import { isSyntheticCandidate } from './synthetic.js';
 
 export type { PromoteMode } from '../jobspec/types.js';
 
@@ -20,6 +23,10 @@ export interface PromoteOptions {
   /** Canary/live runs never write production: `auto` becomes `dry`. */
   canary: boolean;
   maxDrawdownTolerance: number;
+  /** `promotion.rules` (floors, ordered comparison); unset: rules v1. */
+  rules?: PromotionRules | undefined;
+  /** The candidate was trained on synthetic market data (the spec says so): auto becomes dry. */
+  syntheticData?: boolean;
   now?: () => Date;
   /**
    * Held around reading production, deciding and publishing in `auto` mode, so two promotions (or a
@@ -55,6 +62,14 @@ export interface PromotionResult {
   decidedAt: string;
   /** Set in decision.json when publishing failed (the error is also thrown). */
   error?: string;
+  /** What turned a requested `auto` into `dry`: a canary/live run, or synthetic training data. */
+  downgradedBy?: 'canary' | 'synthetic_data';
+  /** `synthetic` when the candidate was trained on invented market data. */
+  dataSource?: 'synthetic';
+  /** The configured rules, when not rules v1. */
+  rules?: PromotionRules;
+  /** Production was a model in the seeds' layout (no manifest): the folder it was read from. */
+  legacyProduction?: string;
 }
 
 /** `auto` under canary is `dry`; everything else is what was asked. */
@@ -84,7 +99,13 @@ export async function promoteCandidate(opts: PromoteOptions): Promise<PromotionR
   const { store, symbol, date, jobId } = opts;
   checkInputs(symbol, date, jobId, opts.mode);
   const decidedAt = (opts.now ?? (() => new Date()))();
-  const mode = effectiveMode(opts.mode, opts.canary);
+  const synthetic =
+    opts.mode !== 'off' && (opts.syntheticData === true || (await isSyntheticCandidate(store, symbol, date)));
+  const canaryMode = effectiveMode(opts.mode, opts.canary);
+  // Like the canary rule: a model trained on invented prices is decided and recorded, never published.
+  const mode = synthetic && canaryMode === 'auto' ? 'dry' : canaryMode;
+  const downgradedBy: PromotionResult['downgradedBy'] =
+    opts.mode === 'auto' && mode === 'dry' ? (canaryMode === 'dry' ? 'canary' : 'synthetic_data') : undefined;
   const base = {
     symbol,
     date,
@@ -92,21 +113,28 @@ export async function promoteCandidate(opts: PromoteOptions): Promise<PromotionR
     mode,
     requestedMode: opts.mode,
     canary: opts.canary,
-    rulesVersion: RULES_VERSION,
+    rulesVersion: opts.rules?.compare || opts.rules?.floors.length ? CUSTOM_RULES_VERSION : RULES_VERSION,
     maxDrawdownTolerance: opts.maxDrawdownTolerance,
     decidedAt: decidedAt.toISOString(),
+    ...(downgradedBy ? { downgradedBy } : {}),
+    ...(synthetic ? { dataSource: 'synthetic' as const } : {}),
+    ...(opts.rules && (opts.rules.compare || opts.rules.floors.length) ? { rules: opts.rules } : {}),
   };
   if (mode === 'off') {
     return { ...base, decision: 'skipped', rule: 'promotion_off', reason: 'promotion off', promoted: false };
   }
 
   const decideAndPublish = async (signal?: AbortSignal): Promise<PromotionResult> => {
-    const ev = await evaluate(store, symbol, date, jobId, opts.maxDrawdownTolerance);
+    const ev = await evaluate(store, symbol, date, jobId, opts.maxDrawdownTolerance, opts.rules);
     let result: PromotionResult = {
       ...base,
       decision: ev.decision,
       rule: ev.rule,
-      reason: ev.reason,
+      reason:
+        downgradedBy === 'synthetic_data'
+          ? `${ev.reason}; not published: trained on synthetic data`
+          : ev.reason,
+      ...(ev.legacyPrefix ? { legacyProduction: ev.legacyPrefix } : {}),
       promoted: ev.rule === 'already_production' && mode === 'auto',
       ...(ev.candidate ? { candidate: ev.candidate } : {}),
       ...(ev.production !== undefined ? { production: ev.production } : {}),
@@ -123,6 +151,7 @@ export async function promoteCandidate(opts: PromoteOptions): Promise<PromotionR
           decidedAt,
           metrics: ev.candidate!,
           metricsBytes: ev.candidateBytes!,
+          ...(ev.legacyPrefix ? { legacyPrefix: ev.legacyPrefix } : {}),
           ...(signal ? { signal } : {}),
         });
         result = {
@@ -153,16 +182,21 @@ interface Evaluation {
   candidate?: CandidateMetrics;
   candidateBytes?: Buffer;
   production?: CandidateMetrics | null;
+  /** Production is a legacy (no manifest) model in this folder. */
+  legacyPrefix?: string;
 }
 
-/** Reads the candidate and production, and applies rules v1. Writes nothing. */
+/** Reads the candidate and production, and applies the rules (v1 or configured). Writes nothing. */
 async function evaluate(
   store: ArtifactStore,
   symbol: string,
   date: string,
   jobId: string,
   maxDrawdownTolerance: number,
+  rules: PromotionRules | undefined,
 ): Promise<Evaluation> {
+  const decideFor = (c: CandidateMetrics, p: CandidateMetrics | null) =>
+    decideWithRules(c, p, rules ?? { floors: [] }, maxDrawdownTolerance);
   const modelKey = keys.candidate(symbol, date, 'model.bin');
   const metricsKey = keys.candidate(symbol, date, 'metrics.json');
   if (!(await store.exists(modelKey))) {
@@ -199,11 +233,23 @@ async function evaluate(
     };
   }
   if (prod === null) {
+    const legacy = await readLegacyProduction(store, symbol);
+    if (legacy && !legacy.metrics.ok) {
+      return {
+        decision: 'reject',
+        rule: 'invalid_production_metrics',
+        reason: `production (no manifest) ${legacy.metrics.reason} (${legacy.metricsKey}); refusing to replace a production model that cannot be compared`,
+        candidate,
+        legacyPrefix: legacy.prefix,
+      };
+    }
+    const production = legacy?.metrics.ok ? legacy.metrics.metrics : null;
     return {
-      ...decide(candidate, null, { maxDrawdownTolerance }),
+      ...decideFor(candidate, production),
       candidate,
       candidateBytes,
-      production: null,
+      production,
+      ...(legacy ? { legacyPrefix: legacy.prefix } : {}),
     };
   }
   if (prod.manifest.jobId === jobId && prod.manifest.date === date) {
@@ -224,7 +270,7 @@ async function evaluate(
     };
   }
   return {
-    ...decide(candidate, prod.metrics.metrics, { maxDrawdownTolerance }),
+    ...decideFor(candidate, prod.metrics.metrics),
     candidate,
     candidateBytes,
     production: prod.metrics.metrics,

@@ -39,6 +39,11 @@ export interface PublishInput {
   modelKey?: string;
   /** model.bin must hash to this (a rollback checks the history entry against its manifest). */
   modelSha256?: string;
+  /**
+   * Production is a legacy model (no manifest) in this folder (`models/production/<dir>/`, maybe
+   * another letter case): it is what gets archived to history. Its files are left where they are.
+   */
+  legacyPrefix?: string;
   /** Set by a rollback: the history entry restored and when that model was first promoted. */
   rollback?: { restoredFrom: string; originallyPromotedAt?: string };
   /**
@@ -80,7 +85,7 @@ export async function publishProduction(input: PublishInput): Promise<PublishOut
   const stamp = toStamp(input.decidedAt);
 
   const previous = await readManifest(store, symbol);
-  const historyStamp = await archive(store, symbol, previous, stamp);
+  const historyStamp = await archive(store, symbol, previous, stamp, input.legacyPrefix);
   const history = historyStamp === null ? null : `${prefix}history/${historyStamp}/`;
 
   const version = await freeStamp(store, `${prefix}versions/`, stamp);
@@ -158,8 +163,10 @@ async function archive(
   symbol: string,
   previous: ProductionManifest | null,
   stamp: string,
+  legacyPrefix?: string,
 ): Promise<string | null> {
-  const prod = (name: string) => keys.production(symbol, name);
+  const prod = (name: string) =>
+    !previous && legacyPrefix ? `${legacyPrefix}${name}` : keys.production(symbol, name);
   const sources: [string, string][] = [];
   for (const name of MODEL_FILES) {
     const named = previous?.files?.[name];

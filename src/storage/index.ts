@@ -1,3 +1,4 @@
+import { credentialsFromEnvGroup } from '../config/storeEnv.js';
 import { ConfigError } from '../errors.js';
 import { LocalStore } from './local.js';
 import { LazyS3Store } from './lazyS3.js';
@@ -65,15 +66,20 @@ export function createStore(
 }
 
 /**
- * Static credentials from S3_ACCESS_KEY_ID + S3_SECRET_ACCESS_KEY (+ S3_SESSION_TOKEN). Neither set:
- * nothing, so the SDK's default chain (AWS_ACCESS_KEY_ID..., profiles, instance roles) applies.
+ * Static credentials from S3_ACCESS_KEY_ID + S3_SECRET_ACCESS_KEY (+ S3_SESSION_TOKEN), else from the
+ * S3_COMPACT_* / R2_* group (config/storeEnv.ts). None set: nothing, so the SDK's default chain
+ * (AWS_ACCESS_KEY_ID..., profiles, instance roles) applies.
  */
 export function s3CredentialsFromEnv(env: Record<string, string | undefined>): {
   credentials?: S3Credentials;
 } {
   const accessKeyId = env.S3_ACCESS_KEY_ID || undefined;
   const secretAccessKey = env.S3_SECRET_ACCESS_KEY || undefined;
-  if (!accessKeyId && !secretAccessKey) return {};
+  if (!accessKeyId && !secretAccessKey) {
+    // The users' existing variables (S3_COMPACT_ACCESS_KEY..., R2_ACCESS_KEY_ID...).
+    const group = credentialsFromEnvGroup(env);
+    return group ? { credentials: group } : {};
+  }
   if (!accessKeyId || !secretAccessKey) {
     throw new ConfigError(
       `S3 credentials: ${accessKeyId ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'} is missing (set both, or neither to use the AWS credential chain)`,

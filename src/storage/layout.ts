@@ -5,8 +5,14 @@
 export const keys = {
   features: (featureset: string, symbol: string, date: string) =>
     `datasets/${featureset}/${symbol}/${date}/features.csv`,
-  /** Raw OHLCV the features are built from (synthetic when none was provided). */
+  /** One UTC day of raw OHLCV bars the features are built from (docs/market-data.md). */
   market: (symbol: string, date: string) => `market/${symbol}/${date}/ohlcv.csv`,
+  /** Where a market day came from (`source: import | synthetic`), its rows, SHA-256, first/last bar. */
+  marketMeta: (symbol: string, date: string) => `market/${symbol}/${date}/meta.json`,
+  marketPrefix: (symbol?: string) => (symbol ? `market/${symbol}/` : 'market/'),
+  /** Provenance of a features file: the market days it was built from and their sources. */
+  featuresMeta: (featureset: string, symbol: string, date: string) =>
+    `datasets/${featureset}/${symbol}/${date}/meta.json`,
   artifactsPrefix: (jobId: string) => `ml-artifacts/${jobId}/`,
   artifact: (jobId: string, name: string) => `ml-artifacts/${jobId}/${name}`,
   candidatePrefix: (symbol: string, date: string) => `models/candidates/${symbol}/${dashed(date)}/`,

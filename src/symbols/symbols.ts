@@ -3,7 +3,8 @@ import { InputError } from '../errors.js';
 
 /** A symbol is 2–24 characters of A–Z and 0–9 (USDT perpetual tickers and the like). */
 const SYMBOL_RE = /^[A-Z0-9]{2,24}$/;
-const TOP_RE = /^top(\d{1,4})$/i;
+// Any number of digits: `top100000` is a (too large) topN, never a symbol named TOP100000.
+const TOP_RE = /^top(\d+)$/i;
 
 let universeCache: string[] | undefined;
 

@@ -11,6 +11,11 @@ export interface SymbolSummary {
   cost_usd: number;
   /** Training minutes not redone because a retry resumed from a checkpoint (0 when none). */
   resume_saved_minutes: number;
+  /** Minutes it waited for capacity (no offer, no pooled instance), all attempts. */
+  waited_minutes: number;
+  /** The GPU it last rented and the preference class chosen (vast.gpuNames); null when none. */
+  gpu: string | null;
+  gpu_class: string | null;
 }
 
 export interface EngineSummary {
@@ -26,6 +31,8 @@ export interface EngineSummary {
   total_cost_usd: number;
   /** Training minutes the run's retries did not redo thanks to checkpoints. */
   resume_saved_minutes: number;
+  /** Minutes the run's symbols waited for capacity, all together. */
+  waited_minutes: number;
   promoted: string[];
   /** What the run's rentals cost (dph_total × rented seconds, per symbol across its attempts). */
   costs: RunCosts;
@@ -41,6 +48,8 @@ export interface RunCosts {
   by_symbol: Record<string, number>;
   /** Pooled instances' time that no symbol held (boot of spare slots, idle between symbols). */
   pool_idle_usd: number;
+  /** Minutes each symbol waited for capacity: unbilled, but time the run's cost did not buy. */
+  waited_minutes_by_symbol: Record<string, number>;
 }
 
 function median(xs: number[]): number | null {
@@ -78,6 +87,8 @@ export function buildSummary(opts: {
   let skipped = 0;
   let cost = 0;
   let saved = 0;
+  let waited = 0;
+  const waitedBySymbol: Record<string, number> = {};
   const costBySymbol: Record<string, number> = {};
   const stoppedByBudget: string[] = [];
   for (const symbol of opts.symbols) {
@@ -89,6 +100,8 @@ export function buildSummary(opts: {
     if (status === 'success' && typeof e?.trainMinutes === 'number') minutes.push(e.trainMinutes);
     cost += e?.costUsd ?? 0;
     saved += e?.resumeSavedMin ?? 0;
+    waited += e?.waitedMin ?? 0;
+    waitedBySymbol[symbol] = round(e?.waitedMin ?? 0);
     costBySymbol[symbol] = usd(e?.costUsd ?? 0);
     if (status === 'failed' && e?.reason === 'budget') stoppedByBudget.push(symbol);
     by[symbol] = {
@@ -101,6 +114,9 @@ export function buildSummary(opts: {
       train_minutes: typeof e?.trainMinutes === 'number' ? round(e.trainMinutes) : null,
       cost_usd: usd(e?.costUsd ?? 0),
       resume_saved_minutes: round(e?.resumeSavedMin ?? 0),
+      waited_minutes: round(e?.waitedMin ?? 0),
+      gpu: e?.gpu ?? null,
+      gpu_class: e?.gpuClass ?? null,
     };
   }
   const avg = minutes.length ? minutes.reduce((a, b) => a + b, 0) / minutes.length : null;
@@ -117,6 +133,7 @@ export function buildSummary(opts: {
     total_wall_minutes: round((opts.endedAt.getTime() - opts.startedAt.getTime()) / 60_000),
     total_cost_usd: usd(cost + (opts.poolIdleUsd ?? 0)),
     resume_saved_minutes: round(saved),
+    waited_minutes: round(waited),
     promoted: opts.promoted ?? [],
     costs: {
       total_usd: usd(cost + (opts.poolIdleUsd ?? 0)),
@@ -124,6 +141,7 @@ export function buildSummary(opts: {
       stopped_by_budget: stoppedByBudget,
       by_symbol: costBySymbol,
       pool_idle_usd: usd(opts.poolIdleUsd ?? 0),
+      waited_minutes_by_symbol: waitedBySymbol,
     },
     by_symbol: by,
   };

@@ -61,6 +61,8 @@ export function provisioningStuck(
 ): StuckProvisioning | null {
   if (!data || data.state !== 'PROVISIONING') return null;
   const facts = data.facts ?? {};
+  // Waiting for capacity is not stuck: the run's no-capacity alert covers it.
+  if (facts.capacityWaitSince && !facts.lease) return null;
   const since = facts.stateSince ?? facts.attemptStartedAt;
   const sinceMs = since ? Date.parse(since) : NaN;
   if (!since || !Number.isFinite(sinceMs)) return null;

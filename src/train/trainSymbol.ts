@@ -23,6 +23,7 @@ import {
   TrainingFailedError,
   asRetrainError,
 } from '../errors.js';
+import { artifactsId } from '../jobspec/build.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { parseMetricsText } from '../promotion/metrics.js';
 import { loadRecipe, shippedRecipesDir } from '../recipes/loader.js';
@@ -47,6 +48,7 @@ import { formatSha256Txt, parseSha256Txt, sha256File } from '../util/hash.js';
 import { failpoint } from '../util/failpoint.js';
 import { stableStringify } from '../util/stableJson.js';
 import { CheckpointSync, checkpointKeys, readResumePoint } from './checkpoints.js';
+import { capacityRecorder } from './capacity.js';
 import { RecipeHooks } from './recipeHooks.js';
 import type { RunSpend } from './spend.js';
 import type { JobHandle, TrainFacts, TrainResult, TrainState } from './types.js';
@@ -282,6 +284,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         signal,
         deadline,
         runId: job.data.runId,
+        onCapacity: capacityRecorder({ ledger, spec, saveFacts, now }),
         beforeRent: checkBudget,
         ...(spec.driver === 'vast'
           ? { image: rentalImage(recipe, config.vast.image, deps.secretEnv ?? process.env) }
@@ -546,7 +549,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
                 const local = join(stagingDir, 'partial', name);
                 await mkdir(join(stagingDir, 'partial'), { recursive: true });
                 await t.getFile(`${workdir}/out/${name}`, local);
-                await store.putFile(keys.artifact(spec.jobId, name), local);
+                await store.putFile(keys.artifact(artifactsId(spec), name), local);
                 partialSaved.add(name);
                 await saveFacts({ partialSaved: [...partialSaved] });
                 log.info(
@@ -678,10 +681,12 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         const limit = pLimit(UPLOAD_CONCURRENCY);
         await Promise.all(
           artifacts.map((a) =>
-            limit(() => store.putFile(keys.artifact(spec.jobId, a.name), join(outDir, a.name), a.sha256)),
+            limit(() =>
+              store.putFile(keys.artifact(artifactsId(spec), a.name), join(outDir, a.name), a.sha256),
+            ),
           ),
         );
-        await store.putFile(keys.artifact(spec.jobId, 'sha256.txt'), join(outDir, 'sha256.txt'));
+        await store.putFile(keys.artifact(artifactsId(spec), 'sha256.txt'), join(outDir, 'sha256.txt'));
         // The candidate: what the promotion guard compares with production.
         await Promise.all(
           (['model.bin', 'metrics.json'] as const).map((name) =>
@@ -696,7 +701,11 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         throw err;
       }
       log.info(
-        { event: EVENTS.uploadSucceeded, files: artifacts.length, prefix: keys.artifactsPrefix(spec.jobId) },
+        {
+          event: EVENTS.uploadSucceeded,
+          files: artifacts.length,
+          prefix: keys.artifactsPrefix(artifactsId(spec)),
+        },
         `${spec.symbol} artifacts uploaded`,
       );
 
@@ -720,7 +729,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         symbol: spec.symbol,
         date: spec.date,
         jobId: spec.jobId,
-        metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+        metricsKey: keys.artifact(artifactsId(spec), 'metrics.json'),
         metrics: parsed.metrics as unknown as Record<string, unknown>,
         trainMinutes,
         artifacts,
@@ -800,7 +809,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       await held.transport.getFile(remote, local);
       if (rel === 'train.log') await maskFile(local, recipeSecrets());
       await store.putFile(
-        keys.artifact(spec.jobId, `attempts/${job.attempt}/${rel.split('/').pop()}`),
+        keys.artifact(artifactsId(spec), `attempts/${job.attempt}/${rel.split('/').pop()}`),
         local,
       );
       kept.push(rel);
@@ -810,7 +819,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
         {
           event: 'attempt.logs_kept',
           files: kept,
-          prefix: `${keys.artifactsPrefix(spec.jobId)}attempts/${job.attempt}/`,
+          prefix: `${keys.artifactsPrefix(artifactsId(spec))}attempts/${job.attempt}/`,
         },
         `${spec.symbol} failed attempt ${job.attempt}: ${kept.join(', ')} kept in the store`,
       );
@@ -819,12 +828,14 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
 
   /** The result of an attempt whose artifacts are already in the store. */
   async function reportStored(): Promise<TrainResult> {
-    const metricsText = (await store.getBytes(keys.artifact(spec.jobId, 'metrics.json'))).toString('utf8');
+    const metricsText = (await store.getBytes(keys.artifact(artifactsId(spec), 'metrics.json'))).toString(
+      'utf8',
+    );
     const parsed = parseMetricsText(metricsText);
     if (!parsed.ok)
       throw new OutputContractError(`${spec.symbol}: stored metrics.json is invalid: ${parsed.reason}`);
     const sums = parseSha256Txt(
-      (await store.getBytes(keys.artifact(spec.jobId, 'sha256.txt'))).toString('utf8'),
+      (await store.getBytes(keys.artifact(artifactsId(spec), 'sha256.txt'))).toString('utf8'),
     );
     await enter('SUCCEEDED');
     const startedAt = facts.executingSince ? new Date(facts.executingSince).getTime() : Date.now();
@@ -832,7 +843,7 @@ export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<Trai
       symbol: spec.symbol,
       date: spec.date,
       jobId: spec.jobId,
-      metricsKey: keys.artifact(spec.jobId, 'metrics.json'),
+      metricsKey: keys.artifact(artifactsId(spec), 'metrics.json'),
       metrics: parsed.metrics as unknown as Record<string, unknown>,
       trainMinutes: (Date.now() - startedAt) / 60_000,
       artifacts: Object.entries(sums).map(([name, sha256]) => ({ name, sha256, bytes: -1 })),

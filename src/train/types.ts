@@ -32,6 +32,8 @@ export interface TrainFacts {
   resumeBooked?: boolean;
   /** When the current state was entered (ISO): what a stuck-state alert measures. */
   stateSince?: string;
+  /** While the symbol waits for capacity (ISO): since when (src/compute/capacityWait.ts). */
+  capacityWaitSince?: string;
 }
 
 export interface TrainJobData {

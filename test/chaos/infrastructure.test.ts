@@ -92,6 +92,7 @@ function runArgs(extra: string[] = []) {
     '--date',
     DATE,
     '--ensure-features',
+    '--synthetic',
     '--recipe',
     fakeRecipe,
     '--var',

@@ -50,6 +50,7 @@ async function enqueue(events: string) {
       '--date',
       DATE,
       '--ensure-features',
+      '--synthetic',
       '--recipe',
       fakeRecipe,
       '--var',

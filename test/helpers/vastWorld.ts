@@ -93,7 +93,7 @@ export function vastRun(
   opts: { symbols: string[]; date: string; recipe: string; extra?: string[] },
 ): Promise<CliResult> {
   const args = ['run', '--driver', 'vast', '--symbols', opts.symbols.join(','), '--date', opts.date];
-  args.push('--ensure-features', '--recipe', opts.recipe, ...(opts.extra ?? []));
+  args.push('--ensure-features', '--synthetic', '--recipe', opts.recipe, ...(opts.extra ?? []));
   return runCli(args, env, 240_000);
 }
 

@@ -15,6 +15,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
 import { BIN, FIXTURES, REPO, runCli, type Sandbox } from '../helpers/harness.js';
 import { s3ErrorXml, startS3Server } from '../helpers/s3server.js';
+import { importMarketData } from '../helpers/marketData.js';
 import {
   findFiles,
   processesWith,
@@ -320,6 +321,8 @@ describe('bad answers from the Vast API', () => {
       refused.push(`${req.method} ${req.path}`);
       return { status: 502, type: 'text/html', body: NGINX_502 };
     });
+    // Auto promotion publishes only models trained on real (imported) market data.
+    await importMarketData(sb.home, sb.env, 'BTCUSDT', DATE);
     const running = vastRun(['BTCUSDT'], FAKE, ['--var', 'sleep=2', '--promote', 'auto']);
     await waitFor(() => findFiles(join(sb.home, 'remote'), 'exit_code').length > 0, 60_000);
     down = true;
@@ -482,6 +485,7 @@ describe('a huge training log (200 MB by default, a gigabyte with RETRAIN_TEST_B
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         recipe('loud'),
         '--var',

@@ -44,7 +44,16 @@ describe('bad input: one line naming the problem, non-zero exit, nothing enqueue
         a.replace('RECIPES', join(sb.home, 'recipes')).replace('PWNED', pwned),
       );
       const r = await runCli(
-        ['enqueue', '--ensure-features', '--symbols', 'BTCUSDT', '--date', '20260110', ...resolved],
+        [
+          'enqueue',
+          '--ensure-features',
+          '--synthetic',
+          '--symbols',
+          'BTCUSDT',
+          '--date',
+          '20260110',
+          ...resolved,
+        ],
         sb.env,
       );
       expect(r.code).toBe(2);

@@ -34,7 +34,18 @@ describe('retrain logs', () => {
     new Ledger({ redis: sb.redis, prefix: sb.prefix, store: new LocalStore(join(sb.home, 'store')) });
   const run = (symbol: string, extra: string[]) =>
     runCli(
-      ['run', '--symbols', symbol, '--date', DATE, '--ensure-features', '--recipe', fakeRecipe, ...extra],
+      [
+        'run',
+        '--symbols',
+        symbol,
+        '--date',
+        DATE,
+        '--ensure-features',
+        '--synthetic',
+        '--recipe',
+        fakeRecipe,
+        ...extra,
+      ],
       sb.env,
     );
 
@@ -89,6 +100,7 @@ describe('retrain logs', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         fakeRecipe,
         '--var',

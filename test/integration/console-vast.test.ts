@@ -162,6 +162,7 @@ describe('console over driver vast', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         fakeRecipe,
         '--max-concurrent',

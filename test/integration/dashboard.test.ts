@@ -110,6 +110,7 @@ describe('retrain dashboard', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         fakeRecipe,
         '--promote',

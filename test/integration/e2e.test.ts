@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { importMarketData } from '../helpers/marketData.js';
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const json = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
@@ -18,7 +19,17 @@ describe('end to end on the local driver', () => {
     const date = '20260110';
     const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
     const r = await runCli(
-      ['run', '--symbols', symbols.join(','), '--date', date, '--ensure-features', '--promote', 'dry'],
+      [
+        'run',
+        '--symbols',
+        symbols.join(','),
+        '--date',
+        date,
+        '--ensure-features',
+        '--synthetic',
+        '--promote',
+        'dry',
+      ],
       sb.env,
     );
     expect(r.code, r.stderr + r.stdout).toBe(0);
@@ -103,6 +114,9 @@ describe('end to end on the local driver', () => {
   });
 
   it('promotes with --promote auto when there is no production, and keeps history on the next promotion', async () => {
+    // Auto promotion publishes only models trained on real (imported) market data.
+    await importMarketData(sb.home, sb.env, 'BTCUSDT', '20260111', 120);
+    await importMarketData(sb.home, sb.env, 'BTCUSDT', '20260112', 120);
     const r1 = await runCli(
       ['run', '--symbols', 'BTCUSDT', '--date', '20260111', '--ensure-features', '--promote', 'auto'],
       sb.env,
@@ -131,5 +145,5 @@ describe('end to end on the local driver', () => {
     expect(r2.code, r2.stderr).toBe(0);
     expect(json(join(prod, 'manifest.json')).jobId).toBe('train__BTCUSDT__20260111');
     expect(json(join(sb.home, 'store/models/candidates/BTCUSDT/2026-01-12/decision.json')).mode).toBe('dry');
-  });
+  }, 180_000);
 });

@@ -15,7 +15,17 @@ beforeEach(async () => {
 afterEach(async () => sb.cleanup());
 
 function run(vars: string[], extra: string[] = []) {
-  const args = ['run', '--symbols', 'BTCUSDT', '--date', DATE, '--ensure-features', '--recipe', fakeRecipe];
+  const args = [
+    'run',
+    '--symbols',
+    'BTCUSDT',
+    '--date',
+    DATE,
+    '--ensure-features',
+    '--synthetic',
+    '--recipe',
+    fakeRecipe,
+  ];
   for (const v of vars) args.push('--var', v);
   return runCli([...args, ...extra], sb.env);
 }

@@ -76,6 +76,7 @@ describe('modes: the cap holds across two worker processes', () => {
           '--date',
           '20260110',
           '--ensure-features',
+          '--synthetic',
           '--recipe',
           fakeRecipe,
           '--var',

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { redisProductionLock } from '../../src/promotion/lock.js';
 import type { ProductionManifest } from '../../src/promotion/manifest.js';
 import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { importMarketData } from '../helpers/marketData.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -15,8 +16,10 @@ describe('promotion through the CLI: first run, a better run, rollback', () => {
   });
   afterEach(() => sb.cleanup());
 
-  const train = (date: string, hitRate: string) =>
-    runCli(
+  const train = async (date: string, hitRate: string) => {
+    // Auto promotion publishes only models trained on real (imported) market data.
+    await importMarketData(sb.home, sb.env, 'BTCUSDT', date);
+    return runCli(
       [
         'run',
         '--symbols',
@@ -33,6 +36,7 @@ describe('promotion through the CLI: first run, a better run, rollback', () => {
       ],
       sb.env,
     );
+  };
 
   it('promotes the first run, promotes and archives on a better one, and rolls back to the first', async () => {
     const prod = join(sb.home, 'store/models/production/BTCUSDT');
@@ -151,5 +155,5 @@ describe('promotion through the CLI: first run, a better run, rollback', () => {
     // the files readers follow (manifest.files) hold the same bytes
     expect(readFileSync(join(sb.home, 'store', m3.files!['model.bin'])).equals(first.model)).toBe(true);
     expect(existsSync(join(sb.home, 'store', m3.files!['metrics.json']))).toBe(true);
-  });
+  }, 180_000);
 });

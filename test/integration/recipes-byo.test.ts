@@ -24,7 +24,18 @@ const engineLog = (sb: Sandbox) =>
 
 function run(sb: Sandbox, recipe: string, extra: string[] = []) {
   return runCli(
-    ['run', '--symbols', 'BTCUSDT', '--date', DATE, '--ensure-features', '--recipe', recipe, ...extra],
+    [
+      'run',
+      '--symbols',
+      'BTCUSDT',
+      '--date',
+      DATE,
+      '--ensure-features',
+      '--synthetic',
+      '--recipe',
+      recipe,
+      ...extra,
+    ],
     sb.env,
   );
 }
@@ -57,6 +68,7 @@ describe('recipes: bring your own training (driver local)', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         'xgboost-gpu@1',
       ],
@@ -67,7 +79,17 @@ describe('recipes: bring your own training (driver local)', () => {
     expect(specs[0].recipe).toMatchObject({ name: 'xgboost-gpu', version: 1, ref: 'xgboost-gpu@1' });
 
     const bad = await runCli(
-      ['run', '--symbols', 'BTCUSDT', '--date', DATE, '--ensure-features', '--recipe', 'xgboost-gpu@2'],
+      [
+        'run',
+        '--symbols',
+        'BTCUSDT',
+        '--date',
+        DATE,
+        '--ensure-features',
+        '--synthetic',
+        '--recipe',
+        'xgboost-gpu@2',
+      ],
       sb.env,
     );
     expect(bad.code).not.toBe(0);
@@ -159,6 +181,7 @@ describe('recipes: bring your own training (driver local)', () => {
           '--date',
           DATE,
           '--ensure-features',
+          '--synthetic',
           '--recipe',
           byoHooks,
         ],

@@ -109,13 +109,17 @@ describe('a worker when Redis goes away', () => {
     const marks = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n') : []);
     const enqueue = (symbol: string, sleepSec: number, extra: string[] = []) =>
       runCli(
-        ['enqueue', '--symbols', symbol, '--date', DATE, '--ensure-features', '--recipe', fakeRecipe].concat([
-          '--var',
-          `sleep=${sleepSec}`,
-          '--var',
-          `events=${events}`,
-          ...extra,
-        ]),
+        [
+          'enqueue',
+          '--symbols',
+          symbol,
+          '--date',
+          DATE,
+          '--ensure-features',
+          '--synthetic',
+          '--recipe',
+          fakeRecipe,
+        ].concat(['--var', `sleep=${sleepSec}`, '--var', `events=${events}`, ...extra]),
         world.env,
       );
     const ledger = async (symbol: string) => {

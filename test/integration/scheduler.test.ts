@@ -100,6 +100,7 @@ describe('retrain scheduler: one schedule, one run per slot, dated from the slot
         "  cron: '*/2 * * * * *'", // every 2 seconds, so slots fire during the test
         '  symbols: BTCUSDT,ETHUSDT',
         '  ensureFeatures: true',
+        '  synthetic: true',
         '  recheckSec: 1', // the running schedulers re-check every second, racing each other
         '',
       ].join('\n'),

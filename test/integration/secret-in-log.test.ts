@@ -37,6 +37,7 @@ describe('a recipe that prints its secret', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         join(FIXTURES, 'recipes/with-secret'),
         '--var',

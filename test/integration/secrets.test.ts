@@ -217,6 +217,7 @@ describe('secrets', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         join(FIXTURES, 'recipes/with-secret'),
         '--var',

@@ -39,6 +39,7 @@ describe('driver ssh: an existing host (a real sshd on loopback), renting nothin
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--promote',
         'dry',
       ],

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDashboard, listenDashboard, type RunningDashboard } from '../../dashboards/server.js';
 import { LocalStore } from '../../src/storage/index.js';
 import { REPO, fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { importMarketData } from '../helpers/marketData.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUT = process.env.TEST_OUTPUT_DIR ?? join(REPO, 'var/test-output/symbol-page');
@@ -31,6 +32,8 @@ describe('/symbols/<SYMBOL> in Chromium', () => {
   beforeAll(async () => {
     sb = await sandbox(inject('redisUrl'));
     for (const [date, hit] of RUNS) {
+      // Auto promotion publishes only models trained on real (imported) market data.
+      await importMarketData(sb.home, sb.env, 'BTCUSDT', date);
       const r = await runCli(
         [
           'run',

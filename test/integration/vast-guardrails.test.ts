@@ -203,7 +203,18 @@ describe('driver vast under trouble', () => {
       ['--symbols', 'BTCUSDT', '--var', `marker=x\`touch ${canary}\``],
     ]) {
       const bad = await runCli(
-        ['run', '--driver', 'vast', '--date', DATE, '--ensure-features', '--recipe', fakeRecipe, ...args],
+        [
+          'run',
+          '--driver',
+          'vast',
+          '--date',
+          DATE,
+          '--ensure-features',
+          '--synthetic',
+          '--recipe',
+          fakeRecipe,
+          ...args,
+        ],
         sb.env,
       );
       expect(bad.code, bad.stderr).toBe(2);
@@ -241,6 +252,7 @@ describe('Ctrl-C on retrain run --driver vast', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         fakeRecipe,
         '--max-concurrent',

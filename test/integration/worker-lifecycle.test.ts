@@ -9,6 +9,7 @@ import {
   type Sandbox,
   type WorkerProc,
 } from '../helpers/harness.js';
+import { importMarketData } from '../helpers/marketData.js';
 
 const DATE = '20260110';
 
@@ -56,6 +57,7 @@ describe('worker lifecycle: a training survives its worker', () => {
           '--date',
           DATE,
           '--ensure-features',
+          '--synthetic',
           '--recipe',
           fakeRecipe,
           '--var',
@@ -103,6 +105,9 @@ describe('worker lifecycle: a training survives its worker', () => {
   }
 
   it('status and promote commands read what the run wrote', async () => {
+    // promote --mode auto publishes only models trained on real (imported) market data.
+    await importMarketData(sb.home, sb.env, 'BTCUSDT', DATE);
+    await importMarketData(sb.home, sb.env, 'ETHUSDT', DATE);
     const r = await runCli(
       ['run', '--symbols', 'BTCUSDT,ETHUSDT', '--date', DATE, '--ensure-features', '--recipe', fakeRecipe],
       sb.env,
@@ -127,5 +132,5 @@ describe('worker lifecycle: a training survives its worker', () => {
     const bad = await runCli(['promote', '--symbol', 'BTC/../x', '--date', DATE, '--mode', 'auto'], sb.env);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-  });
+  }, 180_000);
 });

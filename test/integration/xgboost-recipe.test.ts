@@ -44,6 +44,7 @@ describe('xgboost-gpu recipe, trained for real on CPU', () => {
         '--date',
         DATE,
         '--ensure-features',
+        '--synthetic',
         '--recipe',
         'xgboost-gpu@1',
         '--var',

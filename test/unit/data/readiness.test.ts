@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FEATURES_V1_HEADER } from '../../../src/data/features.js';
-import { checkReadiness, ensureFeatures } from '../../../src/data/readiness.js';
-import { generateOhlcv, ohlcvToCsv } from '../../../src/data/synthetic.js';
-import { InputError, StoreError } from '../../../src/errors.js';
+import { checkReadiness } from '../../../src/data/readiness.js';
+import { StoreError } from '../../../src/errors.js';
 import { keys } from '../../../src/storage/layout.js';
 import type { ArtifactStore, PutResult } from '../../../src/storage/store.js';
 import { sha256Hex } from '../../../src/util/hash.js';
@@ -75,64 +73,5 @@ describe('checkReadiness', () => {
       sha256: sha256Hex('ts,close\n1,2\n'),
       bytes: 13,
     });
-  });
-});
-
-describe('ensureFeatures', () => {
-  it('builds once: synthetic bars, then features; a second call reuses them', async () => {
-    const store = new MemoryStore();
-    const first = await ensureFeatures(store, 'v1', 'BTCUSDT', DATE);
-    expect(first.built).toBe(true);
-    expect(first.key).toBe(keys.features('v1', 'BTCUSDT', DATE));
-    expect(store.puts).toEqual([keys.market('BTCUSDT', DATE), first.key]);
-    const csv = (await store.getBytes(first.key)).toString('utf8');
-    expect(csv.split('\n')[0]).toBe(FEATURES_V1_HEADER.join(','));
-    expect(first.sha256).toBe(sha256Hex(csv));
-    expect(first.bytes).toBe(Buffer.byteLength(csv));
-
-    const second = await ensureFeatures(store, 'v1', 'BTCUSDT', DATE);
-    expect(second).toEqual({ ...first, built: false });
-    expect(store.puts).toHaveLength(2);
-    expect(await checkReadiness(store, 'v1', 'BTCUSDT', DATE)).toMatchObject({
-      ready: true,
-      sha256: first.sha256,
-    });
-  });
-
-  it('is deterministic across stores', async () => {
-    const a = await ensureFeatures(new MemoryStore(), 'v1', 'SOLUSDT', DATE);
-    const b = await ensureFeatures(new MemoryStore(), 'v1', 'SOLUSDT', DATE);
-    expect(a.sha256).toBe(b.sha256);
-  });
-
-  it('uses raw bars already in the store instead of generating them', async () => {
-    const store = new MemoryStore();
-    const bars = generateOhlcv('XRPUSDT', DATE, { lookbackDays: 10 });
-    await store.putBytes(keys.market('XRPUSDT', DATE), ohlcvToCsv(bars));
-    const r = await ensureFeatures(store, 'v1', 'XRPUSDT', DATE);
-    const rows = (await store.getBytes(r.key)).toString('utf8').trimEnd().split('\n').length - 1;
-    expect(rows).toBe(10 * 24 - 168 - 1);
-  });
-
-  it('reports bad stored raw bars as InputError naming the key', async () => {
-    const store = new MemoryStore();
-    await store.putBytes(keys.market('XRPUSDT', DATE), 'ts,open,high,low,close,volume\n1,2,3\n');
-    await expect(ensureFeatures(store, 'v1', 'XRPUSDT', DATE)).rejects.toThrow(
-      /mem:\/\/market\/XRPUSDT\/20260115\/ohlcv\.csv: OHLCV CSV line 2/,
-    );
-  });
-
-  it('rejects an unknown featureset when it has to build', async () => {
-    const store = new MemoryStore();
-    const err = await ensureFeatures(store, 'v9', 'BTCUSDT', DATE).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(InputError);
-    expect((err as Error).message).toMatch(/unknown featureset "v9"/);
-    expect(store.puts).toEqual([]);
-  });
-
-  it('returns existing features of any featureset without building', async () => {
-    const store = new MemoryStore();
-    await store.putBytes(keys.features('custom', 'BTCUSDT', DATE), 'x');
-    expect(await ensureFeatures(store, 'custom', 'BTCUSDT', DATE)).toMatchObject({ built: false, bytes: 1 });
   });
 });

@@ -247,21 +247,17 @@ describe('promotion guard', () => {
     expect((await store.getBytes(keys.production(SYM, 'model.bin'))).toString()).toBe('prod');
   });
 
-  it('files without a manifest are no production: promoted over, and archived to history', async () => {
+  // Issue 14 changed this contract: files without a manifest (the seeds' layout) are production.
+  // Before, they were 'no production: promoted over, and archived to history'.
+  it('files without a manifest are the (legacy) production: unreadable metrics are never replaced', async () => {
     await store.putBytes(keys.production(SYM, 'model.bin'), 'stray');
     await store.putBytes(keys.production(SYM, 'metrics.json'), '{"directionalHitRate": NaN}');
     await putCandidate('20260115', metrics(0.5, 0.1));
     const r = await run('20260115');
-    expect(r).toMatchObject({ decision: 'promote', rule: 'no_production', promoted: true });
-    expect((await store.getBytes(keys.productionHistory(SYM, r.historyStamp!, 'model.bin'))).toString()).toBe(
-      'stray',
-    );
-    expect(await store.exists(keys.productionHistory(SYM, r.historyStamp!, 'manifest.json'))).toBe(false);
-    const manifest = await store.getJson<ProductionManifest>(keys.production(SYM, 'manifest.json'));
-    expect(manifest).toMatchObject({
-      replaced: null,
-      history: `models/production/BTCUSDT/history/${r.historyStamp}/`,
-    });
+    expect(r).toMatchObject({ decision: 'reject', rule: 'invalid_production_metrics', promoted: false });
+    expect(r.reason).toMatch(/production \(no manifest\) invalid metrics: directionalHitRate/);
+    expect((await store.getBytes(keys.production(SYM, 'model.bin'))).toString()).toBe('stray');
+    expect(await store.exists(keys.production(SYM, 'manifest.json'))).toBe(false);
   });
 
   it('a retry after a completed publish reports the promotion without writing again', async () => {
