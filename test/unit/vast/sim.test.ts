@@ -133,10 +133,16 @@ describe('vast simulator', () => {
     >;
     expect(ia.ports).toEqual({ '22/tcp': [{ HostIp: '0.0.0.0', HostPort: '2222' }] });
     expect(ia.status_msg).toMatch(/^success, running img:1/);
-    const ib = (await req(s, 'GET', `/api/v0/instances/${b.new_contract}/`)).json.instances as Record<
-      string,
-      unknown
-    >;
+    // b was rented after a: on a loaded machine it may still be booting when a runs; wait for its boot.
+    let ib: Record<string, unknown> = {};
+    for (let n = 0; n < 500; n++) {
+      ib = (await req(s, 'GET', `/api/v0/instances/${b.new_contract}/`)).json.instances as Record<
+        string,
+        unknown
+      >;
+      if (ib.actual_status !== 'created' && ib.actual_status !== 'loading') break;
+      await sleep(10);
+    }
     expect(ib).toMatchObject({
       actual_status: 'running',
       ports: null,
