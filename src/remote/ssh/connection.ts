@@ -15,8 +15,10 @@ import {
   connectError,
   isLostMessage,
   lostError,
+  oneLine as oneLineMsg,
   sftpError,
 } from './errors.js';
+import { agentCommand, SshAgent } from './agent.js';
 import type { HostKeyPins, PinResult } from './hostKeys.js';
 
 export interface SshConnectOptions {
@@ -35,6 +37,15 @@ export interface SshConnectOptions {
   connectRetries?: number;
   /** SSH keepalive interval; default 15000 (a dead peer is noticed after 3 missed replies). */
   keepaliveIntervalMs?: number;
+  /**
+   * Run commands through one command agent per connection (ssh/agent.ts): default true. When it
+   * cannot start, commands run as plain execs and `onNotice` says so.
+   */
+  agent?: boolean;
+  /** The agent's interpreter on the host; default `python3`. */
+  agentInterpreter?: string;
+  /** One-line notices (the agent's fallback); default: written to stderr. */
+  onNotice?: (line: string) => void;
 }
 
 export class SshConnection {
@@ -48,6 +59,11 @@ export class SshConnection {
   private sftpFor: Client | null = null;
   private sftpP: Promise<SFTPWrapper> | null = null;
   private closed = false;
+  /** The command agent of connection `agentOn` (null: it could not start there; plain execs). */
+  private agentOn: Client | null = null;
+  private agentP: Promise<SshAgent | null> | null = null;
+  /** Sessions opened for agents (one per connection while each lives), for tests. */
+  agentStarts = 0;
   /** Rejecters of calls in flight, per connection, run when that connection drops. */
   private readonly inflight = new Map<Client, Set<(err: Error) => void>>();
 
@@ -160,6 +176,10 @@ export class SshConnection {
       this.sftpFor = null;
       this.sftpP = null;
     }
+    if (this.agentOn === c) {
+      this.agentOn = null;
+      this.agentP = null;
+    }
     const waiting = this.inflight.get(c);
     if (waiting) {
       this.inflight.delete(c);
@@ -214,6 +234,43 @@ export class SshConnection {
         if (lost && attempt === 0) continue;
         throw lost ? lostError(this.label) : channelError(this.label, err);
       }
+    }
+  }
+
+  /**
+   * The command agent on the connection up now, started on first use (concurrent callers share
+   * the start); null when agents are off or it could not start on this connection (then execs are
+   * plain, and one notice said why). A dead agent on a live connection is started again.
+   */
+  async agent(): Promise<{ c: Client; agent: SshAgent | null }> {
+    const c = await this.conn();
+    if (this.opts.agent === false) return { c, agent: null };
+    if (this.agentOn !== c || !this.agentP) {
+      this.agentOn = c;
+      this.agentP = this.startAgent(c);
+    }
+    const agent = await this.agentP;
+    if (agent && !agent.alive && this.client === c) {
+      this.agentP = null;
+      return this.agent();
+    }
+    return { c, agent };
+  }
+
+  private async startAgent(c: Client): Promise<SshAgent | null> {
+    const interpreter = this.opts.agentInterpreter ?? 'python3';
+    try {
+      const { ch } = await this.openExec(agentCommand(interpreter));
+      this.agentStarts++;
+      return await SshAgent.start(c, ch, this.label);
+    } catch (err) {
+      if (this.client !== c) throw lostError(this.label);
+      const why = err instanceof Error ? oneLineMsg(err.message) : String(err);
+      const notice =
+        `ssh ${this.label}: the command agent (${interpreter}) could not start (${why}); ` +
+        'running each command as a plain exec (one login shell each)';
+      (this.opts.onNotice ?? ((l: string) => process.stderr.write(`retrain: ${l}\n`)))(notice);
+      return null;
     }
   }
 
