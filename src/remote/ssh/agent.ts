@@ -45,6 +45,8 @@ export class SshAgent {
   private gone: Error | undefined;
 
   private constructor(
+    /** The agent's pid on the host. */
+    readonly pid: number,
     readonly client: Client,
     private readonly ch: ClientChannel,
     private readonly label: string,
@@ -64,6 +66,7 @@ export class SshAgent {
       let pre = '';
       let stderr = '';
       let agent: SshAgent | undefined;
+      let exited = false;
       const timer = setTimeout(() => {
         ch.close();
         reject(new Error(`no answer within ${timeoutMs} ms`));
@@ -81,15 +84,21 @@ export class SshAgent {
           return;
         }
         clearTimeout(timer);
-        agent = new SshAgent(client, ch, label);
+        const hello = pre.slice(at, pre.indexOf('\n', at));
+        agent = new SshAgent(helloPid(hello), client, ch, label);
         const rest = pre.slice(pre.indexOf('\n', at) + 1);
         pre = '';
         if (rest) agent.onData(Buffer.from(rest, 'utf8'));
         resolve(agent);
       });
+      ch.on('exit', () => {
+        exited = true;
+      });
       ch.on('close', () => {
         if (agent) return agent.onClose();
         clearTimeout(timer);
+        // No exit status: the connection went, not the program.
+        if (!exited) return reject(new ConnectionLostError(`ssh connection to ${label} was lost`));
         const why = stderr.trim().split('\n').slice(-1)[0]?.slice(0, 300);
         reject(new Error(why ? `it exited: ${why}` : 'it exited before answering'));
       });
@@ -158,5 +167,13 @@ export class SshAgent {
     const handlers = [...this.running.values()];
     this.running.clear();
     for (const h of handlers) h.onError(this.gone);
+  }
+}
+
+function helloPid(line: string): number {
+  try {
+    return Number((JSON.parse(line) as { pid?: unknown }).pid) || 0;
+  } catch {
+    return 0;
   }
 }

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2';
-import { RetrainError, TransportError } from '../../errors.js';
+import { ConnectionLostError, RetrainError, TransportError } from '../../errors.js';
 import {
   badSettingsError,
   channelError,
@@ -62,7 +62,7 @@ export class SshConnection {
   /** The command agent of connection `agentOn` (null: it could not start there; plain execs). */
   private agentOn: Client | null = null;
   private agentP: Promise<SshAgent | null> | null = null;
-  /** Sessions opened for agents (one per connection while each lives), for tests. */
+  /** Agents that started (one per connection while each lives), for tests. */
   agentStarts = 0;
   /** Rejecters of calls in flight, per connection, run when that connection drops. */
   private readonly inflight = new Map<Client, Set<(err: Error) => void>>();
@@ -220,14 +220,7 @@ export class SshConnection {
     for (let attempt = 0; ; attempt++) {
       const c = await this.conn();
       try {
-        const ch = await new Promise<ClientChannel>((resolve, reject) => {
-          try {
-            c.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch)));
-          } catch (err) {
-            reject(err);
-          }
-        });
-        return { c, ch };
+        return { c, ch: await execOn(c, cmd) };
       } catch (err) {
         const lost = this.isLost(c, err);
         if (lost) this.onDrop(c);
@@ -240,31 +233,52 @@ export class SshConnection {
   /**
    * The command agent on the connection up now, started on first use (concurrent callers share
    * the start); null when agents are off or it could not start on this connection (then execs are
-   * plain, and one notice said why). A dead agent on a live connection is started again.
+   * plain, and one notice said why). A dead agent on a live connection is started again; a
+   * connection found dead while starting one is replaced once, as openExec does.
    */
   async agent(): Promise<{ c: Client; agent: SshAgent | null }> {
-    const c = await this.conn();
-    if (this.opts.agent === false) return { c, agent: null };
-    if (this.agentOn !== c || !this.agentP) {
-      this.agentOn = c;
-      this.agentP = this.startAgent(c);
+    for (let attempt = 0; ; attempt++) {
+      const c = await this.conn();
+      if (this.opts.agent === false) return { c, agent: null };
+      if (this.agentOn !== c || !this.agentP) {
+        this.agentOn = c;
+        this.agentP = this.startAgent(c);
+      }
+      const p = this.agentP;
+      try {
+        const agent = await p;
+        if (agent && !agent.alive) {
+          if (this.agentP === p) this.agentP = null;
+          if (attempt === 0) continue;
+          throw lostError(this.label);
+        }
+        return { c, agent };
+      } catch (err) {
+        if (attempt === 0 && err instanceof ConnectionLostError) continue;
+        throw err;
+      }
     }
-    const agent = await this.agentP;
-    if (agent && !agent.alive && this.client === c) {
-      this.agentP = null;
-      return this.agent();
-    }
-    return { c, agent };
+  }
+
+  /** The pid on the host of the agent of the connection up now, when one runs (tests). */
+  async agentPid(): Promise<number | undefined> {
+    if (!this.client || this.agentOn !== this.client || !this.agentP) return undefined;
+    const a = await this.agentP.catch(() => null);
+    return a?.alive ? a.pid : undefined;
   }
 
   private async startAgent(c: Client): Promise<SshAgent | null> {
     const interpreter = this.opts.agentInterpreter ?? 'python3';
     try {
-      const { ch } = await this.openExec(agentCommand(interpreter));
+      const ch = await execOn(c, agentCommand(interpreter));
+      const agent = await SshAgent.start(c, ch, this.label);
       this.agentStarts++;
-      return await SshAgent.start(c, ch, this.label);
+      return agent;
     } catch (err) {
-      if (this.client !== c) throw lostError(this.label);
+      if (err instanceof ConnectionLostError || this.isLost(c, err)) {
+        this.onDrop(c);
+        throw lostError(this.label);
+      }
       const why = err instanceof Error ? oneLineMsg(err.message) : String(err);
       const notice =
         `ssh ${this.label}: the command agent (${interpreter}) could not start (${why}); ` +
@@ -331,4 +345,15 @@ export class SshConnection {
       await Promise.race([gone, sleep(2000)]);
     }
   }
+}
+
+/** Opens an exec channel on connection `c`. */
+function execOn(c: Client, cmd: string): Promise<ClientChannel> {
+  return new Promise<ClientChannel>((resolve, reject) => {
+    try {
+      c.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch)));
+    } catch (err) {
+      reject(err);
+    }
+  });
 }

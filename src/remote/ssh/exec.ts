@@ -43,9 +43,20 @@ export async function sshExec(
 ): Promise<ExecResult> {
   if (opts.signal?.aborted) throw new CancelledError('command cancelled before start');
   checkEnv(opts.env);
-  const { c, agent } = await conn.agent();
-  if (agent) return agentExec(conn, c, agent, command, opts);
-  return plainExec(conn, command, opts);
+  for (let attempt = 0; ; attempt++) {
+    const { c, agent } = await conn.agent();
+    if (!agent) return plainExec(conn, command, opts);
+    const state = { started: false };
+    try {
+      return await agentExec(conn, c, agent, command, opts, state);
+    } catch (err) {
+      // Lost before the agent said it started the command (a drop not noticed yet on an idle
+      // connection): it never ran, so once more on a fresh connection, as a plain exec whose
+      // channel never opened is.
+      if (attempt === 0 && err instanceof ConnectionLostError && !state.started) continue;
+      throw err;
+    }
+  }
 }
 
 /** One command through the connection's agent (ssh/agent.ts): same results, kills and errors. */
@@ -55,6 +66,7 @@ function agentExec(
   agent: SshAgent,
   command: string,
   opts: ExecOptions,
+  state: { started: boolean },
 ): Promise<ExecResult> {
   if (opts.signal?.aborted) throw new CancelledError('command cancelled before start');
   const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
@@ -86,7 +98,9 @@ function agentExec(
         const onAbort = () => fail(new CancelledError('command cancelled'));
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         const id = agent.run(command, opts.env ?? {}, max, {
-          onStart: () => undefined,
+          onStart: () => {
+            state.started = true;
+          },
           onOutput: (fd, b) => (fd === 1 ? stdout : stderr).add(b),
           onError: (err) => {
             done();
