@@ -26,10 +26,16 @@ type ProviderOptions = Omit<Parameters<typeof createProvider>[1], 'redis' | 'boo
 
 export function createRuntime(
   config: Config,
-  opts: { redis: Redis; onMirrorError?: (err: unknown, date: string) => void },
+  opts: {
+    redis: Redis;
+    onMirrorError?: (err: unknown, date: string) => void;
+    /** Wraps the configured store (the workers' outage reporter). */
+    wrapStore?: (store: ArtifactStore) => ArtifactStore;
+  },
 ): Runtime {
   const { redis } = opts;
-  const store = createStore(config.store);
+  const configured = createStore(config.store);
+  const store = opts.wrapStore ? opts.wrapStore(configured) : configured;
   const ledger = new Ledger({
     redis,
     prefix: config.queuePrefix,
