@@ -31,6 +31,8 @@ export interface DashboardOptions {
   logger: Logger;
   /** Run dates on the runs page and in the ledger series of /metrics (newest first). */
   recentDates?: number;
+  /** The queues' 'error' events (a Redis outage: src/telemetry/redisWatch.ts funnels them). */
+  onQueueError?: (err: Error) => void;
 }
 
 export interface Dashboard {
@@ -55,6 +57,8 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       new Queue(name, { connection: opts.redis, prefix: opts.prefix }),
     ]),
   );
+  // Without a listener BullMQ prints every connection error with its stack, many a second.
+  for (const q of queues.values()) q.on('error', opts.onQueueError ?? (() => undefined));
   const ledger = new Ledger({ redis: opts.redis, prefix: opts.prefix, store: opts.store });
   const runs = new RunsReader(ledger, opts.store);
   const metrics = new DashboardMetrics({

@@ -3,14 +3,17 @@ import type { Redis } from 'ioredis';
 import { vastClientFrom } from '../src/compute/factory.js';
 import { InstancePool } from '../src/compute/pool.js';
 import { PooledProvider } from '../src/compute/pooled.js';
-import type { ComputeProvider } from '../src/compute/provider.js';
 import type { Config } from '../src/config/schema.js';
 import { redisProductionLock } from '../src/promotion/lock.js';
 import { processNotifier, type Notifier } from '../src/notify/index.js';
 import { createRuntime } from '../src/runtime.js';
-import type { RunSpend } from '../src/train/spend.js';
+import { watchDependencies, type DependencyWatch } from '../src/telemetry/dependencies.js';
+import type { HealthSources } from '../src/telemetry/healthServer.js';
 import type { LogHub } from '../src/telemetry/logger.js';
+import { isStoreOutage, reportingStore } from '../src/storage/reporting.js';
+import { closeRedis, untracked, type CloseStep } from '../src/util/close.js';
 import { isRunCancelled } from '../src/train/runCancel.js';
+import type { RunSpend } from '../src/train/spend.js';
 import { producerConnection, workerConnection } from '../queues/connection.js';
 import { QUEUES } from '../queues/names.js';
 import { workerOptions } from '../queues/options.js';
@@ -20,20 +23,34 @@ import { createMaintenanceProcessor } from './reaper.js';
 import { createPromoteProcessor } from './promote.js';
 import { createTrainProcessor } from './train.js';
 import { createScheduledRunProcessor } from './scheduledRun.js';
+import { workerHealth } from './health.js';
 
 export interface RunningWorkers {
-  /** Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. */
-  close(): Promise<void>;
+  /**
+   * Graceful: stop taking jobs, hand running trainings back, wait up to the grace period. `step`
+   * names each part, so that a bounded shutdown can say which one never finished.
+   */
+  close(step?: CloseStep): Promise<void>;
   workers: Worker[];
+  /** Redis, S3 and Vast outages, each reported once (not per queue and retry). */
+  dependencies: DependencyWatch;
+  /** For /healthz and /metrics (processors/health.ts). */
+  health: HealthSources;
 }
 
 /** Starts the train, promote and finalize-run workers of one process. */
 export async function startWorkers(config: Config, logs: LogHub): Promise<RunningWorkers> {
+  const deps = watchDependencies(config, logs.root);
   const connection: Redis = workerConnection(config.redisUrl);
-  connection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error'));
+  deps.redis.watch(connection, 'redis connection');
+  const s3 = deps.s3;
   const runtime = createRuntime(config, {
     redis: connection,
-    onMirrorError: (err: unknown) => logs.root.warn({ err: String(err) }, 'ledger mirror write failed'),
+    ...(s3 ? { wrapStore: (s) => reportingStore(s, s3) } : {}),
+    // An unreachable store is already told once by its outage reporter.
+    onMirrorError: (err: unknown) => {
+      if (!isStoreOutage(err)) logs.root.warn({ err: String(err) }, 'ledger mirror write failed');
+    },
   });
   const { store, ledger, spend } = runtime;
   // The train queue, for the pool (does a symbol wait for an instance?), the reaper and the
@@ -49,11 +66,12 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
           },
         }
       : {}),
+    ...(deps.vast ? { vastOutage: deps.vast } : {}),
   });
   const pooled = provider instanceof PooledProvider ? provider : undefined;
   const shutdown = new AbortController();
   const promoteQueue = new Queue(QUEUES.promote, { connection, prefix: config.queuePrefix });
-  promoteQueue.on('error', (err) => logs.root.warn({ err: err.message }, 'promote queue error'));
+  deps.redis.watch(promoteQueue, 'promote queue');
   const base = workerOptions(config);
   // Failure alerts and the completion summary (Telegram when configured); sends never block a job.
   const notifier = processNotifier(config, logs);
@@ -77,7 +95,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
   // Production's lock on a connection of its own that fails fast: a lock that cannot be renewed
   // must be seen as lost, not wait for Redis to come back.
   const lockConnection = producerConnection(config.redisUrl);
-  lockConnection.on('error', (err) => logs.root.warn({ err: err.message }, 'redis connection error (lock)'));
+  deps.redis.watch(lockConnection, 'redis connection (lock)');
   const productionLock = redisProductionLock(lockConnection, config.queuePrefix);
   const promoteProcessor = createPromoteProcessor({ config, store, ledger, logs, lock: productionLock });
   const promote = new Worker(QUEUES.promote, promoteProcessor, {
@@ -118,57 +136,62 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     trainQueue,
     pooled,
     spend,
+    deps,
   });
   workers.push(maintenance.worker);
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
-    w.on('error', (err) => logs.root.warn({ queue: w.name, err: err.message }, 'worker error'));
+    deps.redis.watch(w, `worker ${w.name}`);
   }
 
   let closing: Promise<void> | undefined;
   return {
     workers,
-    close() {
+    dependencies: deps,
+    health: workerHealth({ redis: deps.redis, workers, outages: deps.all }),
+    close(step = untracked) {
+      shutdown.abort();
       closing ??= closeAll({
         config,
-        shutdown,
         workers,
         notifier,
         queues: [promoteQueue, maintenance.queue, trainQueue],
         provider,
         connections: [connection, lockConnection],
+        deps,
+        step,
       });
       return closing;
     },
   };
 }
 
-/**
- * Graceful: stop taking jobs and hand running trainings back, waiting up to the grace period (then
- * forcing); pending alerts get a short, bounded chance to go out; then everything is closed.
- */
-async function closeAll(d: {
+/** The close of startWorkers' parts, each step named for a bounded shutdown (src/cli/shutdown.ts). */
+async function closeAll(p: {
   config: Config;
-  shutdown: AbortController;
   workers: Worker[];
-  notifier: Notifier;
+  notifier: { flush(timeoutMs: number): Promise<unknown> };
   queues: Queue[];
-  provider: ComputeProvider;
-  connections: Redis[];
+  provider: { close?(): Promise<void> };
+  connections: [Redis, Redis];
+  deps: DependencyWatch;
+  step: CloseStep;
 }): Promise<void> {
-  const { config, workers } = d;
-  d.shutdown.abort();
-  const graceful = Promise.all(workers.map((w) => w.close()));
+  const { config, workers, step } = p;
+  const graceful = Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close())));
   const timer = new Promise<'timeout'>((r) =>
     setTimeout(() => r('timeout'), config.worker.shutdownGraceMs).unref(),
   );
   if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
-    await Promise.all(workers.map((w) => w.close(true)));
+    await Promise.all(workers.map((w) => step(`${w.name} worker`, () => w.close(true))));
   }
-  await d.notifier.flush(config.notify.telegram.flushTimeoutMs);
-  for (const q of d.queues) await q.close();
-  await d.provider.close?.().catch(() => undefined);
-  for (const c of d.connections) await c.quit().catch(() => c.disconnect());
+  // Pending alerts (the last failures, the summary) get a short, bounded chance to go out.
+  await step('notifier', () => p.notifier.flush(config.notify.telegram.flushTimeoutMs));
+  for (const q of p.queues) await step(`${q.name} queue`, () => q.close());
+  await step('compute provider', async () => p.provider.close?.().catch(() => undefined));
+  await step('redis connection', () => closeRedis(p.connections[0]));
+  await step('redis connection (lock)', () => closeRedis(p.connections[1]));
+  p.deps.close();
 }
 
 /**
@@ -183,12 +206,13 @@ async function startMaintenance(d: {
   trainQueue: Queue;
   pooled: PooledProvider | undefined;
   spend: RunSpend;
+  deps: DependencyWatch;
 }): Promise<{ worker: Worker; queue: Queue }> {
-  const { config, logs, connection, notifier, trainQueue, pooled, spend } = d;
-  const client = config.train.driver === 'vast' ? vastClientFrom(config) : undefined;
+  const { config, logs, connection, notifier, trainQueue, pooled, spend, deps } = d;
+  const client = config.train.driver === 'vast' ? vastClientFrom(config, process.env, deps.vast) : undefined;
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection, prefix: config.queuePrefix });
   for (const q of [maintenanceQueue, trainQueue]) {
-    q.on('error', (err) => logs.root.warn({ queue: q.name, err: err.message }, 'queue error'));
+    deps.redis.watch(q, `queue ${q.name}`);
   }
   await scheduleMaintenance(maintenanceQueue, config);
   const worker = new Worker(

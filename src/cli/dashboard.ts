@@ -5,7 +5,10 @@ import { loadConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
 import { createStore } from '../storage/index.js';
 import { LogHub } from '../telemetry/logger.js';
+import { RedisWatch } from '../telemetry/redisWatch.js';
+import { closeRedis } from '../util/close.js';
 import { connectRedis } from './redis.js';
+import { BoundedShutdown, untilSignal } from './shutdown.js';
 
 export interface DashboardFlags {
   config?: string;
@@ -40,7 +43,10 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
 
   const redis = await connectRedis(config.redisUrl);
   const logs = new LogHub({ home: config.home, level: config.log.level, stdout: true });
+  // A Redis outage is logged once (with reminders), and never keeps the dashboard from stopping.
+  const watch = new RedisWatch({ url: config.redisUrl, log: logs.root });
   const dash = createDashboard({
+    onQueueError: watch.errorHandler('dashboard queue'),
     prefix: config.queuePrefix,
     redis,
     store: createStore(config.store),
@@ -53,7 +59,8 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
     running = await listenDashboard(dash, host, port);
   } catch (err) {
     await dash.close();
-    await redis.quit().catch(() => redis.disconnect());
+    await closeRedis(redis);
+    watch.close();
     logs.close();
     throw err;
   }
@@ -66,12 +73,16 @@ export async function dashboardCommand(flags: DashboardFlags): Promise<number> {
     );
   }
   logs.root.info({ event: 'dashboard_started', url: running.url, readOnly }, 'dashboard started');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+  const bounded = new BoundedShutdown({
+    command: 'retrain dashboard',
+    graceMs: config.worker.shutdownGraceMs,
   });
-  await running.close();
-  await redis.quit().catch(() => redis.disconnect());
+  await untilSignal(bounded);
+  const open = running;
+  await bounded.step('web server', () => open.close());
+  await bounded.step('redis connection', () => closeRedis(redis));
+  watch.close();
+  bounded.finish();
   logs.root.info({ event: 'dashboard_stopped' }, 'dashboard stopped');
   logs.close();
   return 0;

@@ -12,7 +12,9 @@ import { EVENTS } from '../telemetry/events.js';
 import { LogHub } from '../telemetry/logger.js';
 import { serializeJobSpec } from '../jobspec/build.js';
 import { cancelRun } from '../train/runCancel.js';
+import { closeRedis } from '../util/close.js';
 import { connectRedis } from './redis.js';
+import { BoundedShutdown } from './shutdown.js';
 import { createProgressView } from './progress.js';
 import { renderRunTable, renderSummaryLine } from './table.js';
 import type { RunRequest } from './runOptions.js';
@@ -39,6 +41,11 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   const redis = await connectRedis(config.redisUrl);
   const { store, ledger } = createRuntime(config, { redis });
   let workers: RunningWorkers | undefined;
+  // Leaving (a signal, or the end) is bounded: Redis gone must not keep the command alive forever.
+  const bounded = new BoundedShutdown({
+    command: opts.inProcessWorkers ? 'retrain run' : 'retrain enqueue',
+    graceMs: config.worker.shutdownGraceMs,
+  });
   let interrupted = false;
   let runId: string | undefined;
   let cancelling = false;
@@ -61,6 +68,7 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
         ? '\ninterrupted: handing running trainings back (they resume on the next worker)...\n'
         : '\ninterrupted: no longer waiting; the run goes on on the workers\n',
     );
+    bounded.arm();
     abort.abort();
   };
   const abort = new AbortController();
@@ -119,8 +127,10 @@ export async function executeRun(req: RunRequest, opts: ExecuteOptions): Promise
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (workers) await workers.close();
-    await redis.quit().catch(() => redis.disconnect());
+    bounded.arm();
+    if (workers) await workers.close(bounded.step);
+    await bounded.step('redis connection', () => closeRedis(redis));
+    bounded.finish();
     logs.close();
   }
 }

@@ -77,7 +77,8 @@ function registerRunCommands(program: Command): void {
     .description('run the train, promote and finalize-run workers until SIGINT/SIGTERM')
     .option('--config <file>', 'config file')
     .option('--driver <driver>', 'local | ssh | vast')
-    .action(async (opts: { config?: string; driver?: string }) => {
+    .option('--health-port <n>', 'serve /healthz and /metrics on this port (health.port; 0 = a free one)')
+    .action(async (opts: { config?: string; driver?: string; healthPort?: string }) => {
       process.exitCode = await (await import('./worker.js')).workerCommand(opts);
     });
 }
@@ -150,6 +151,7 @@ function registerOpsCommands(program: Command): void {
     .option('--remove', 'remove the schedule and exit')
     .option('--list', 'show the schedule and its next slot, and exit')
     .option('--json', 'with --list: print JSON')
+    .option('--health-port <n>', 'serve /healthz and /metrics on this port (health.port; 0 = a free one)')
     .action(async (opts: SchedulerFlags) => {
       process.exitCode = await (await import('./scheduler.js')).schedulerCommand(opts);
     });
@@ -174,6 +176,27 @@ function registerToolCommands(program: Command): void {
     .option('--outbid-rate <p>', 'share of interruptible (bid) instances outbid while running')
     .option('--outbid-after-ms <n>', 'how long a doomed bid instance runs before it is outbid', '5000')
     .option('--seed <n>', 'seed of the fault injection')
+    .option('--time-scale <x>', 'simulated seconds per real second (billing, rate-limit intervals)')
+    .option(
+      '--profile <p>',
+      "kind (only the faults asked for) or vast-like (all of Vast's behaviour)",
+      'kind',
+    )
+    .option('--rate-limits', "Vast's per-endpoint minimum intervals per key (429, no Retry-After)")
+    .option('--competitor-rate <p>', 'share of creates that lose the race to another renter')
+    .option('--offer-churn <p>', 'share of offers rented by others (hidden) in each period')
+    .option('--bad-image-rate <p>', 'share of instances whose image never starts (error in status_msg)')
+    .option('--bad-image-machine-ids <ids>', 'machine ids whose instances never start (comma list)')
+    .option('--transient-status-rate <p>', 'share of running instances that go unknown/rebooting once')
+    .option('--transient-status-ms <n>', 'how long a transient status lasts')
+    .option('--slow-create-rate <p>', 'share of creates answered late (the instance exists at once)')
+    .option('--slow-create-ms <n>', 'how late a slow create is answered')
+    .option('--odd-rows', 'instance rows with loosely typed ports/extra_env')
+    .option('--attach-key-loss-rate <p>', 'share of keys attached before the instance runs that are lost')
+    .option(
+      '--ssh-authorized-keys <file>',
+      'public keys the SSH endpoint accepts: SSH works only to instances holding one',
+    )
     .action(async (opts: VastSimFlags) => {
       // The key the simulator accepts comes from the environment, never from a flag.
       const { runVastSimFromFlags } = await import('../vast/sim/cli.js');

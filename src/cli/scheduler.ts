@@ -12,7 +12,13 @@ import { DAILY_SCHEDULER_ID, runDateForSlot } from '../../scheduler/slot.js';
 import { scheduledRunData } from '../../scheduler/template.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { startHealthServer, type RunningHealthServer } from '../telemetry/healthServer.js';
+import { isConnectionError, type OutageLog } from '../telemetry/outage.js';
+import { RedisWatch } from '../telemetry/redisWatch.js';
+import { closeRedis, untracked } from '../util/close.js';
+import { healthOverrides } from './healthFlags.js';
 import { connectRedis } from './redis.js';
+import { BoundedShutdown, untilSignal } from './shutdown.js';
 
 export interface SchedulerFlags {
   config?: string;
@@ -20,6 +26,26 @@ export interface SchedulerFlags {
   list?: boolean;
   json?: boolean;
   once?: boolean;
+  healthPort?: string;
+}
+
+/** The scheduler's lines are plain text: warnings on stderr, the rest on stdout. */
+const plainLog: OutageLog = {
+  warn: (_f, msg) => void process.stderr.write(`retrain scheduler: ${msg}\n`),
+  info: (_f, msg) => void process.stdout.write(`${msg}\n`),
+};
+
+/** The keeper loop is alive when it woke up within two recheck periods (plus slack). */
+function keeperHealth(redis: RedisWatch, recheckSec: number, lastTick: () => number) {
+  const alive = () => Date.now() - lastTick() < 2 * recheckSec * 1000 + 10_000;
+  return {
+    outages: [redis.outage],
+    loops: () => ({ 'schedule keeper': alive() }),
+    checks: async () => ({
+      redis: await redis.check(),
+      loops: { ok: alive(), lastTickAt: new Date(lastTick()).toISOString() },
+    }),
+  };
 }
 
 function describe(s: ScheduleInfo | undefined): string {
@@ -72,11 +98,14 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * `--once` registers and exits; `--remove` removes it; `--list` shows it.
  */
 export async function schedulerCommand(flags: SchedulerFlags): Promise<number> {
-  const config = loadConfig({ file: flags.config });
+  const config = loadConfig({ file: flags.config, overrides: healthOverrides(flags.healthPort) });
   const redis = await connectRedis(config.redisUrl);
   const queue = new Queue(QUEUES.scheduler, { connection: redis, prefix: config.queuePrefix });
   queue.on('error', () => undefined);
   const out = process.stdout;
+  let bounded: BoundedShutdown | undefined;
+  let watch: RedisWatch | undefined;
+  let health: RunningHealthServer | undefined;
   try {
     if (flags.remove) {
       const removed = await removeDailySchedule(queue, redis, config.queuePrefix);
@@ -91,33 +120,47 @@ export async function schedulerCommand(flags: SchedulerFlags): Promise<number> {
     out.write((await ensure(queue, redis, config)).line + '\n');
     if (flags.once) return 0;
 
+    bounded = new BoundedShutdown({ command: 'retrain scheduler', graceMs: config.worker.shutdownGraceMs });
     const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
-      while (!stop.signal.aborted) {
-        await sleep(config.schedule.recheckSec * 1000, stop.signal);
-        if (stop.signal.aborted) break;
-        try {
-          // The config is read again: an edited file or CSV of symbols reaches the schedule.
-          const fresh = loadConfig({ file: flags.config });
-          const { action, line } = await ensure(queue, redis, fresh);
-          if (action !== 'unchanged' && action !== 'absent') out.write(line + '\n');
-        } catch (err) {
+    void untilSignal(bounded).then(() => stop.abort());
+    // Redis outages: one line when it goes, reminders, one when it is back (not one per recheck).
+    watch = new RedisWatch({ url: config.redisUrl, log: plainLog });
+    let lastTick = Date.now();
+    if (config.health.port !== undefined) {
+      health = await startHealthServer({
+        ...keeperHealth(watch, config.schedule.recheckSec, () => lastTick),
+        component: 'scheduler',
+        host: config.health.host,
+        port: config.health.port,
+      });
+      out.write(`health on ${health.url}/healthz\n`);
+    }
+    while (!stop.signal.aborted) {
+      await sleep(config.schedule.recheckSec * 1000, stop.signal);
+      lastTick = Date.now();
+      if (stop.signal.aborted) break;
+      try {
+        // The config is read again: an edited file or CSV of symbols reaches the schedule.
+        const fresh = loadConfig({ file: flags.config });
+        const { action, line } = await ensure(queue, redis, fresh);
+        watch.outage.success();
+        if (action !== 'unchanged' && action !== 'absent') out.write(line + '\n');
+      } catch (err) {
+        if (isConnectionError(err)) watch.outage.failure(err);
+        else
           process.stderr.write(
             `retrain scheduler: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`,
           );
-        }
       }
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
     out.write('scheduler stopped (the schedule stays registered; `retrain scheduler --remove` removes it)\n');
     return 0;
   } finally {
-    await queue.close().catch(() => undefined);
-    await redis.quit().catch(() => redis.disconnect());
+    const step = bounded?.step ?? untracked;
+    await step('health server', async () => health?.close());
+    await step('scheduler queue', () => queue.close().catch(() => undefined));
+    await step('redis connection', () => closeRedis(redis));
+    watch?.close();
+    bounded?.finish();
   }
 }

@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js';
 import { HostKeyPins } from '../remote/ssh/hostKeys.js';
 import { ensureDeploymentKey } from '../remote/ssh/keys.js';
 import { SECRET_ENV_NAMES } from '../telemetry/logger.js';
+import type { OutageReporter } from '../telemetry/outage.js';
 import { VastClient } from '../vast/client.js';
 import { LocalProvider } from './local.js';
 import { InstancePool } from './pool.js';
@@ -21,7 +22,11 @@ export function trainingBaseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export function vastClientFrom(config: Config, env: NodeJS.ProcessEnv = process.env): VastClient {
+export function vastClientFrom(
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+  outage?: OutageReporter,
+): VastClient {
   const apiKey = env.VAST_API_KEY;
   if (!apiKey) throw new ConfigError('driver vast needs VAST_API_KEY in the environment');
   return new VastClient({
@@ -29,6 +34,7 @@ export function vastClientFrom(config: Config, env: NodeJS.ProcessEnv = process.
     apiKey,
     retries: config.vast.apiRetries,
     minRetryDelayMs: config.vast.apiRetryBaseMs,
+    ...(outage ? { outage } : {}),
   });
 }
 
@@ -42,6 +48,8 @@ export async function createProvider(
     symbolsWaiting?: (runId: string) => Promise<number>;
     /** Pool: books a run's instance time that no symbol held (RunSpend.bookPoolIdle). */
     bookIdle?: (runId: string, usd: number) => Promise<void>;
+    /** The Vast API's outage reporter (one line per outage, not per request). */
+    vastOutage?: OutageReporter;
   },
 ): Promise<ComputeProvider> {
   const sshDir = join(config.home, 'ssh');
@@ -62,7 +70,7 @@ export async function createProvider(
       });
     }
     case 'vast': {
-      const client = vastClientFrom(config);
+      const client = vastClientFrom(config, process.env, deps.vastOutage);
       const key = await ensureDeploymentKey(sshDir, config.deployment);
       const privateKey = await readFile(key.privateKeyPath);
       const badKey = (date: string) => `${config.queuePrefix}:vast:bad-machines:${date}`;

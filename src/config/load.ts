@@ -35,6 +35,7 @@ export function defaultConfig(home: string): z.input<typeof ConfigSchema> {
       maxStalledCount: 5,
       shutdownGraceMs: 20_000,
     },
+    health: { host: '127.0.0.1' },
     retention: { completedAgeSec: 7 * 86400, completedCount: 5000, failedAgeSec: 30 * 86400, keepLogs: 500 },
     ledger: { retentionDays: 30 },
     alerts: { checkEverySec: 60 },
@@ -138,6 +139,9 @@ function fromEnv(env: Env): Loose {
   if (env.RUN_MODE === 'canary') set(['promotion', 'canary'], true);
   set(['worker', 'lockDurationMs'], num(env, 'RETRAIN_LOCK_DURATION_MS'));
   set(['worker', 'stalledIntervalMs'], num(env, 'RETRAIN_STALLED_INTERVAL_MS'));
+  set(['worker', 'shutdownGraceMs'], num(env, 'RETRAIN_SHUTDOWN_GRACE_MS'));
+  set(['health', 'port'], num(env, 'RETRAIN_HEALTH_PORT'));
+  set(['health', 'host'], env.RETRAIN_HEALTH_HOST);
   set(['log', 'level'], env.LOG_LEVEL);
   set(['notify', 'telegram', 'chatId'], env.TELEGRAM_CHAT_ID);
   set(['notify', 'telegram', 'apiUrl'], env.TELEGRAM_API_URL);

@@ -289,6 +289,18 @@ export const ConfigSchema = z
         readOnly: z.boolean(),
       })
       .strict(),
+    /**
+     * `/healthz` and `/metrics` of `retrain worker` and `retrain scheduler`, for docker compose,
+     * systemd or Kubernetes probes (docs/deploy-health.md). No credentials: they expose no data.
+     */
+    health: z
+      .object({
+        /** Unset: no health server. 0 picks a free port. */
+        port: z.number().int().min(0).max(65535).optional(),
+        /** Bind address: loopback by default; 0.0.0.0 for a Kubernetes probe on the pod's IP. */
+        host: z.string().min(1),
+      })
+      .strict(),
   })
   .strict();
 

@@ -48,6 +48,11 @@ export interface VastClientOptions {
   /** Default 30 s. */
   maxRetryDelayMs?: number;
   onRetry?: (info: VastRetryInfo) => void;
+  /**
+   * Told of every request's reachability (a network error or a 5xx is a failure, any other answer
+   * a success), so that an API outage is logged once rather than per request and retry.
+   */
+  outage?: { failure(err: unknown): void; success(): void };
   /** Called with the offers a search returned that failed validation. */
   onDroppedOffers?: (dropped: DroppedOffer[]) => void;
   /** How long destroyInstance waits for the instance to be gone. Default 30 s. */
@@ -130,6 +135,7 @@ export class VastClient {
   readonly #onRetry: ((info: VastRetryInfo) => void) | undefined;
   readonly #onDropped: ((dropped: DroppedOffer[]) => void) | undefined;
   readonly #destroyConfirmMs: number;
+  readonly #outage: VastClientOptions['outage'];
 
   constructor(opts: VastClientOptions) {
     if (!opts.apiKey || typeof opts.apiKey !== 'string') {
@@ -150,6 +156,7 @@ export class VastClient {
     this.#maxDelay = opts.maxRetryDelayMs ?? 30_000;
     this.#onRetry = opts.onRetry;
     this.#onDropped = opts.onDroppedOffers;
+    this.#outage = opts.outage;
     this.#destroyConfirmMs = opts.destroyConfirmTimeoutMs ?? 30_000;
     this.#http = axios.create({
       baseURL: this.apiUrl,
@@ -381,6 +388,19 @@ export class VastClient {
   }
 
   private async once(method: string, path: string, opts: CallOptions): Promise<CallResult> {
+    try {
+      const r = await this.request(method, path, opts);
+      this.#outage?.success();
+      return r;
+    } catch (err) {
+      if (err instanceof VastApiError && err.retryable && !(err instanceof VastRateLimitError))
+        this.#outage?.failure(err);
+      else if (err instanceof VastApiError) this.#outage?.success(); // it answered
+      throw err;
+    }
+  }
+
+  private async request(method: string, path: string, opts: CallOptions): Promise<CallResult> {
     let res: AxiosResponse<unknown>;
     try {
       res = await this.#http.request({

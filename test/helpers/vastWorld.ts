@@ -36,6 +36,8 @@ export async function startVastWorld(
     sshEndpoint: { host: sshd.host, port: sshd.port },
     bootDelayMs: 300,
     seed: 5,
+    // As on Vast, SSH reaches only an instance that holds the deployment key (src/vast/sim/README.md).
+    ...(opts.sim?.profile === 'vast-like' ? { sshAuthorizedKeys: [key.publicKey] } : {}),
     ...opts.sim,
   });
   const remoteRoot = join(sb.home, 'remote');

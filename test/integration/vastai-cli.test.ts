@@ -26,6 +26,11 @@ const RECORD = process.env.VASTAI_CLI_RECORD === '1';
 /** `<checkout>/vast.py`: the deprecated single-file CLI, which prints and sends a little differently. */
 const LEGACY = CLI !== undefined && /(^|\/)vast\.py$/.test(CLI);
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'vast-cli', 'requests.json');
+/** The lifecycle commands (keys, stop/start, label, logs, charges): a second fixture. */
+const LIFECYCLE_FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'vast-cli', 'lifecycle-requests.json');
+const LIFECYCLE_OFFER = 7002002;
+const PUB_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAcliAccountKeyForTheSimulatorTest0001 cli-account';
+const PUB_B = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAcliAttachedKeyForTheSimulatorTest002 cli-attached';
 const API_KEY = 'vastai-cli-check-key-0123456789';
 const BAD_KEY = 'vastai-cli-check-wrong-key';
 const OFFER = 7002001; // an RTX 4090 offer of the shipped fixture
@@ -124,11 +129,48 @@ async function recordingProxy(
   };
 }
 
+/** Writes (VASTAI_CLI_RECORD=1) or checks the fixture `file` against the requests `got`. */
+async function checkFixture(file: string, got: FixtureRequest[]): Promise<void> {
+  if (RECORD) {
+    const fixture = {
+      source: {
+        repository: 'https://github.com/vast-ai/vast-cli',
+        commit: process.env.VASTAI_CLI_COMMIT ?? 'unknown',
+        entry: 'vastai package, vastai.cli.main:main',
+        python: 'Debian 12 /usr/bin/python3 3.11 with python3-requests 2.28 and python3-rich 13.3',
+      },
+      recordedBy:
+        'VASTAI_CLI=<checkout> VASTAI_CLI_RECORD=1 npx vitest run test/integration/vastai-cli.test.ts',
+      notes: [
+        'Every request the official CLI sent for the commands in `argv`, in order, through a proxy in front of the simulator.',
+        '{api_key} / {bad_api_key} stand for the key sent; {instance_id} for the id the create returned.',
+        '`status` is what the simulator answered; test/unit/vast/sim-cli-contract.test.ts replays these requests.',
+        'GET /api/v0/gpu_names/unique/ is sent without a key by every CLI start until its 24 h cache is filled.',
+      ],
+      requests: got,
+    };
+    const options = (await prettier.resolveConfig(file)) ?? {};
+    writeFileSync(file, await prettier.format(JSON.stringify(fixture), { ...options, parser: 'json' }));
+    return;
+  }
+  const want = (JSON.parse(readFileSync(file, 'utf8')) as { requests: FixtureRequest[] }).requests;
+  // The user agent carries versions (CLI, requests); compare everything else.
+  const strip = (r: FixtureRequest) => ({
+    ...r,
+    headers: { ...r.headers, 'user-agent': r.headers['user-agent']?.replace(/\/.*$/, '/*') },
+  });
+  expect(
+    got.map(strip),
+    'the CLI now sends other requests: re-record with VASTAI_CLI_RECORD=1 and review the diff',
+  ).toEqual(want.map(strip));
+}
+
 describe('the official vastai CLI against the simulator', () => {
   let sim: VastSim;
   let proxy: Awaited<ReturnType<typeof recordingProxy>>;
   let home: string;
   const recorded: FixtureRequest[] = [];
+  const recordedLifecycle: FixtureRequest[] = [];
   let instanceId = 0;
 
   beforeAll(async () => {
@@ -151,7 +193,12 @@ describe('the official vastai CLI against the simulator', () => {
   });
 
   /** Runs one CLI command and keeps the requests it sent, under `step`. */
-  const run = async (step: string, argv: string[], key = API_KEY): Promise<CliResult> => {
+  const run = async (
+    step: string,
+    argv: string[],
+    key = API_KEY,
+    sink: FixtureRequest[] = recorded,
+  ): Promise<CliResult> => {
     const [cmd, lead, extra] = launcher(CLI!);
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
@@ -183,7 +230,7 @@ describe('the official vastai CLI against the simulator', () => {
     });
     const where = `vastai ${argv.join(' ')}\n--- stdout\n${res.stdout}\n--- stderr\n${res.stderr}`;
     expect(res.stderr, where).not.toMatch(/Traceback|Error:.*Exception/);
-    for (const r of proxy.log.slice(before)) recorded.push(normalize(step, argv, r));
+    for (const r of proxy.log.slice(before)) sink.push(normalize(step, argv, r));
     return res;
   };
 
@@ -360,47 +407,102 @@ describe('the official vastai CLI against the simulator', () => {
     180_000,
   );
 
+  it.skipIf(!CLI || LEGACY)(
+    `ssh keys, attach, label, stop, start, logs, charges and invoices work (${SKIP_REASON})`,
+    async () => {
+      const life = (step: string, argv: string[]) => run(step, argv, API_KEY, recordedLifecycle);
+      const ok = (r: CliResult) => {
+        expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+        return r;
+      };
+      ok(await life('create ssh-key', ['create', 'ssh-key', PUB_A]));
+      const keys = json(ok(await life('show ssh-keys (--raw)', ['show', 'ssh-keys', '--raw']))) as {
+        id: number;
+        public_key: string;
+      }[];
+      expect(keys.map((k) => k.public_key)).toEqual([PUB_A]);
+      const created = ok(
+        await life('create instance', [
+          'create',
+          'instance',
+          String(LIFECYCLE_OFFER),
+          '--image',
+          'pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime',
+          '--disk',
+          '10',
+          '--ssh',
+          '--direct',
+          '--label',
+          'retrain-cli-lifecycle',
+        ]),
+      );
+      instanceId = Number(/'new_contract': (\d+)/.exec(created.stdout)![1]);
+      await new Promise((r) => setTimeout(r, 400)); // past the simulated boot
+      ok(await life('attach ssh', ['attach', 'ssh', String(instanceId), PUB_B]));
+      ok(await life('label instance', ['label', 'instance', String(instanceId), 'retrain-cli-relabeled']));
+      ok(await life('stop instance', ['stop', 'instance', String(instanceId)]));
+      const stopped = json(
+        ok(await life('show instance (stopped, --raw)', ['show', 'instance', String(instanceId), '--raw'])),
+      ) as Record<string, unknown>;
+      expect(stopped).toMatchObject({
+        actual_status: 'stopped',
+        intended_status: 'stopped',
+        label: 'retrain-cli-relabeled',
+      });
+      ok(await life('start instance', ['start', 'instance', String(instanceId)]));
+      const logs = ok(await life('logs', ['logs', String(instanceId)]));
+      expect(logs.stdout).toContain('Pulling image pytorch/pytorch:2.4.0-cuda12.4-cudnn9-runtime');
+      const range = ['-s', '2020-01-01', '-e', '2099-12-31'];
+      const charges = json(
+        ok(
+          await life('show invoices-v1 --charges (--raw)', [
+            'show',
+            'invoices-v1',
+            '--charges',
+            ...range,
+            '--raw',
+          ]),
+        ),
+      ) as { results: { source: string; amount: number }[] };
+      expect(charges.results.map((r) => r.source)).toContain(`instance-${instanceId}`);
+      const table = ok(
+        await life('show invoices-v1 --charges', ['show', 'invoices-v1', '--charges', ...range]),
+      );
+      expect(table.stdout).toMatch(/Showing \d+ of \d+ results/);
+      ok(
+        await life('show invoices-v1 --invoices (--raw)', [
+          'show',
+          'invoices-v1',
+          '--invoices',
+          ...range,
+          '--raw',
+        ]),
+      );
+      ok(await life('delete ssh-key', ['delete', 'ssh-key', String(keys[0]!.id)]));
+      ok(await life('destroy instance', ['destroy', 'instance', String(instanceId), '-y']));
+      const st = sim.state();
+      expect(st.sshKeys[instanceId]).toEqual([PUB_A, PUB_B]);
+      expect(st.destroyed).toContain(instanceId);
+      expect(st.apiKeyInUrl).toBe(0);
+    },
+    180_000,
+  );
+
+  it.skipIf(!CLI || LEGACY)(
+    `the lifecycle requests match test/fixtures/vast-cli/lifecycle-requests.json (${SKIP_REASON}; not for the legacy vast.py)`,
+    async () => {
+      expect(recordedLifecycle.length, 'the lifecycle test did not run').toBeGreaterThan(0);
+      await checkFixture(LIFECYCLE_FIXTURE, recordedLifecycle);
+    },
+  );
+
   // The fixture was recorded from the vastai package; the deprecated vast.py sends a little more
   // (e.g. a rented=false search filter), so it is only checked for working, not compared.
   it.skipIf(!CLI || LEGACY)(
     `the requests it sent match test/fixtures/vast-cli/requests.json (${SKIP_REASON}; not for the legacy vast.py)`,
     async () => {
       expect(recorded.length, 'the first test did not run').toBeGreaterThan(0);
-      if (RECORD) {
-        const fixture = {
-          source: {
-            repository: 'https://github.com/vast-ai/vast-cli',
-            commit: process.env.VASTAI_CLI_COMMIT ?? 'unknown',
-            entry: 'vastai package, vastai.cli.main:main',
-            python: 'Debian 12 /usr/bin/python3 3.11 with python3-requests 2.28 and python3-rich 13.3',
-          },
-          recordedBy:
-            'VASTAI_CLI=<checkout> VASTAI_CLI_RECORD=1 npx vitest run test/integration/vastai-cli.test.ts',
-          notes: [
-            'Every request the official CLI sent for the commands in `argv`, in order, through a proxy in front of the simulator.',
-            '{api_key} / {bad_api_key} stand for the key sent; {instance_id} for the id the create returned.',
-            '`status` is what the simulator answered; test/unit/vast/sim-cli-contract.test.ts replays these requests.',
-            'GET /api/v0/gpu_names/unique/ is sent without a key by every CLI start until its 24 h cache is filled.',
-          ],
-          requests: recorded,
-        };
-        const options = (await prettier.resolveConfig(FIXTURE)) ?? {};
-        writeFileSync(
-          FIXTURE,
-          await prettier.format(JSON.stringify(fixture), { ...options, parser: 'json' }),
-        );
-        return;
-      }
-      const want = (JSON.parse(readFileSync(FIXTURE, 'utf8')) as { requests: FixtureRequest[] }).requests;
-      // The user agent carries versions (CLI, requests); compare everything else.
-      const strip = (r: FixtureRequest) => ({
-        ...r,
-        headers: { ...r.headers, 'user-agent': r.headers['user-agent']?.replace(/\/.*$/, '/*') },
-      });
-      expect(
-        recorded.map(strip),
-        'the CLI now sends other requests: re-record with VASTAI_CLI_RECORD=1 and review the diff',
-      ).toEqual(want.map(strip));
+      await checkFixture(FIXTURE, recorded);
     },
   );
 });

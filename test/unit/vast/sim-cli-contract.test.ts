@@ -242,3 +242,92 @@ describe(`simulator vs the requests of the official vastai CLI (vast-cli ${fixtu
     expect(sim.state().apiKeyInUrl).toBe(0);
   });
 });
+
+const lifecycle = JSON.parse(
+  readFileSync(
+    join(import.meta.dirname, '..', '..', 'fixtures', 'vast-cli', 'lifecycle-requests.json'),
+    'utf8',
+  ),
+) as Fixture;
+
+/** What the CLI reads from each lifecycle reply (vastai/api/keys.py, instances.py, billing.py). */
+function expectLifecycleReply(route: string, j: Row, instanceId: number, where: string): void {
+  if (route === 'POST /api/v0/ssh/') {
+    expect(j, where).toMatchObject({
+      success: true,
+      key: { id: expect.any(Number), public_key: expect.any(String) },
+    });
+  } else if (route === 'GET /api/v0/ssh/') {
+    expect(Array.isArray(j), where).toBe(true);
+  } else if (route === 'POST /api/v0/instances/{instance_id}/ssh/') {
+    expect(j.success, where).toBe(true);
+  } else if (route === 'PUT /api/v0/instances/{instance_id}/' || route.startsWith('DELETE ')) {
+    expect(j, where).toEqual({ success: true });
+  } else if (route === 'GET /api/v0/instances/{instance_id}/') {
+    expect(j.instances, where).toMatchObject({
+      id: instanceId,
+      actual_status: 'stopped',
+      intended_status: 'stopped',
+    });
+  } else if (route === 'PUT /api/v0/instances/request_logs/{instance_id}/') {
+    expect(j, where).toMatchObject({ success: true, result_url: expect.stringMatching(/^http/) });
+  } else if (route === 'GET /api/v0/charges/' || route === 'GET /api/v1/invoices/') {
+    // show invoices-v1: results with start, end, amount, type, source, items, metadata; total counts them.
+    expect(j, where).toMatchObject({ success: true, count: expect.any(Number), total: expect.any(Number) });
+    const rows = j.results as Row[];
+    for (const r of rows) {
+      for (const f of ['start', 'end', 'amount', 'type', 'source', 'items', 'metadata', 'description'])
+        expect(r, `${where}: ${f}`).toHaveProperty(f);
+      for (const it of r.items as Row[])
+        for (const f of ['start', 'end', 'amount', 'source', 'items'])
+          expect(it, `${where}: item ${f}`).toHaveProperty(f);
+    }
+    if (route === 'GET /api/v0/charges/')
+      expect(rows.map((r) => r.source)).toContain(`instance-${instanceId}`);
+  } else if (route === 'GET /api/v0/gpu_names/unique/') {
+    expect(Array.isArray(j.gpu_names)).toBe(true);
+  } else {
+    throw new Error(`no expectation for ${route}: add one`);
+  }
+}
+
+describe(`simulator vs the lifecycle requests of the official vastai CLI (vast-cli ${lifecycle.source.commit.slice(0, 12)})`, () => {
+  it('replays keys, attach, label, stop/start, logs, charges and invoices; the replies carry what the CLI reads', async () => {
+    const sim = await startVastSim({
+      apiKey: KEY,
+      offers: defaultOffers(),
+      sshEndpoint: { host: '127.0.0.1', port: 2222 },
+      bootDelayMs: 50,
+      seed: 3,
+    });
+    try {
+      let instanceId = 0;
+      for (const r of lifecycle.requests) {
+        const fill = (s: string) =>
+          s.replaceAll('{api_key}', KEY).replaceAll('{instance_id}', String(instanceId));
+        const headers = Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, fill(v)]));
+        const res = await fetch(sim.url + fill(r.target), {
+          method: r.method,
+          headers,
+          body: r.body === null ? undefined : JSON.stringify(r.body),
+        });
+        const text = await res.text();
+        const where = `${r.step}: ${r.method} ${r.path} -> ${res.status} ${text.slice(0, 300)}`;
+        expect(res.status, where).toBe(r.status);
+        const j = JSON.parse(text) as Row;
+        if (r.method === 'PUT' && r.path.startsWith('/api/v0/asks/')) {
+          instanceId = j.new_contract as number;
+          await new Promise((ok) => setTimeout(ok, 100)); // past the boot, as the recording waited
+          continue;
+        }
+        expectLifecycleReply(`${r.method} ${r.path}`, j, instanceId, where);
+      }
+      const st = sim.state();
+      expect(st.destroyed).toEqual([instanceId]);
+      expect(st.sshKeys[instanceId]).toHaveLength(2);
+      expect(st.instances.find((i) => i.id === instanceId)?.label).toBe('retrain-cli-relabeled');
+    } finally {
+      await sim.close();
+    }
+  });
+});

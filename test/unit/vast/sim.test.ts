@@ -191,16 +191,21 @@ describe('vast simulator', () => {
     await c.destroyInstance(stuck);
   });
 
-  it('the instance key can destroy its own instance only', async () => {
+  it('the instance key can show and destroy its own instance only', async () => {
     const s = await start();
     const a = await rent(s, 7001001);
     const b = await rent(s, 7002001);
     expect(
       (await req(s, 'DELETE', `/api/v0/instances/${b.new_contract}/`, {}, a.instance_api_key)).status,
     ).toBe(403);
+    // Issue 13: the instance key may show its own instance (vast-reality.md), never another one.
     expect(
-      (await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`, undefined, a.instance_api_key)).status,
+      (await req(s, 'GET', `/api/v0/instances/${b.new_contract}/`, undefined, a.instance_api_key)).status,
     ).toBe(403);
+    expect(
+      (await req(s, 'GET', `/api/v0/instances/${a.new_contract}/`, undefined, a.instance_api_key)).json
+        .instances,
+    ).toMatchObject({ id: a.new_contract });
     expect((await req(s, 'POST', '/api/v0/bundles/', {}, a.instance_api_key)).status).toBe(403);
     expect(
       await req(s, 'DELETE', `/api/v0/instances/${a.new_contract}/`, {}, a.instance_api_key),
