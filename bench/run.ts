@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ [k: string]: () => Promise<void> }
   scale: () => import('./scale.js'),
   transfer: () => import('./transfer.js'),
   cost: () => import('./cost.js'),
+  exec: () => import('./exec.js'),
 };
 
 async function main(argv: string[]): Promise<number> {
