@@ -5,7 +5,7 @@
  * (finishedOn - processedOn) minus the recipe's own run time (it prints it). Run with the local
  * driver, then the ssh driver against a loopback sshd, beside a bare BullMQ worker doing the same
  * no-op on the same Redis. Knobs (bench/README.md): BENCH_N, BENCH_CONCURRENCY, BENCH_SKIP_LOCAL,
- * BENCH_SKIP_SSH, BENCH_SSH_RC.
+ * BENCH_SKIP_SSH, BENCH_SSH_RC (a second ssh run whose login shells read the rc files).
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -41,6 +41,8 @@ interface Variant {
   p50: number;
   p99: number;
   perSec: number;
+  /** CPU (user + system) of this process, the orchestrator, per symbol. */
+  cpuPerSymbol: number;
 }
 
 function report(name: string, r: RunTimings): Variant {
@@ -50,7 +52,12 @@ function report(name: string, r: RunTimings): Variant {
   const overhead = r.jobs.map((j) => j.jobMs - j.recipeMs);
   const recipe = r.jobs.map((j) => j.recipeMs);
   const perSec = throughput(r.jobs);
-  const v = { p50: percentile(overhead, 50), p99: percentile(overhead, 99), perSec };
+  const v = {
+    p50: percentile(overhead, 50),
+    p99: percentile(overhead, 99),
+    perSec,
+    cpuPerSymbol: r.cpuMs / r.jobs.length,
+  };
   say(
     `${name}: ${r.jobs.length} symbols, plan ${round(r.planMs / 1000, 2)} s, enqueue ${round(r.enqueueMs / 1000, 2)} s, ` +
       `run ${round(r.wallMs / 1000, 1)} s; ${round(perSec, 2)} symbols/s`,
@@ -95,14 +102,13 @@ async function localRun(redisUrl: string, symbols: string[]): Promise<Variant> {
   }
 }
 
-async function sshRun(redisUrl: string, symbols: string[]): Promise<Variant> {
+async function sshRun(redisUrl: string, symbols: string[], keepRc: boolean): Promise<Variant> {
   const w = await world('overhead-ssh', redisUrl);
   const keyPath = join(w.home, 'bench_ed25519');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'retrain-bench', '-f', keyPath]);
-  // The login shell that runs every exec would source root's ~/.bashrc here (on this machine: pyenv
-  // init, ~150 ms per exec); SHLVL=1 makes bash skip it, so the figure is retrain's own cost.
-  // BENCH_SSH_RC=1 keeps the rc files (the figure then includes them).
-  const keepRc = process.env.BENCH_SSH_RC === '1';
+  // The login shell of each ssh session would source root's ~/.bashrc here (on this machine: pyenv
+  // init, ~150 ms); SHLVL=1 makes bash skip it, so the figure is retrain's own cost. With
+  // BENCH_SSH_RC=1 a second ssh run keeps the rc files (a GPU image's conda or pyenv init).
   const sshd = await startSshd({
     authorizedKeys: [await readFile(`${keyPath}.pub`, 'utf8')],
     extraConfig: keepRc ? [] : ['SetEnv SHLVL=1'],
@@ -140,10 +146,17 @@ export async function overhead(): Promise<void> {
     );
     const local =
       process.env.BENCH_SKIP_LOCAL === '1'
-        ? { p50: NaN, p99: NaN, perSec: NaN }
+        ? { p50: NaN, p99: NaN, perSec: NaN, cpuPerSymbol: NaN }
         : await localRun(redisUrl, symbols);
-    const ssh = process.env.BENCH_SKIP_SSH === '1' ? undefined : await sshRun(redisUrl, symbols);
-    say('targets: p50 overhead <= 25 ms local, <= 150 ms over ssh');
+    const skipSsh = process.env.BENCH_SKIP_SSH === '1';
+    const ssh = skipSsh ? undefined : await sshRun(redisUrl, symbols, false);
+    const sshRc =
+      skipSsh || process.env.BENCH_SSH_RC !== '1' ? undefined : await sshRun(redisUrl, symbols, true);
+    say(
+      'targets at concurrency 1: p50 overhead <= 60 ms local, <= 120 ms over ssh, with rc files <= 1.3x ' +
+        'the plain ssh figure; orchestrator CPU per symbol <= 15 ms local, <= 20 ms over ssh',
+    );
+    if (ssh && sshRc) say(`ssh with rc files / plain ssh, p50: ${round(sshRc.p50 / ssh.p50, 2)}x`);
     figures({
       local_p50_ms: round(local.p50),
       local_p99_ms: round(local.p99),
@@ -152,6 +165,10 @@ export async function overhead(): Promise<void> {
       retrain_per_s: round(local.perSec, 2),
       bare_bullmq_per_s: round(bare.perSec, 1),
       ...(ssh ? { ssh_retrain_per_s: round(ssh.perSec, 2) } : {}),
+      ssh_rc_p50_ms: sshRc ? round(sshRc.p50) : null,
+      cpu_ms_per_symbol_local: round(local.cpuPerSymbol, 1),
+      cpu_ms_per_symbol_ssh: ssh ? round(ssh.cpuPerSymbol, 1) : null,
+      concurrency: CONCURRENCY,
       n,
     });
   } finally {

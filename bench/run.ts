@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ [k: string]: () => Promise<void> }
   cost: () => import('./cost.js'),
   vast: () => import('./vast.js'),
   xgboost: () => import('./xgboost.js'),
+  exec: () => import('./exec.js'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -147,7 +147,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
         config,
         workers,
         notifier,
-        queues: [promoteQueue, maintenanceQueue, trainQueue],
+        queues: [promoteQueue, maintenance.queue, trainQueue],
         provider,
         connections: [connection, lockConnection],
         deps,

@@ -13,9 +13,10 @@ export const LOG_CHUNK_BYTES = 256 * 1024;
 /**
  * The first wait between polls; each next one doubles up to `pollMs`. A run that ends within
  * moments of its start (a quick recipe, a reattach to a finished run) is seen at once instead of a
- * whole `pollMs` later, and a run of hours costs a handful of extra polls.
+ * whole `pollMs` later, and a run of hours costs a handful of extra polls (cheap now: over ssh a
+ * poll is one round trip to the connection's command agent, ssh/agent.ts).
  */
-export const FIRST_POLL_MS = 25;
+export const FIRST_POLL_MS = 10;
 
 export interface FollowOptions {
   pid: number;

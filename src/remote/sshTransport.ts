@@ -11,6 +11,8 @@
  * backoff, `connectRetries`); calls in flight at the drop fail with a retryable TransportError
  * (idempotent file calls, and an exec whose channel never opened, are retried once on a fresh
  * connection). A run started with `setsid` inside an exec is in another session and survives.
+ * Commands go through one command agent per connection when it starts (ssh/agent.ts), else as plain
+ * execs (ssh/exec.ts).
  */
 import { TransportError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
@@ -54,6 +56,16 @@ export class SshTransport implements Transport {
   /** Connections re-established after a drop. */
   get reconnects(): number {
     return Math.max(0, this.connectCount - 1);
+  }
+
+  /** Command agents started (one per connection while each lives; 0 when they are off or failed). */
+  get agentStarts(): number {
+    return this.connection.agentStarts;
+  }
+
+  /** The pid on the host of the current connection's command agent, when one runs. */
+  agentPid(): Promise<number | undefined> {
+    return this.connection.agentPid();
   }
 
   /** Whether a connection is up right now (a later call reconnects when not). */

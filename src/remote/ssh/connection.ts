@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2';
-import { RetrainError, TransportError } from '../../errors.js';
+import { ConnectionLostError, RetrainError, TransportError } from '../../errors.js';
 import {
   badSettingsError,
   channelError,
@@ -15,8 +15,10 @@ import {
   connectError,
   isLostMessage,
   lostError,
+  oneLine as oneLineMsg,
   sftpError,
 } from './errors.js';
+import { agentCommand, SshAgent } from './agent.js';
 import type { HostKeyPins, PinResult } from './hostKeys.js';
 
 export interface SshConnectOptions {
@@ -35,6 +37,15 @@ export interface SshConnectOptions {
   connectRetries?: number;
   /** SSH keepalive interval; default 15000 (a dead peer is noticed after 3 missed replies). */
   keepaliveIntervalMs?: number;
+  /**
+   * Run commands through one command agent per connection (ssh/agent.ts): default true. When it
+   * cannot start, commands run as plain execs and `onNotice` says so.
+   */
+  agent?: boolean;
+  /** The agent's interpreter on the host; default `python3`. */
+  agentInterpreter?: string;
+  /** One-line notices (the agent's fallback); default: written to stderr. */
+  onNotice?: (line: string) => void;
 }
 
 export class SshConnection {
@@ -48,6 +59,11 @@ export class SshConnection {
   private sftpFor: Client | null = null;
   private sftpP: Promise<SFTPWrapper> | null = null;
   private closed = false;
+  /** The command agent of connection `agentOn` (null: it could not start there; plain execs). */
+  private agentOn: Client | null = null;
+  private agentP: Promise<SshAgent | null> | null = null;
+  /** Agents that started (one per connection while each lives), for tests. */
+  agentStarts = 0;
   /** Rejecters of calls in flight, per connection, run when that connection drops. */
   private readonly inflight = new Map<Client, Set<(err: Error) => void>>();
 
@@ -160,6 +176,10 @@ export class SshConnection {
       this.sftpFor = null;
       this.sftpP = null;
     }
+    if (this.agentOn === c) {
+      this.agentOn = null;
+      this.agentP = null;
+    }
     const waiting = this.inflight.get(c);
     if (waiting) {
       this.inflight.delete(c);
@@ -200,20 +220,71 @@ export class SshConnection {
     for (let attempt = 0; ; attempt++) {
       const c = await this.conn();
       try {
-        const ch = await new Promise<ClientChannel>((resolve, reject) => {
-          try {
-            c.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch)));
-          } catch (err) {
-            reject(err);
-          }
-        });
-        return { c, ch };
+        return { c, ch: await execOn(c, cmd) };
       } catch (err) {
         const lost = this.isLost(c, err);
         if (lost) this.onDrop(c);
         if (lost && attempt === 0) continue;
         throw lost ? lostError(this.label) : channelError(this.label, err);
       }
+    }
+  }
+
+  /**
+   * The command agent on the connection up now, started on first use (concurrent callers share
+   * the start); null when agents are off or it could not start on this connection (then execs are
+   * plain, and one notice said why). A dead agent on a live connection is started again; a
+   * connection found dead while starting one is replaced once, as openExec does.
+   */
+  async agent(): Promise<{ c: Client; agent: SshAgent | null }> {
+    for (let attempt = 0; ; attempt++) {
+      const c = await this.conn();
+      if (this.opts.agent === false) return { c, agent: null };
+      if (this.agentOn !== c || !this.agentP) {
+        this.agentOn = c;
+        this.agentP = this.startAgent(c);
+      }
+      const p = this.agentP;
+      try {
+        const agent = await p;
+        if (agent && !agent.alive) {
+          if (this.agentP === p) this.agentP = null;
+          if (attempt === 0) continue;
+          throw lostError(this.label);
+        }
+        return { c, agent };
+      } catch (err) {
+        if (attempt === 0 && err instanceof ConnectionLostError) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** The pid on the host of the agent of the connection up now, when one runs (tests). */
+  async agentPid(): Promise<number | undefined> {
+    if (!this.client || this.agentOn !== this.client || !this.agentP) return undefined;
+    const a = await this.agentP.catch(() => null);
+    return a?.alive ? a.pid : undefined;
+  }
+
+  private async startAgent(c: Client): Promise<SshAgent | null> {
+    const interpreter = this.opts.agentInterpreter ?? 'python3';
+    try {
+      const ch = await execOn(c, agentCommand(interpreter));
+      const agent = await SshAgent.start(c, ch, this.label);
+      this.agentStarts++;
+      return agent;
+    } catch (err) {
+      if (err instanceof ConnectionLostError || this.isLost(c, err)) {
+        this.onDrop(c);
+        throw lostError(this.label);
+      }
+      const why = err instanceof Error ? oneLineMsg(err.message) : String(err);
+      const notice =
+        `ssh ${this.label}: the command agent (${interpreter}) could not start (${why}); ` +
+        'running each command as a plain exec (one login shell each)';
+      (this.opts.onNotice ?? ((l: string) => process.stderr.write(`retrain: ${l}\n`)))(notice);
+      return null;
     }
   }
 
@@ -274,4 +345,15 @@ export class SshConnection {
       await Promise.race([gone, sleep(2000)]);
     }
   }
+}
+
+/** Opens an exec channel on connection `c`. */
+function execOn(c: Client, cmd: string): Promise<ClientChannel> {
+  return new Promise<ClientChannel>((resolve, reject) => {
+    try {
+      c.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch)));
+    } catch (err) {
+      reject(err);
+    }
+  });
 }

@@ -1,5 +1,7 @@
 /**
- * The exec protocol. The exec request names only a fixed wrapper and the command
+ * Running a command on the host. Through the connection's command agent when it runs (ssh/agent.ts:
+ * one round trip, no new session or login shell; env values travel on the agent's stdin, a kill
+ * goes to the command's process group); otherwise a plain exec, as follows. The exec request names only a fixed wrapper and the command
  * (`exec bash --norc --noprofile -c WRAPPER retrain-exec COMMAND`); the wrapper prints its pid
  * (which is the session, process group and command pid: sshd makes the login shell a session
  * leader and every step `exec`s), reads `export NAME='value'` lines from stdin up to a NUL into a
@@ -12,6 +14,8 @@ import { CancelledError, ConnectionLostError, TransportError } from '../../error
 import { shellQuote as q } from '../../recipes/template.js';
 import { Capped } from '../execUtil.js';
 import type { ExecOptions, ExecResult } from '../transport.js';
+import type { Client } from 'ssh2';
+import type { SshAgent } from './agent.js';
 import type { SshConnection } from './connection.js';
 
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
@@ -38,6 +42,82 @@ export async function sshExec(
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
   if (opts.signal?.aborted) throw new CancelledError('command cancelled before start');
+  checkEnv(opts.env);
+  for (let attempt = 0; ; attempt++) {
+    const { c, agent } = await conn.agent();
+    if (!agent) return plainExec(conn, command, opts);
+    const state = { started: false };
+    try {
+      return await agentExec(conn, c, agent, command, opts, state);
+    } catch (err) {
+      // Lost before the agent said it started the command (a drop not noticed yet on an idle
+      // connection): it never ran, so once more on a fresh connection, as a plain exec whose
+      // channel never opened is.
+      if (attempt === 0 && err instanceof ConnectionLostError && !state.started) continue;
+      throw err;
+    }
+  }
+}
+
+/** One command through the connection's agent (ssh/agent.ts): same results, kills and errors. */
+function agentExec(
+  conn: SshConnection,
+  c: Client,
+  agent: SshAgent,
+  command: string,
+  opts: ExecOptions,
+  state: { started: boolean },
+): Promise<ExecResult> {
+  if (opts.signal?.aborted) throw new CancelledError('command cancelled before start');
+  const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+  const label = conn.label;
+  return conn.guard(
+    c,
+    () =>
+      new Promise<ExecResult>((resolve, reject) => {
+        const stdout = new Capped(max);
+        const stderr = new Capped(max);
+        let failure: Error | undefined;
+        const done = () => {
+          if (timer) clearTimeout(timer);
+          opts.signal?.removeEventListener('abort', onAbort);
+        };
+        const fail = (err: Error) => {
+          if (failure) return;
+          failure = err;
+          agent.kill(id);
+        };
+        const timer =
+          opts.timeoutMs !== undefined
+            ? setTimeout(
+                () =>
+                  fail(new TransportError(`ssh command on ${label} timed out after ${opts.timeoutMs} ms`)),
+                opts.timeoutMs,
+              )
+            : undefined;
+        const onAbort = () => fail(new CancelledError('command cancelled'));
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const id = agent.run(command, opts.env ?? {}, max, {
+          onStart: () => {
+            state.started = true;
+          },
+          onOutput: (fd, b) => (fd === 1 ? stdout : stderr).add(b),
+          onError: (err) => {
+            done();
+            reject(failure ?? err);
+          },
+          onExit: (code) => {
+            done();
+            if (failure) return reject(failure);
+            resolve({ code, stdout: stdout.text(), stderr: stderr.text() });
+          },
+        });
+      }),
+  );
+}
+
+/** One command on an exec channel of its own (the login shell runs each): see the module comment. */
+async function plainExec(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
   const envScript = buildEnvScript(opts.env);
   const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const { c, ch } = await conn.openExec(
@@ -149,9 +229,8 @@ async function rawExec(conn: SshConnection, cmd: string, timeoutMs: number): Pro
   });
 }
 
-/** `export NAME='value'` lines and the NUL the wrapper reads up to. Values never leave stdin. */
-function buildEnvScript(env: Record<string, string> | undefined): string {
-  let out = '';
+/** Refuses an env the host could not take as given (a bad name, a NUL in a value). */
+function checkEnv(env: Record<string, string> | undefined): void {
   for (const [name, value] of Object.entries(env ?? {})) {
     if (!ENV_NAME_RE.test(name)) {
       throw new TransportError(`environment variable name ${JSON.stringify(name)} is not valid`, {
@@ -161,8 +240,13 @@ function buildEnvScript(env: Record<string, string> | undefined): string {
     if (value.includes('\0')) {
       throw new TransportError(`environment variable ${name} contains a NUL byte`, { retryable: false });
     }
-    out += `export ${name}=${q(value)}\n`;
   }
+}
+
+/** `export NAME='value'` lines and the NUL the wrapper reads up to. Values never leave stdin. */
+function buildEnvScript(env: Record<string, string> | undefined): string {
+  let out = '';
+  for (const [name, value] of Object.entries(env ?? {})) out += `export ${name}=${q(value)}\n`;
   return out + '\0';
 }
 

@@ -1,0 +1,179 @@
+/**
+ * One long-lived command channel per ssh connection. A plain exec opens an sshd session and starts
+ * the user's login shell, which reads its rc files (conda or pyenv init on many GPU images: up to
+ * seconds) before running anything; a symbol runs 8+ execs and one per poll while following. The
+ * agent (ssh/agentSource.ts, Python 3) is started once per connection by one exec and then runs
+ * every command as a child of its own: one round trip per command, the login shell paid once.
+ *
+ * Nothing is installed: the program travels on the exec's command line. When it cannot start (no
+ * python3 on the host, an old one) the caller falls back to plain execs and says so once. A
+ * dropped connection ends the agent; commands in flight fail as they do on a plain exec.
+ */
+import type { Client, ClientChannel } from 'ssh2';
+import { ConnectionLostError, TransportError } from '../../errors.js';
+import { shellQuote as q } from '../../recipes/template.js';
+import { AGENT_SOURCE } from './agentSource.js';
+
+/** How long the login shell and python3 may take to say hello (rc files can be slow). */
+export const AGENT_START_TIMEOUT_MS = 30_000;
+
+export interface AgentHandlers {
+  /** The command's pid (also its process group and session id). */
+  onStart(pid: number): void;
+  onOutput(fd: 1 | 2, data: Buffer): void;
+  onExit(code: number): void;
+  /** The command could not start, or the agent went away: no onExit follows. */
+  onError(err: Error): void;
+}
+
+type AgentMessage =
+  | { t: 'hello'; v: number; pid: number }
+  | { t: 'start'; id: number; pid: number }
+  | { t: 'out'; id: number; fd: 1 | 2; b64: string }
+  | { t: 'exit'; id: number; code: number }
+  | { t: 'error'; id: number; message: string };
+
+/** The exec that starts the agent: the login shell runs it, so the agent has the rc files' env. */
+export function agentCommand(interpreter: string): string {
+  return `exec ${q(interpreter)} -c ${q(AGENT_SOURCE)}`;
+}
+
+export class SshAgent {
+  private nextId = 1;
+  private readonly running = new Map<number, AgentHandlers>();
+  private buf = '';
+  private gone: Error | undefined;
+
+  private constructor(
+    /** The agent's pid on the host. */
+    readonly pid: number,
+    readonly client: Client,
+    private readonly ch: ClientChannel,
+    private readonly label: string,
+  ) {}
+
+  /** Whether the agent can take commands (its channel is open). */
+  get alive(): boolean {
+    return this.gone === undefined;
+  }
+
+  /**
+   * Starts the agent on an exec channel already opened with agentCommand(). Resolves once it said
+   * hello; rejects (with what the host printed) when the channel closes first or the deadline passes.
+   */
+  static start(client: Client, ch: ClientChannel, label: string, timeoutMs = AGENT_START_TIMEOUT_MS) {
+    return new Promise<SshAgent>((resolve, reject) => {
+      let pre = '';
+      let stderr = '';
+      let agent: SshAgent | undefined;
+      let exited = false;
+      const timer = setTimeout(() => {
+        ch.close();
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      ch.stderr.on('data', (b: Buffer) => {
+        if (!agent && stderr.length < 2000) stderr += b.toString('utf8');
+      });
+      ch.on('data', (b: Buffer) => {
+        if (agent) return agent.onData(b);
+        pre += b.toString('utf8');
+        // Anything an rc file printed comes first: the hello is the first line that is one.
+        const at = pre.indexOf('{"t":"hello"');
+        if (at < 0 || pre.indexOf('\n', at) < 0) {
+          if (pre.length > 65536) pre = pre.slice(-1024);
+          return;
+        }
+        clearTimeout(timer);
+        const hello = pre.slice(at, pre.indexOf('\n', at));
+        agent = new SshAgent(helloPid(hello), client, ch, label);
+        const rest = pre.slice(pre.indexOf('\n', at) + 1);
+        pre = '';
+        if (rest) agent.onData(Buffer.from(rest, 'utf8'));
+        resolve(agent);
+      });
+      ch.on('exit', () => {
+        exited = true;
+      });
+      ch.on('close', () => {
+        if (agent) return agent.onClose();
+        clearTimeout(timer);
+        // No exit status: the connection went, not the program.
+        if (!exited) return reject(new ConnectionLostError(`ssh connection to ${label} was lost`));
+        const why = stderr.trim().split('\n').slice(-1)[0]?.slice(0, 300);
+        reject(new Error(why ? `it exited: ${why}` : 'it exited before answering'));
+      });
+    });
+  }
+
+  /** Runs `bash -c command` with the agent's environment plus `env`; returns the request id. */
+  run(command: string, env: Record<string, string>, max: number, handlers: AgentHandlers): number {
+    const id = this.nextId++;
+    if (this.gone) {
+      handlers.onError(this.gone);
+      return id;
+    }
+    this.running.set(id, handlers);
+    this.ch.write(JSON.stringify({ t: 'run', id, cmd: command, env, max }) + '\n');
+    return id;
+  }
+
+  /** Kills the process group of request `id` (SIGKILL); nothing when it already ended. */
+  kill(id: number): void {
+    if (!this.gone) this.ch.write(JSON.stringify({ t: 'kill', id }) + '\n');
+  }
+
+  /** Ends the agent (its stdin closes, it exits). */
+  close(): void {
+    this.ch.end();
+  }
+
+  private onData(b: Buffer): void {
+    this.buf += b.toString('utf8');
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl);
+      this.buf = this.buf.slice(nl + 1);
+      if (!line) continue;
+      let m: AgentMessage;
+      try {
+        m = JSON.parse(line) as AgentMessage;
+      } catch {
+        continue; // not ours (the agent writes nothing else; be safe)
+      }
+      this.onMessage(m);
+    }
+  }
+
+  private onMessage(m: AgentMessage): void {
+    if (m.t === 'hello') return;
+    const h = this.running.get(m.id);
+    if (!h) return;
+    switch (m.t) {
+      case 'start':
+        return h.onStart(m.pid);
+      case 'out':
+        return h.onOutput(m.fd, Buffer.from(m.b64, 'base64'));
+      case 'exit':
+        this.running.delete(m.id);
+        return h.onExit(m.code);
+      case 'error':
+        this.running.delete(m.id);
+        return h.onError(new TransportError(`cannot start bash on ${this.label}: ${m.message}`));
+    }
+  }
+
+  private onClose(): void {
+    this.gone = new ConnectionLostError(`ssh connection to ${this.label} was lost while a command ran`);
+    const handlers = [...this.running.values()];
+    this.running.clear();
+    for (const h of handlers) h.onError(this.gone);
+  }
+}
+
+function helloPid(line: string): number {
+  try {
+    return Number((JSON.parse(line) as { pid?: unknown }).pid) || 0;
+  } catch {
+    return 0;
+  }
+}

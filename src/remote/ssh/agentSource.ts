@@ -1,0 +1,98 @@
+/**
+ * The command agent's program: Python 3 (3.5 and later, standard library only), shipped on its
+ * command line by ssh/agent.ts and started with one exec per connection, so nothing is installed on
+ * the host. Kept in a string so that it needs no asset copying at build time.
+ *
+ * Protocol, one JSON object per line each way:
+ *   in:  {"t":"run","id":N,"cmd":STR,"env":{NAME:VALUE},"max":BYTES}   {"t":"kill","id":N}
+ *   out: {"t":"hello","v":1,"pid":P}  {"t":"start","id":N,"pid":P}
+ *        {"t":"out","id":N,"fd":1|2,"b64":STR}  {"t":"exit","id":N,"code":C}
+ *        {"t":"error","id":N,"message":STR}
+ * Each command is `bash --norc --noprofile -c CMD` in a session (and process group) of its own, with
+ * stdin empty and the agent's environment (the login shell's, rc files included) plus `env`; so env
+ * values (secrets) arrive on stdin, never on a command line. `exit` comes after both output pipes
+ * closed and the command was reaped, as an ssh exec channel closes. When its stdin ends (the
+ * connection dropped or was closed), the agent exits and leaves running commands alone, as sshd
+ * does with a plain exec: a detached run (setsid) keeps running and is reattached as today.
+ */
+export const AGENT_SOURCE = String.raw`
+import base64, json, os, selectors, signal, subprocess, sys
+sel = selectors.DefaultSelector()
+out = sys.stdout.buffer
+def send(m):
+    out.write((json.dumps(m, separators=(',', ':')) + '\n').encode('utf-8'))
+    out.flush()
+procs = {}
+def start(m):
+    rid = m['id']
+    env = dict(os.environ)
+    env.update(m.get('env') or {})
+    try:
+        p = subprocess.Popen(['bash', '--norc', '--noprofile', '-c', m['cmd']], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True, close_fds=True)
+    except Exception as e:
+        send({'t': 'error', 'id': rid, 'message': str(e)})
+        return
+    procs[rid] = {'p': p, 'open': 2, 'left': {1: m.get('max', 1048576), 2: m.get('max', 1048576)}}
+    send({'t': 'start', 'id': rid, 'pid': p.pid})
+    for fd, f in ((1, p.stdout), (2, p.stderr)):
+        os.set_blocking(f.fileno(), False)
+        sel.register(f, selectors.EVENT_READ, (rid, fd))
+def kill(m):
+    r = procs.get(m['id'])
+    if r is None:
+        return
+    try:
+        os.killpg(r['p'].pid, signal.SIGKILL)
+    except OSError:
+        pass
+def request(line):
+    m = json.loads(line.decode('utf-8'))
+    if m.get('t') == 'run':
+        start(m)
+    elif m.get('t') == 'kill':
+        kill(m)
+def main():
+    fin = sys.stdin.buffer.fileno()
+    os.set_blocking(fin, False)
+    sel.register(fin, selectors.EVENT_READ, None)
+    send({'t': 'hello', 'v': 1, 'pid': os.getpid()})
+    buf = b''
+    while True:
+        waiting = [rid for rid, r in procs.items() if r['open'] == 0]
+        for key, _ in sel.select(0.01 if waiting else None):
+            if key.data is None:
+                chunk = os.read(fin, 65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while b'\n' in buf:
+                    line, buf = buf.split(b'\n', 1)
+                    if line.strip():
+                        request(line)
+                continue
+            rid, fd = key.data
+            r = procs[rid]
+            try:
+                chunk = os.read(key.fileobj.fileno(), 65536)
+            except BlockingIOError:
+                continue
+            if chunk:
+                keep = chunk[:max(0, r['left'][fd])]
+                r['left'][fd] -= len(keep)
+                if keep:
+                    send({'t': 'out', 'id': rid, 'fd': fd, 'b64': base64.b64encode(keep).decode('ascii')})
+            else:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                r['open'] -= 1
+        for rid in [rid for rid, r in procs.items() if r['open'] == 0]:
+            code = procs[rid]['p'].poll()
+            if code is not None:
+                del procs[rid]
+                send({'t': 'exit', 'id': rid, 'code': code if code >= 0 else 128 - code})
+try:
+    main()
+except (BrokenPipeError, KeyboardInterrupt):
+    pass
+`;
