@@ -130,7 +130,6 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
     spend,
   });
   workers.push(maintenance.worker);
-  const maintenanceQueue = maintenance.queue;
   for (const w of workers) {
     // Listeners never throw (a throwing listener leaks memory in BullMQ).
     deps.redis.watch(w, `worker ${w.name}`);
