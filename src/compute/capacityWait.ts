@@ -83,6 +83,15 @@ export function capacityWaiting(redis: Redis, prefix: string, runId: string): Pr
   return redis.zcard(`${prefix}:capacity:${runId}:waiting`);
 }
 
+/** The symbol's wait limit passed with no GPU: a final, non-retried failure naming what no offer met. */
+function limitReached(symbol: string, waitedMs: number, unmet: string): NoCapacityError {
+  const min = (waitedMs / 60_000).toFixed(1);
+  return new NoCapacityError(
+    `${symbol}: no GPU after waiting ${min} min for capacity (its wait limit): no offer met ${unmet}`,
+    unmet,
+  );
+}
+
 export class CapacityWaitProvider implements ComputeProvider {
   readonly driver: ComputeProvider['driver'];
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -151,16 +160,15 @@ export class CapacityWaitProvider implements ComputeProvider {
         }
         outcome = { state: 'done', waitedMs: now - since, since: new Date(since).toISOString() };
         const until = capacityWaitUntil(this.opts.config, spec, since, ctx.deadline);
-        if (now >= until) {
-          const min = ((now - since) / 60_000).toFixed(1);
-          throw new NoCapacityError(
-            `${spec.symbol}: no GPU after waiting ${min} min for capacity (its wait limit): no offer met ${unmet}`,
-            unmet,
-          );
-        }
+        if (now >= until) throw limitReached(spec.symbol, now - since, unmet);
         await this.maybeAlert(runId, spec.date, unmet);
         const jittered = delay * (0.7 + 0.6 * this.random());
-        await this.nap(runId, Math.min(jittered, until - now), until, ctx.signal);
+        // No turn before the limit: fail without one more search (waiters reaching their limits
+        // together would otherwise all search at once, past the gate).
+        if (!(await this.nap(runId, Math.min(jittered, until - now), until, ctx.signal))) {
+          outcome = { ...outcome, waitedMs: Date.now() - since };
+          throw limitReached(spec.symbol, outcome.waitedMs, unmet);
+        }
         delay = Math.min(delay * 1.5, pollMs * MAX_BACKOFF);
       }
     } finally {
@@ -182,7 +190,7 @@ export class CapacityWaitProvider implements ComputeProvider {
    * Sleeps about `ms`, waking early when a slot of the run's pool frees; then waits for the
    * deployment's search turn (or `until`) so that however many symbols wait, search is not hammered.
    */
-  private async nap(runId: string, ms: number, until: number, signal: AbortSignal): Promise<void> {
+  private async nap(runId: string, ms: number, until: number, signal: AbortSignal): Promise<boolean> {
     const free = async () => (this.opts.freeSlots ? await this.opts.freeSlots(runId).catch(() => 0) : 0);
     // Only a slot freed while napping wakes it (one it could not take before would wake it forever).
     const seen = await free();
@@ -190,15 +198,16 @@ export class CapacityWaitProvider implements ComputeProvider {
     const end = Date.now() + ms;
     while (Date.now() < end) {
       await this.sleep(Math.min(tick, Math.max(0, end - Date.now())), signal);
-      if (this.opts.freeSlots && (await free()) > seen) return;
+      if (this.opts.freeSlots && (await free()) > seen) return true;
     }
     const gateMs = Math.max(100, Math.round((this.opts.config.vast.capacityPollSec * 1000) / 4));
     const gate = `${this.opts.config.queuePrefix}:capacity:search-gate`;
     while (Date.now() < until) {
-      if ((await this.opts.redis.set(gate, runId, 'PX', gateMs, 'NX')) === 'OK') return;
-      if (this.opts.freeSlots && (await free()) > seen) return;
+      if ((await this.opts.redis.set(gate, runId, 'PX', gateMs, 'NX')) === 'OK') return true;
+      if (this.opts.freeSlots && (await free()) > seen) return true;
       await this.sleep(Math.min(gateMs * (0.5 + this.random()), Math.max(0, until - Date.now())), signal);
     }
+    return false;
   }
 
   /**

@@ -81,6 +81,8 @@ describe('bad answers from the training', () => {
   it('metrics.json with NaN, cut off, missing fields, out of range or not an object: bad_output at once, nothing promoted', async () => {
     await setUp();
     const broken = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT', 'DOGEUSDT'];
+    // Auto promotion publishes only models trained on real (imported) market data.
+    await importMarketData(sb.home, sb.env, 'ADAUSDT', DATE);
     const r = await vastRun([...broken, 'ADAUSDT'], recipe('bad-metrics'), [
       '--promote',
       'auto',
