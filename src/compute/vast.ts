@@ -3,7 +3,7 @@ import { CancelledError, NoCapacityError, ProvisionError, asRetrainError } from 
 import type { JobSpec } from '../jobspec/types.js';
 import { imageErrorIn, maskLogin } from '../recipes/image.js';
 import type { HostKeyPins } from '../remote/ssh/hostKeys.js';
-import { SshTransport } from '../remote/sshTransport.js';
+import { connectLease } from './ssh.js';
 import type { TurnOptions } from '../vast/budget.js';
 import { VastClient, VastOfferGoneError } from '../vast/client.js';
 import { sshEndpoint } from '../vast/endpoint.js';
@@ -379,17 +379,13 @@ export class VastProvider implements ComputeProvider {
         const ep = lastState === 'running' ? sshEndpoint(inst) : null;
         if (ep) {
           try {
-            const transport = await SshTransport.connect({
-              host: ep.host,
-              port: ep.port,
-              username: info.user ?? 'root',
-              privateKey: this.opts.privateKey,
-              pins: this.opts.pins,
+            const at = { ...info, host: ep.host, port: ep.port };
+            const transport = await connectLease(at, this.opts.privateKey, this.opts.pins, {
               pinId: `vast:${info.id}`,
               readyTimeoutMs: 10_000,
               connectRetries: 1,
             });
-            return { info: { ...info, host: ep.host, port: ep.port }, transport };
+            return { info: at, transport };
           } catch (err) {
             lastState = `running, ssh: ${asRetrainError(err).message}`;
           }
@@ -427,15 +423,11 @@ export class VastProvider implements ComputeProvider {
     }
     const ep = sshEndpoint(inst);
     if (!ep) return null;
-    const transport = await SshTransport.connect({
-      host: ep.host,
-      port: ep.port,
-      username: info.user ?? 'root',
-      privateKey: this.opts.privateKey,
-      pins: this.opts.pins,
+    const at = { ...info, host: ep.host, port: ep.port };
+    const transport = await connectLease(at, this.opts.privateKey, this.opts.pins, {
       pinId: `vast:${info.id}`,
     });
-    return { info: { ...info, host: ep.host, port: ep.port }, transport };
+    return { info: at, transport };
   }
 
   /**

@@ -3,17 +3,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 
-/** mulberry32: a small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../util/random.js';
+
+/** The simulator's seeded randomness: the project's one PRNG. */
+export const prng = mulberry32;
 
 export class HttpReply {
   constructor(
