@@ -8,8 +8,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
-import { Ledger, type LedgerEntry } from '../ledger/ledger.js';
-import { createStore } from '../storage/index.js';
+import type { LedgerEntry } from '../ledger/ledger.js';
+import { createRuntime } from '../runtime.js';
 import { parseRunDate } from '../symbols/date.js';
 import { cancelRun, cancelSymbol } from '../train/runCancel.js';
 import { connectRedis } from './redis.js';
@@ -76,12 +76,7 @@ export async function cancelCommand(flags: CancelFlags): Promise<number> {
   const config = loadConfig({ file: flags.config });
   const redis = await connectRedis(config.redisUrl);
   try {
-    const ledger = new Ledger({
-      redis,
-      prefix: config.queuePrefix,
-      store: createStore(config.store),
-      retentionDays: config.ledger.retentionDays,
-    });
+    const { ledger } = createRuntime(config, { redis });
     const entries = await ledger.get(date);
     if (flags.run !== undefined && !Object.values(entries).some((e) => e.runId === flags.run)) {
       throw new InputError(`--run ${flags.run}: no such run in the ledger of ${date}`);

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.js';
 import { jobIdFromLabel } from '../compute/vast.js';
 import { vastClientFrom } from '../compute/factory.js';
 import { InputError } from '../errors.js';
-import { Ledger, type LedgerEntry } from '../ledger/ledger.js';
+import type { LedgerEntry } from '../ledger/ledger.js';
 import {
   buildCostReport,
   saveReconciliation,
@@ -15,7 +15,7 @@ import {
   type CostGrouping,
   type CostRow,
 } from '../ledger/costReport.js';
-import { createStore } from '../storage/index.js';
+import { createRuntime } from '../runtime.js';
 import { parseRunDate } from '../symbols/date.js';
 import { RunSpend } from '../train/spend.js';
 import { instanceCharges } from '../vast/billing.js';
@@ -84,7 +84,7 @@ export async function costCommand(flags: CostFlags): Promise<number> {
   });
   const redis = await connectRedis(config.redisUrl);
   try {
-    const ledger = new Ledger({ redis, prefix: config.queuePrefix, store: createStore(config.store) });
+    const { ledger } = createRuntime(config, { redis });
     const all = await ledger.dates();
     let from: string;
     let to: string;

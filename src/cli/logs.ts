@@ -14,7 +14,8 @@ import { QUEUES } from '../../queues/names.js';
 import { loadConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
 import { Ledger, type LedgerEntry } from '../ledger/ledger.js';
-import { createStore, type ArtifactStore } from '../storage/index.js';
+import { createRuntime } from '../runtime.js';
+import type { ArtifactStore } from '../storage/index.js';
 import { keys } from '../storage/layout.js';
 import { parseRunDate } from '../symbols/date.js';
 import { connectRedis } from './redis.js';
@@ -89,10 +90,9 @@ export async function logsCommand(symbol: string, flags: LogsFlags): Promise<num
   const config = loadConfig({ file: flags.config });
   const requested = flags.date !== undefined ? parseRunDate(flags.date) : undefined;
   const redis = await connectRedis(config.redisUrl);
-  const store = createStore(config.store);
+  const { store, ledger } = createRuntime(config, { redis });
   const queue = new Queue(QUEUES.train, { connection: redis, prefix: config.queuePrefix });
   try {
-    const ledger = new Ledger({ redis, prefix: config.queuePrefix, store });
     const date = requested ?? (await findDate(ledger, symbol));
     const entry = await ledger.getEntry(date, symbol);
     if (!entry) throw new InputError(`${symbol} has no ledger entry for ${date}`);
