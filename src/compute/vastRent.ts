@@ -10,7 +10,7 @@ import type { OfferBoard } from '../vast/market.js';
 import { bidFor, chooseOffers, type Bid, type BidPolicy, type OfferConstraints } from '../vast/offers.js';
 import type { GpuClass } from '../vast/gpuPreferences.js';
 import type { VastOffer } from '../vast/types.js';
-import { CancelledError } from '../errors.js';
+import { sleepOrCancel } from '../util/sleep.js';
 
 export interface OfferPick {
   offer: VastOffer;
@@ -34,17 +34,6 @@ export interface PickRequest {
   owner: string;
   turn: TurnOptions;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => (clearTimeout(t), reject(new CancelledError()));
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 interface Candidates {
   list: VastOffer[];
@@ -139,7 +128,7 @@ export async function pickOffer(
     }
     // All taken or claimed by our other workers: a new search shows what is left (one worker
     // searches; a search this recent is waited on rather than repeated).
-    if (Date.now() - cached.at < 2000) await sleep(1000, r.turn.signal);
+    if (Date.now() - cached.at < 2000) await sleepOrCancel(1000, r.turn.signal);
     stale = cached.at;
   }
   return noOffer(skipped);
@@ -180,7 +169,7 @@ export async function createOrAdopt(
     opts.onAmbiguous?.(err);
   }
   for (const wait of opts.waitsMs ?? ADOPT_WAITS_MS) {
-    if (wait > 0) await sleep(wait, opts.turn.signal);
+    if (wait > 0) await sleepOrCancel(wait, opts.turn.signal);
     const rows = (await client.listInstances({ label: req.label, turn: opts.turn })).filter(
       (i) => !opts.known.has(i.id) && i.cur_state !== 'unloaded',
     );

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { CancelledError } from '../errors.js';
+import { sleepOrCancel } from '../util/sleep.js';
 import { VastRateLimitError } from './errors.js';
 import { VAST_SPEC_INTERVALS_SEC, type VastEndpoint } from './limits.js';
 
@@ -60,17 +61,6 @@ export interface ApiBudgetOptions {
   /** Called with the time a caller waited for its turn (metrics). */
   onWait?: (endpoint: VastEndpoint, ms: number) => void;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => (clearTimeout(t), reject(new CancelledError()));
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /** A short, stable name for an API key (and URL): what the Redis keys carry instead of the key. */
 export function keyFingerprint(apiUrl: string, apiKey: string): string {
@@ -154,7 +144,7 @@ export class ApiBudget {
           `Vast API budget: no ${endpoint} turn before the deadline (next in ${waitMs} ms)`,
         );
       }
-      await sleep(wait, opts.signal);
+      await sleepOrCancel(wait, opts.signal);
     }
   }
 }

@@ -31,13 +31,7 @@ import {
   type VastOffer,
 } from './types.js';
 
-export {
-  VastApiError,
-  VastAuthError,
-  VastCreateUnknownError,
-  VastOfferGoneError,
-  VastRateLimitError,
-} from './errors.js';
+export * from './errors.js';
 export type { TurnOptions } from './budget.js';
 
 /** An instance row the list could not read (logged and skipped: one odd row never blinds the list). */

@@ -17,7 +17,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { CancelledError } from '../errors.js';
+import { sleepOrCancel } from '../util/sleep.js';
 import type { TurnOptions } from './budget.js';
 import type { VastClient } from './client.js';
 import type { VastOffer } from './types.js';
@@ -39,17 +39,6 @@ interface Cached {
   at: number;
   offers: VastOffer[];
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => (clearTimeout(t), reject(new CancelledError()));
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 const DROP_IF_AT = `
 local v = redis.call('GET', KEYS[1])
@@ -106,7 +95,7 @@ export class OfferBoard {
         // The searcher is slow: search ourselves rather than wait past the deadline.
         return { at: Date.now(), offers: await this.opts.client.searchOffers(query, turn) };
       }
-      await sleep(200, turn.signal);
+      await sleepOrCancel(200, turn.signal);
     }
   }
 

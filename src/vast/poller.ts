@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { CancelledError } from '../errors.js';
+import { sleepOrCancel } from '../util/sleep.js';
 import type { VastClient } from './client.js';
 import type { VastInstance } from './types.js';
 
@@ -54,17 +54,7 @@ const UNLEAD = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    t.unref?.();
-    const onAbort = () => (clearTimeout(t), reject(new CancelledError()));
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+const sleep = (ms: number, signal?: AbortSignal) => sleepOrCancel(ms, signal, { unref: true });
 
 export class InstancePoller {
   private readonly token = randomUUID();

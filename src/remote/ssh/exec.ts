@@ -79,24 +79,14 @@ function agentExec(
         const stderr = new Capped(max);
         let failure: Error | undefined;
         const done = () => {
-          if (timer) clearTimeout(timer);
-          opts.signal?.removeEventListener('abort', onAbort);
+          unwatch();
         };
         const fail = (err: Error) => {
           if (failure) return;
           failure = err;
           agent.kill(id);
         };
-        const timer =
-          opts.timeoutMs !== undefined
-            ? setTimeout(
-                () =>
-                  fail(new TransportError(`ssh command on ${label} timed out after ${opts.timeoutMs} ms`)),
-                opts.timeoutMs,
-              )
-            : undefined;
-        const onAbort = () => fail(new CancelledError('command cancelled'));
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const unwatch = watchLimits(label, opts, fail);
         const id = agent.run(command, opts.env ?? {}, max, {
           onStart: () => {
             state.started = true;
@@ -148,8 +138,7 @@ async function plainExec(conn: SshConnection, command: string, opts: ExecOptions
         const finish = (err: Error | undefined) => {
           if (settled) return;
           settled = true;
-          if (timer) clearTimeout(timer);
-          opts.signal?.removeEventListener('abort', onAbort);
+          unwatch();
           if (err) reject(err);
           else resolve({ code: exitCode!, stdout: stdout.text(), stderr: stderr.text() });
         };
@@ -191,16 +180,7 @@ async function plainExec(conn: SshConnection, command: string, opts: ExecOptions
           finish(undefined);
         });
 
-        const timer =
-          opts.timeoutMs !== undefined
-            ? setTimeout(
-                () =>
-                  fail(new TransportError(`ssh command on ${label} timed out after ${opts.timeoutMs} ms`)),
-                opts.timeoutMs,
-              )
-            : undefined;
-        const onAbort = () => fail(new CancelledError('command cancelled'));
-        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const unwatch = watchLimits(label, opts, fail);
 
         ch.end(envScript);
       }),
@@ -230,6 +210,26 @@ async function rawExec(conn: SshConnection, cmd: string, timeoutMs: number): Pro
 }
 
 /** Refuses an env the host could not take as given (a bad name, a NUL in a value). */
+/**
+ * Calls `fail` when the command's time limit passes or its signal aborts; the returned function
+ * stops watching (call it once the command has settled).
+ */
+function watchLimits(label: string, opts: ExecOptions, fail: (err: Error) => void): () => void {
+  const timer =
+    opts.timeoutMs !== undefined
+      ? setTimeout(
+          () => fail(new TransportError(`ssh command on ${label} timed out after ${opts.timeoutMs} ms`)),
+          opts.timeoutMs,
+        )
+      : undefined;
+  const onAbort = () => fail(new CancelledError('command cancelled'));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  return () => {
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  };
+}
+
 function checkEnv(env: Record<string, string> | undefined): void {
   for (const [name, value] of Object.entries(env ?? {})) {
     if (!ENV_NAME_RE.test(name)) {

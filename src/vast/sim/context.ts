@@ -5,7 +5,14 @@ import { readFileSync } from 'node:fs';
 import type { VastOffer } from '../types.js';
 import { profileBilling, profileFaults, profileLogsDelayMs } from './profile.js';
 import { RateLimiter } from './ratelimit.js';
-import type { OfferEntry, SimInstance, VastSimBilling, VastSimFaults, VastSimOptions } from './types.js';
+import type {
+  FaultCounts,
+  OfferEntry,
+  SimInstance,
+  VastSimBilling,
+  VastSimFaults,
+  VastSimOptions,
+} from './types.js';
 import { num, prng } from './util.js';
 
 export interface AccountKey {
@@ -37,16 +44,7 @@ export interface SimContext {
   nextInstanceId: number;
   nextKeyId: number;
   counters: { requests: number; authFailures: number; apiKeyInUrl: number };
-  injected: {
-    '429': number;
-    '5xx': number;
-    offerGone: number;
-    competitorWon: number;
-    slowCreate: number;
-    transient: number;
-    badImage: number;
-    keyLost: number;
-  };
+  injected: FaultCounts;
   calls: Record<string, { ok: number; r429: number }>;
   limiter: RateLimiter;
   initialCredit: number;

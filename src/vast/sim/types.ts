@@ -126,6 +126,18 @@ export interface InstanceCharges {
   total: number;
 }
 
+/** Faults the simulator injected, by kind. */
+export interface FaultCounts {
+  '429': number;
+  '5xx': number;
+  offerGone: number;
+  competitorWon: number;
+  slowCreate: number;
+  transient: number;
+  badImage: number;
+  keyLost: number;
+}
+
 export interface VastSimState {
   rented: number[];
   destroyed: number[];
@@ -157,16 +169,7 @@ export interface VastSimState {
   authFailures: number;
   /** Requests that carried `api_key` in the query string (a client bug: keys never go in URLs). */
   apiKeyInUrl: number;
-  faultsInjected: {
-    '429': number;
-    '5xx': number;
-    offerGone: number;
-    competitorWon: number;
-    slowCreate: number;
-    transient: number;
-    badImage: number;
-    keyLost: number;
-  };
+  faultsInjected: FaultCounts;
   /** Per endpoint group: calls accepted (`ok`, any status but a 429) and answered 429 (`r429`). */
   calls: Record<string, { ok: number; r429: number }>;
 }
