@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { afterAll } from 'vitest';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const BIN = join(REPO, 'bin/retrain.mjs');
@@ -116,3 +117,18 @@ export function startWorker(env: NodeJS.ProcessEnv): WorkerProc {
 }
 
 export const fakeRecipe = join(FIXTURES, 'recipes/fake');
+
+/**
+ * A fixture recipe that trains with the fake recipe's script. test/fixtures/recipes/<name>/ holds
+ * only its recipe.yaml (one copy of fake_train.py for all of them); the loader ships only files
+ * inside a recipe's own directory, so this puts both in a fresh directory and returns its path.
+ * Call it at a test file's top level: the directory is removed after the file's tests.
+ */
+export function fakeVariantRecipe(name: string): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'retrain-recipe-')), name);
+  afterAll(() => rmSync(dirname(dir), { recursive: true, force: true }));
+  mkdirSync(dir);
+  copyFileSync(join(FIXTURES, 'recipes', name, 'recipe.yaml'), join(dir, 'recipe.yaml'));
+  copyFileSync(join(fakeRecipe, 'fake_train.py'), join(dir, 'fake_train.py'));
+  return dir;
+}

@@ -8,13 +8,20 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { prepareContainer, retrainContainers } from '../helpers/container.js';
-import { FIXTURES, runCli, sandbox, startWorker, type Sandbox, type WorkerProc } from '../helpers/harness.js';
+import {
+  fakeVariantRecipe,
+  runCli,
+  sandbox,
+  startWorker,
+  type Sandbox,
+  type WorkerProc,
+} from '../helpers/harness.js';
 import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { startSshd } from '../helpers/sshd.js';
 import { processesWith } from '../helpers/vastWorld.js';
 
 const DATE = '20260110';
-const recipe = join(FIXTURES, 'recipes/container');
+const recipe = fakeVariantRecipe('container');
 const setup = await prepareContainer();
 
 async function waitFor<T>(

@@ -9,14 +9,15 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { FIXTURES } from '../helpers/harness.js';
+import { fakeVariantRecipe } from '../helpers/harness.js';
 import { expectNothingLeftRented, startVastWorld, vastRun, type VastWorld } from '../helpers/vastWorld.js';
 
 const DATE = '20260110';
 const IMAGE = 'registry.example.com/team/trainer:2.1';
 const USER = 'team-robot';
 const TOKEN = `ghp_sEcReTtOkEn${process.pid}x7Q`;
-const privateImage = join(FIXTURES, 'recipes/private-image');
+const privateImage = fakeVariantRecipe('private-image');
+const byoHooks = fakeVariantRecipe('byo-hooks');
 
 const status = (w: VastWorld) =>
   JSON.parse(readFileSync(join(w.sb.home, 'store', `runs/${DATE}Z/status.json`), 'utf8')).symbols;
@@ -127,7 +128,7 @@ describe('recipes on Vast: image, registry login, minCudaVersion, healthcheck', 
     const r = await vastRun(w.sb.env, {
       symbols: ['BTCUSDT'],
       date: DATE,
-      recipe: join(FIXTURES, 'recipes/byo-hooks'),
+      recipe: byoHooks,
       extra: ['--var', `hc_marker=${marker}`, '--retries', '1'],
     });
     expect(r.code, r.stdout + r.stderr).toBe(0);

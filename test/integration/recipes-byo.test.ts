@@ -8,11 +8,12 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { FIXTURES, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { fakeVariantRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
 
 const DATE = '20260110';
 const JOB = `train__BTCUSDT__${DATE}`;
-const byoHooks = join(FIXTURES, 'recipes/byo-hooks');
+const byoHooks = fakeVariantRecipe('byo-hooks');
+const byoDisk = fakeVariantRecipe('byo-disk');
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const status = (sb: Sandbox) =>
   JSON.parse(readFileSync(join(sb.home, 'store', `runs/${DATE}Z/status.json`), 'utf8')).symbols;
@@ -159,7 +160,7 @@ describe('recipes: bring your own training (driver local)', () => {
   });
 
   it('a host with less free disk than minDiskGb fails before staging with reason disk', async () => {
-    const r = await run(sb, join(FIXTURES, 'recipes/byo-disk'), ['--retries', '0']);
+    const r = await run(sb, byoDisk, ['--retries', '0']);
     expect(r.code).toBe(1);
     const e = status(sb).BTCUSDT;
     expect(e).toMatchObject({ status: 'failed', reason: 'disk' });
