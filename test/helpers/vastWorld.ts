@@ -3,13 +3,15 @@
  * standing in for every rented host, and the Vast simulator over real HTTP, wired into the
  * sandbox's environment so the CLI and workers rent from the simulator.
  */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
 import { expect } from 'vitest';
-import { runCli, sandbox, type CliResult, type Sandbox } from './harness.js';
+import { BIN, REPO, fakeRecipe, runCli, sandbox, type CliResult, type Sandbox } from './harness.js';
 import { startSshd, type SshdHandle } from './sshd.js';
 
 export const SIM_API_KEY = 'sim-account-key-world';
@@ -152,4 +154,41 @@ export async function waitFor<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Starts `retrain run --driver vast` as a process of its own: the fake recipe on synthetic data, two
+ * trainings at a time, each sleeping 120 s with `marker` on its command line (tests find them with
+ * it, then cancel or interrupt the run). Output is piped, for the test to read.
+ */
+export function spawnSleepingVastRun(
+  env: NodeJS.ProcessEnv,
+  symbols: readonly string[],
+  date: string,
+  marker: string,
+): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(
+    process.execPath,
+    [
+      BIN,
+      'run',
+      '--driver',
+      'vast',
+      '--symbols',
+      symbols.join(','),
+      '--date',
+      date,
+      '--ensure-features',
+      '--synthetic',
+      '--recipe',
+      fakeRecipe,
+      '--max-concurrent',
+      '2',
+      '--var',
+      'sleep=120',
+      '--var',
+      `marker=${marker}`,
+    ],
+    { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
 }

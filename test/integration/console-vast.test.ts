@@ -3,7 +3,6 @@
  * sshd: `retrain offers` (sorted, filtered, with an estimate that the run then books within 10 %),
  * and `retrain cancel` from a second process while `retrain run` trains (one symbol, then the run).
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -11,11 +10,12 @@ import pino from 'pino';
 import { createDashboard, listenDashboard } from '../../dashboards/server.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { LocalStore } from '../../src/storage/index.js';
-import { BIN, REPO, fakeRecipe, runCli } from '../helpers/harness.js';
+import { fakeRecipe, runCli } from '../helpers/harness.js';
 import { startTelegramStandIn } from '../helpers/telegramStandIn.js';
 import {
   expectNothingLeftRented,
   processesWith,
+  spawnSleepingVastRun,
   startVastWorld,
   vastRun,
   waitFor,
@@ -152,30 +152,7 @@ describe('console over driver vast', () => {
     w = await startVastWorld(inject('redisUrl'));
     const marker = `retrain-cancel-${Date.now()}`;
     const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
-    const child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'run',
-        '--driver',
-        'vast',
-        '--symbols',
-        symbols.join(','),
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        fakeRecipe,
-        '--max-concurrent',
-        '2',
-        '--var',
-        'sleep=120',
-        '--var',
-        `marker=${marker}`,
-      ],
-      { env: w.sb.env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnSleepingVastRun(w.sb.env, symbols, DATE, marker);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));

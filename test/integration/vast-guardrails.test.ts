@@ -2,16 +2,16 @@
  * The GPU path under trouble, end to end through the CLI: the Vast simulator over real HTTP with
  * faults injected, instances backed by a real sshd on loopback, the real Redis.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
-import { BIN, fakeRecipe, REPO, runCli, type Sandbox } from '../helpers/harness.js';
+import { fakeRecipe, runCli, type Sandbox } from '../helpers/harness.js';
 import type { SshdHandle } from '../helpers/sshd.js';
 import {
   findFiles,
   processesWith,
+  spawnSleepingVastRun,
   expectNothingLeftRented as expectRentedAllGone,
   startVastWorld,
   vastRun as runVast,
@@ -240,30 +240,7 @@ describe('Ctrl-C on retrain run --driver vast', () => {
     await setUp();
     const marker = `retrain-ctrlc-${Date.now()}`;
     const symbols = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT'];
-    const child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'run',
-        '--driver',
-        'vast',
-        '--symbols',
-        symbols.join(','),
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        fakeRecipe,
-        '--max-concurrent',
-        '2',
-        '--var',
-        'sleep=120',
-        '--var',
-        `marker=${marker}`,
-      ],
-      { env: sb.env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnSleepingVastRun(sb.env, symbols, DATE, marker);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
