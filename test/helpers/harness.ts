@@ -132,3 +132,18 @@ export function fakeVariantRecipe(name: string): string {
   copyFileSync(join(fakeRecipe, 'fake_train.py'), join(dir, 'fake_train.py'));
   return dir;
 }
+
+/** Polls `fn` every 100 ms until it returns something other than undefined or false. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

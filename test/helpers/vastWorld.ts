@@ -12,6 +12,8 @@ import { ensureDeploymentKey } from '../../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim, type VastSim, type VastSimOptions } from '../../src/vast/sim/server.js';
 import { expect } from 'vitest';
 import { BIN, REPO, fakeRecipe, runCli, sandbox, type CliResult, type Sandbox } from './harness.js';
+
+export { waitFor } from './harness.js';
 import { startSshd, type SshdHandle } from './sshd.js';
 
 export const SIM_API_KEY = 'sim-account-key-world';
@@ -140,20 +142,6 @@ export function findFiles(dir: string, name: string): string[] {
     else if (e.name === name) out.push(p);
   }
   return out;
-}
-
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, REPO } from '../helpers/harness.js';
+import { BIN, REPO, waitFor } from '../helpers/harness.js';
 import { freePort, privateRedis, type PrivateRedis } from '../helpers/privateRedis.js';
 
 const GRACE_MS = 2000;
@@ -28,20 +28,6 @@ function start(args: string[], env: NodeJS.ProcessEnv): Proc {
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return { proc, exited, lines: () => out.split('\n').filter((l) => l.trim() !== '') };
-}
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function healthStatus(port: number): Promise<number | undefined> {
