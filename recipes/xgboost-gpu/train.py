@@ -127,7 +127,7 @@ def ensure_xgboost():
             fcntl.flock(lock, fcntl.LOCK_EX)  # symbols starting together on one host install once
             py = find_xgboost_python()
             if py is None:
-                log("xgboost: no Python here imports xgboost >= 1.7; installing it into %s" % venv)
+                rr.log("xgboost: no Python here imports xgboost >= 1.7; installing it into %s" % venv)
                 shutil.rmtree(venv, ignore_errors=True)
                 base = shutil.which("python3") or sys.executable
                 steps = [
@@ -144,7 +144,7 @@ def ensure_xgboost():
         print("train.py: error: xgboost installed but still not importable", file=sys.stderr)
         return 3
     version = subprocess.run([py, "-c", "import xgboost; print(xgboost.__version__)"], capture_output=True, text=True)
-    log("xgboost: using %s (xgboost %s)" % (py, version.stdout.strip()))
+    rr.log("xgboost: using %s (xgboost %s)" % (py, version.stdout.strip()))
     return 0
 
 
@@ -155,7 +155,7 @@ def reexec_with_xgboost():
     py = find_xgboost_python()
     if py is None:
         return
-    log("xgboost: %s has no xgboost; running under %s" % (sys.executable, py))
+    rr.log("xgboost: %s has no xgboost; running under %s" % (sys.executable, py))
     sys.stdout.flush()
     os.environ[REEXEC_ENV] = "1"
     os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
