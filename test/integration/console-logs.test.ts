@@ -132,16 +132,7 @@ describe('retrain logs', () => {
       for (const m of d.toString().matchAll(/^line \d+$/gm)) seen.push({ line: m[0], at: Date.now() });
     });
     child.stderr.on('data', (d) => (err += d));
-    // When the worker recorded the end, seen from here (independently of the follower).
-    let endedAt = 0;
-    const watch = setInterval(() => {
-      void l.getEntry(DATE, 'SOLUSDT').then((e) => {
-        if (!endedAt && e?.status === 'success') endedAt = Date.now();
-      });
-    }, 100);
-    const code = await new Promise<number | null>((r) => child.once('exit', r)).finally(() =>
-      clearInterval(watch),
-    );
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
     const entry = await l.getEntry(DATE, 'SOLUSDT');
     expect(code, out + err).toBe(0);
     expect(entry?.status).toBe('success');
@@ -150,6 +141,9 @@ describe('retrain logs', () => {
     expect(err).toContain('SOLUSDT ended: success');
     // Live, not a replay at the end: lines came while the training ran, spread over its seconds
     // (one every 2 s), not all at once when it ended.
+    // When the worker recorded the end: the ledger's own timestamp (same machine clock), so a
+    // follower that exits quickly cannot slip between two polls of ours.
+    const endedAt = Date.parse(entry?.endedAt ?? '');
     expect(endedAt).toBeGreaterThan(0);
     expect(seen[0]!.at).toBeLessThan(endedAt);
     expect(seen.at(-1)!.at - seen[0]!.at).toBeGreaterThan(1000);
