@@ -170,6 +170,7 @@ async function checkSsh(config: Config): Promise<Check[]> {
     pinsFile: join(config.home, 'ssh', 'known_hosts.json'),
     readyTimeoutMs: 10_000,
     connectRetries: 0,
+    commandAgent: s.commandAgent,
   });
   const where = `${s.user}@${s.host}:${s.port}`;
   try {

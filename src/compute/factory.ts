@@ -98,6 +98,7 @@ export async function createProvider(
         keyPath: s.keyPath,
         workRoot: s.workRoot,
         pinsFile: join(sshDir, 'known_hosts.json'),
+        commandAgent: s.commandAgent,
       });
     }
     case 'vast': {

@@ -30,6 +30,8 @@ export interface SshProviderOptions {
   /** Passed to SshTransport.connect. */
   readyTimeoutMs?: number;
   connectRetries?: number;
+  /** `ssh.commandAgent`: false runs each command in a session of its own. Default true. */
+  commandAgent?: boolean;
 }
 
 /** The pin id of an SSH endpoint. */
@@ -45,7 +47,7 @@ export async function connectLease(
   info: LeaseInfo,
   privateKey: Buffer,
   pins: HostKeyPins,
-  opts: { readyTimeoutMs?: number; connectRetries?: number; pinId?: string } = {},
+  opts: { readyTimeoutMs?: number; connectRetries?: number; pinId?: string; commandAgent?: boolean } = {},
 ): Promise<SshTransport> {
   const port = info.port ?? 22;
   return SshTransport.connect({
@@ -57,6 +59,7 @@ export async function connectLease(
     pinId: opts.pinId ?? pinIdFor(info.host, port),
     ...(opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
     ...(opts.connectRetries !== undefined ? { connectRetries: opts.connectRetries } : {}),
+    ...(opts.commandAgent === false ? { agent: false } : {}),
   });
 }
 
@@ -110,9 +113,10 @@ export class SshProvider implements ComputeProvider {
   }
 
   private connect(info: LeaseInfo): Promise<SshTransport> {
-    const extra: { readyTimeoutMs?: number; connectRetries?: number } = {};
+    const extra: { readyTimeoutMs?: number; connectRetries?: number; commandAgent?: boolean } = {};
     if (this.opts.readyTimeoutMs !== undefined) extra.readyTimeoutMs = this.opts.readyTimeoutMs;
     if (this.opts.connectRetries !== undefined) extra.connectRetries = this.opts.connectRetries;
+    if (this.opts.commandAgent !== undefined) extra.commandAgent = this.opts.commandAgent;
     return this.privateKey().then((key) => connectLease(info, key, this.pins, extra));
   }
 

@@ -384,6 +384,7 @@ export class VastProvider implements ComputeProvider {
               pinId: `vast:${info.id}`,
               readyTimeoutMs: 10_000,
               connectRetries: 1,
+              commandAgent: this.opts.config.ssh.commandAgent,
             });
             return { info: at, transport };
           } catch (err) {
@@ -426,6 +427,7 @@ export class VastProvider implements ComputeProvider {
     const at = { ...info, host: ep.host, port: ep.port };
     const transport = await connectLease(at, this.opts.privateKey, this.opts.pins, {
       pinId: `vast:${info.id}`,
+      commandAgent: this.opts.config.ssh.commandAgent,
     });
     return { info: at, transport };
   }

@@ -414,6 +414,12 @@ export const ConfigSchema = z
             .regex(/^\/[A-Za-z0-9_./-]+$/)
             .default('/root/retrain')
             .meta({ env: 'RETRAIN_REMOTE_ROOT' }),
+          /**
+           * Every SSH connection (driver ssh and Vast instances) runs its commands through one
+           * command agent (python3, shipped over the connection): one login shell per connection
+           * instead of one per command. false: a session per command, as without python3 there.
+           */
+          commandAgent: z.boolean().default(true).meta({ env: 'RETRAIN_SSH_COMMAND_AGENT' }),
         })
         .strict(),
     ),

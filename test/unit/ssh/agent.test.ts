@@ -8,7 +8,11 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { createProvider } from '../../../src/compute/factory.js';
+import { loadConfig } from '../../../src/config/load.js';
 import { TransportError } from '../../../src/errors.js';
+import type { JobSpec } from '../../../src/jobspec/types.js';
 import { shellQuote as q } from '../../../src/recipes/template.js';
 import { loadRecipe } from '../../../src/recipes/loader.js';
 import { buildRunScript, standardRunContext } from '../../../src/remote/runScript.js';
@@ -120,6 +124,38 @@ describe('ssh command agent', () => {
     for (let i = 0; i < 6; i++) expect((await plain.exec(`echo ${i}`)).stdout).toBe(`${i}\n`);
     expect(await rcReads()).toBe(before + 6);
     expect(plain.agentStarts).toBe(0);
+  }, 30_000);
+
+  it('ssh.commandAgent (RETRAIN_SSH_COMMAND_AGENT=false) reaches the ssh driver: one login shell per command then', async () => {
+    const home = await makeTmp();
+    const env = {
+      RETRAIN_HOME: home,
+      RETRAIN_DRIVER: 'ssh',
+      RETRAIN_SSH_HOST: sshd.host,
+      RETRAIN_SSH_PORT: String(sshd.port),
+      RETRAIN_SSH_USER: sshd.user,
+      RETRAIN_SSH_KEY: key.privateKeyPath,
+      RETRAIN_REMOTE_ROOT: join(home, 'work'),
+    };
+    const shellsFor3 = async (extra: Record<string, string>) => {
+      const config = loadConfig({ env: { ...env, ...extra }, cwd: '/tmp/nowhere' });
+      // The ssh driver touches no Redis.
+      const provider = await createProvider(config, { redis: undefined as unknown as Redis });
+      try {
+        const before = await rcReads();
+        const lease = await provider.acquire({} as JobSpec, { signal: new AbortController().signal });
+        for (let i = 0; i < 3; i++) expect((await lease.transport.exec(`echo ${i}`)).stdout).toBe(`${i}\n`);
+        await lease.transport.close();
+        return { on: config.ssh.commandAgent, shells: (await rcReads()) - before };
+      } finally {
+        await provider.close();
+      }
+    };
+    // The lease's own setup commands and the three share one login shell with the agent.
+    expect(await shellsFor3({})).toEqual({ on: true, shells: 1 });
+    const off = await shellsFor3({ RETRAIN_SSH_COMMAND_AGENT: 'false' });
+    expect(off.on).toBe(false);
+    expect(off.shells).toBeGreaterThanOrEqual(3);
   }, 30_000);
 
   it('keeps secrets off command lines and hostile strings inert through the agent', async () => {
