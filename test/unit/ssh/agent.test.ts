@@ -148,7 +148,7 @@ describe('ssh command agent', () => {
         await lease.transport.close();
         return { on: config.ssh.commandAgent, shells: (await rcReads()) - before };
       } finally {
-        await provider.close();
+        await provider.close?.();
       }
     };
     // The lease's own setup commands and the three share one login shell with the agent.
