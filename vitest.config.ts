@@ -2,10 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Tests that compare timings (wall or billed time of two runs, a pace of writes, how soon a poll
- * comes) run alone, after the rest; every other file runs two at a time. Each test isolates itself
- * (own Redis prefix, own RETRAIN_HOME, own sshd and simulator on free ports), and most of an
- * integration test's time is spent waiting on its child processes, so two at once on a 2-core
- * machine nearly halves the suite (865 s one at a time, ~500 s this way).
+ * comes) run alone, after the rest; every other file runs three at a time. Each test isolates
+ * itself (own Redis prefix, own RETRAIN_HOME, own sshd and simulator on free ports), and most of an
+ * integration test's time is spent waiting on its child processes and simulated clocks, so three
+ * at once on a 2-core machine still pays: 612 s against 891-940 s two at a time (2026-12-04).
  */
 const TIMED = [
   'test/integration/telegram.test.ts',
