@@ -6,7 +6,9 @@ import { ChecksumError, OutputContractError, RetrainError, TransportError } from
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { parseSha256Txt, sha256File } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
-import { checkName, mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
+import pLimit from 'p-limit';
+import { settleAll } from '../util/settle.js';
+import { checkName, SAFE_SEGMENT_RE } from './execUtil.js';
 import type { Transport } from './transport.js';
 
 /** sha256.txt larger than this is refused as malformed. */
@@ -30,30 +32,41 @@ export async function collectOutputs(
   localDir: string,
   recipe: LoadedRecipe,
 ): Promise<CollectedOutput[]> {
+  return (await collectRun(t, workdir, localDir, recipe)).outputs;
+}
+
+/**
+ * `collectOutputs`, also telling which of `regular` (work-dir-relative names such as `train.log`)
+ * are regular files reached without a symlink, as `regularFiles` would: the look at out/, that
+ * check and sha256.txt come back from one exec (each exec or file request is a round trip to the
+ * host, 50-200 ms to a rented one), and the outputs are fetched a few at a time.
+ */
+export async function collectRun(
+  t: Transport,
+  workdir: string,
+  localDir: string,
+  recipe: LoadedRecipe,
+  regular: string[] = [],
+): Promise<{ outputs: CollectedOutput[]; regular: string[] }> {
   const outDir = posix.join(workdir, 'out');
-  const shaPath = posix.join(outDir, 'sha256.txt');
+  const look = await inspect(t, workdir, regular);
   // Outputs are only read from the work dir's own out/: one the recipe replaced by a symlink would
   // lead every read below somewhere else on the host.
-  const kind = await mustExec(
-    t,
-    `cd -- ${q(workdir)} && if [ -L out ]; then echo link; elif [ -d out ]; then echo dir; else echo none; fi`,
-    'inspect out/',
-  );
-  if (kind.stdout.trim() !== 'dir') {
+  if (look.out !== 'dir') {
     throw new OutputContractError(
-      kind.stdout.trim() === 'link'
+      look.out === 'link'
         ? 'out/ was replaced by a symlink: outputs are only read from the work dir'
         : 'out/ is missing: the recipe removed its output dir',
     );
   }
-  const st = await t.stat(shaPath);
-  if (!st || st.isDirectory) {
+  if (look.sha256Txt === undefined) {
     throw new OutputContractError('out/sha256.txt is missing: the recipe did not finish successfully');
   }
-  if (st.size > MAX_SHA256_TXT_BYTES) throw new OutputContractError('out/sha256.txt is too large');
+  if (look.sha256Txt.length > MAX_SHA256_TXT_BYTES)
+    throw new OutputContractError('out/sha256.txt is too large');
   let listed: Record<string, string>;
   try {
-    listed = parseSha256Txt((await t.readRange(shaPath, 0, MAX_SHA256_TXT_BYTES)).toString('utf8'));
+    listed = parseSha256Txt(look.sha256Txt.toString('utf8'));
   } catch (err) {
     if (err instanceof RetrainError) throw err;
     throw new OutputContractError(`out/sha256.txt is malformed: ${(err as Error).message}`);
@@ -71,19 +84,67 @@ export async function collectOutputs(
   const wanted = [...new Set([...required, ...optional, ...recipe.def.partial])]
     .filter((n) => listed[n] !== undefined)
     .sort();
+  wanted.forEach(checkName);
 
-  const out: CollectedOutput[] = [];
-  for (const name of wanted) {
-    checkName(name);
-    const local = join(localDir, name);
-    await t.getFile(posix.join(outDir, name), local);
-    const { sha256, bytes } = await sha256File(local);
-    if (sha256 !== listed[name]) {
-      throw new ChecksumError(`output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`);
-    }
-    out.push({ name, sha256, bytes });
+  const limit = pLimit(FETCH_CONCURRENCY);
+  const outputs = await settleAll(
+    wanted.map((name) =>
+      limit(async (): Promise<CollectedOutput> => {
+        const local = join(localDir, name);
+        await t.getFile(posix.join(outDir, name), local);
+        const { sha256, bytes } = await sha256File(local);
+        if (sha256 !== listed[name]) {
+          throw new ChecksumError(
+            `output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`,
+          );
+        }
+        return { name, sha256, bytes };
+      }),
+    ),
+  );
+  return { outputs, regular: look.regular };
+}
+
+/** Outputs fetched at once (each a few round trips on its own). */
+const FETCH_CONCURRENCY = 4;
+
+/**
+ * One exec: what out/ is (dir, link or none), which of `regular` are regular files reached
+ * without a symlink, and out/sha256.txt (followed like any read of it; absent when missing or a
+ * directory), at most one byte past MAX_SHA256_TXT_BYTES so that a larger one is seen as such.
+ */
+async function inspect(
+  t: Transport,
+  workdir: string,
+  regular: string[],
+): Promise<{ out: string; regular: string[]; sha256Txt?: Buffer }> {
+  const cmd = [
+    `cd -- ${q(workdir)} || exit 1`,
+    'if [ -L out ]; then echo link; elif [ -d out ]; then echo dir; else echo none; fi',
+    regular.length
+      ? `for f in ${regular.map(q).join(' ')}; do d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
+        `[ -f "$f" ] && [ ! -L "$f" ] && printf 'regular %s\\n' "$f"; done`
+      : ':',
+    // Only a plain out/ is read from (the answer above stops the caller otherwise).
+    'f=out/sha256.txt',
+    `if [ -d out ] && [ ! -L out ] && [ -e "$f" ] && [ ! -d "$f" ]; then echo sha256.txt; head -c ${MAX_SHA256_TXT_BYTES + 1} -- "$f" || exit 1; fi`,
+  ].join('\n');
+  const r = await t.exec(cmd, { timeoutMs: 60_000, maxOutputBytes: MAX_SHA256_TXT_BYTES + 64 * 1024 });
+  if (r.code !== 0) {
+    const detail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+    throw new TransportError(`could not inspect out/ (exit ${r.code})${detail ? `: ${detail}` : ''}`);
   }
-  return out;
+  const lines = r.stdout.split('\n');
+  const out = lines[0] ?? '';
+  const found = new Set<string>();
+  let i = 1;
+  for (; i < lines.length && lines[i]!.startsWith('regular '); i++) found.add(lines[i]!.slice(8));
+  const hasSha = lines[i] === 'sha256.txt';
+  return {
+    out,
+    regular: regular.filter((rel) => found.has(rel)),
+    ...(hasSha ? { sha256Txt: Buffer.from(lines.slice(i + 1).join('\n'), 'utf8') } : {}),
+  };
 }
 
 /**

@@ -31,6 +31,8 @@ export class SshTransport implements Transport {
   readonly label: string;
   /** What the last successful putFile did (for tests and progress logs). */
   lastPutStats: PutStats | undefined;
+  /** What the recent uploads sent, by remote path (uploads run side by side while staging). */
+  readonly putStats = new Map<string, PutStats>();
   private readonly connection: SshConnection;
 
   private constructor(opts: SshConnectOptions) {
@@ -81,6 +83,10 @@ export class SshTransport implements Transport {
   /** Resumable upload through `<remote>.part` (see ssh/upload.ts); `lastPutStats` tells what was sent. */
   async putFile(localPath: string, remotePath: string): Promise<void> {
     this.lastPutStats = await putFile(this.connection, localPath, remotePath);
+    this.putStats.delete(remotePath);
+    this.putStats.set(remotePath, this.lastPutStats);
+    // A pooled connection lives for many symbols: keep the recent ones only.
+    if (this.putStats.size > 64) this.putStats.delete(this.putStats.keys().next().value!);
   }
 
   getFile(remotePath: string, localPath: string): Promise<void> {

@@ -4,10 +4,12 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import pLimit from 'p-limit';
 import { ChecksumError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { shellQuote as q } from '../recipes/template.js';
 import { parseSha256Txt, sha256File, sha256Hex } from '../util/hash.js';
+import { settleAll } from '../util/settle.js';
 import { mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
 import { untarCommand } from './pack.js';
 import type { Transport } from './transport.js';
@@ -82,20 +84,29 @@ export async function stageRun(
   // host's page cache); a file the host already had with the right hash was verified just now.
   const early = new EarlyChecks(t, workdir);
   try {
+    // A few uploads at once: a small file costs several round trips to the host (open, write,
+    // close, stat, rename), which is what a symbol's staging waits on over a long link.
+    const limit = pLimit(UPLOAD_CONCURRENCY);
+    const sends: Promise<void>[] = [];
     for (const [i, f] of uploads.entries()) {
       if (before[f.remoteRel] === f.sha256) {
         early.known(f.remoteRel);
         continue;
       }
-      await t.putFile(f.localPath, posix.join(workdir, f.remoteRel));
-      if (sizes[i]! >= OPENSSL_FROM_BYTES) early.check(f.remoteRel, f.sha256);
+      sends.push(
+        limit(async () => {
+          await t.putFile(f.localPath, posix.join(workdir, f.remoteRel));
+          if (sizes[i]! >= OPENSSL_FROM_BYTES) early.check(f.remoteRel, f.sha256);
+        }),
+      );
     }
     const scriptRel = before['run.sh'] === scriptSha ? 'run.sh' : 'run.sh.tmp';
     if (scriptRel === 'run.sh.tmp') {
       const local = join(tmp, 'run.sh');
       await writeFile(local, opts.script, { mode: 0o600 });
-      await t.putFile(local, posix.join(workdir, 'run.sh.tmp'));
+      sends.push(limit(() => t.putFile(local, posix.join(workdir, 'run.sh.tmp'))));
     }
+    await settleAll(sends);
     await early.settled();
 
     // The rest is one exec (each exec costs a shell start on the host, and over ssh a login shell):
@@ -168,6 +179,9 @@ const SHA_FN = [
   '  return 0',
   '}',
 ].join('\n');
+
+/** Uploads in flight at once while staging. */
+const UPLOAD_CONCURRENCY = 4;
 
 /** Inputs of at least this many bytes are hashed on the host with `retrain_sha` (openssl). */
 const OPENSSL_FROM_BYTES = 32 * 1024 * 1024;

@@ -101,10 +101,11 @@ describe('staging the inputs tar over ssh', () => {
     const observing: Transport = Object.create(t) as Transport;
     observing.putFile = async (local, remote) => {
       await t.putFile(local, remote);
-      stats.push({ remote, ...t.lastPutStats });
+      stats.push({ remote, ...t.putStats.get(remote) });
     };
     await stageRun(observing, { workdir, files: [], archives: [archive], script: SCRIPT });
-    expect(stats[0]).toEqual({
+    // run.sh travels beside it (uploads run side by side): the tar's own record is the one.
+    expect(stats.find((r) => (r as { remote: string }).remote === `${workdir}/inputs.tar`)).toEqual({
       remote: `${workdir}/inputs.tar`,
       sentBytes: whole.length - 200_000,
       resumedFrom: 200_000,

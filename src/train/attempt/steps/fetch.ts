@@ -9,9 +9,9 @@ import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
 import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
-import { regularFiles } from '../../../remote/collect.js';
+import { collectRun } from '../../../remote/collect.js';
 import { maskFile } from '../../../remote/logMask.js';
-import { collectOutputs, type CollectedOutput } from '../../../remote/runner.js';
+import type { CollectedOutput } from '../../../remote/runner.js';
 import { keys } from '../../../storage/layout.js';
 import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
@@ -33,7 +33,9 @@ export const fetch: Step = {
     const outDir = join(ctx.stagingDir, 'out');
     await rm(outDir, { recursive: true, force: true });
     await mkdir(outDir, { recursive: true });
-    const outputs = await collectOutputs(ctx.lease!.transport, ctx.workdir, outDir, ctx.recipe);
+    const { outputs, regular } = await collectRun(ctx.lease!.transport, ctx.workdir, outDir, ctx.recipe, [
+      'train.log',
+    ]);
     await ctx.hooks.afterTraining(ctx.lease!.transport, ctx.workdir, 'succeeded'); // the outputs are safe here first
     failpoint('fetching:collected');
     if (!outputs.some((o) => o.name === 'metrics.json'))
@@ -41,7 +43,7 @@ export const fetch: Step = {
     const parsed = parseMetricsText(await readFile(join(outDir, 'metrics.json'), 'utf8'));
     if (!parsed.ok)
       throw new OutputContractError(`${spec.symbol}: metrics.json is invalid: ${parsed.reason}`);
-    const trainMinutes = await writeOwnFiles(ctx, outDir);
+    const trainMinutes = await writeOwnFiles(ctx, outDir, regular.includes('train.log'));
     const { artifacts, hashes } = await hashOutputs(ctx, outDir, outputs);
     await upload(ctx, outDir, artifacts, hashes);
     ctx.outcome = { metrics: parsed.metrics as unknown as Record<string, unknown>, trainMinutes, artifacts };
@@ -49,13 +51,13 @@ export const fetch: Step = {
 };
 
 /** The orchestrator's own files beside the recipe's outputs; the training's minutes. */
-async function writeOwnFiles(ctx: AttemptContext, outDir: string): Promise<number> {
+async function writeOwnFiles(ctx: AttemptContext, outDir: string, logIsRegular: boolean): Promise<number> {
   const { spec, facts, workdir } = ctx;
   const t = ctx.lease!.transport;
   const endedAt = ctx.now();
   const startedAt = facts.executingSince ? new Date(facts.executingSince) : endedAt;
   const trainMinutes = (endedAt.getTime() - startedAt.getTime()) / 60_000;
-  if ((await regularFiles(t, workdir, ['train.log'])).length === 0) {
+  if (!logIsRegular) {
     throw new OutputContractError(`${spec.symbol}: train.log is missing or not a regular file`);
   }
   await t.getFile(`${workdir}/train.log`, join(outDir, 'train.log'));
