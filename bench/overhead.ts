@@ -12,6 +12,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startSshd } from '../test/helpers/sshd.js';
+import { startLatencyProxy } from './lib/latencyProxy.js';
 import { createStore } from '../src/storage/index.js';
 import {
   bareBullmq,
@@ -102,7 +103,7 @@ async function localRun(redisUrl: string, symbols: string[]): Promise<Variant> {
   }
 }
 
-async function sshRun(redisUrl: string, symbols: string[], keepRc: boolean): Promise<Variant> {
+async function sshRun(redisUrl: string, symbols: string[], keepRc: boolean, rttMs = 0): Promise<Variant> {
   const w = await world('overhead-ssh', redisUrl);
   const keyPath = join(w.home, 'bench_ed25519');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'retrain-bench', '-f', keyPath]);
@@ -113,20 +114,25 @@ async function sshRun(redisUrl: string, symbols: string[], keepRc: boolean): Pro
     authorizedKeys: [await readFile(`${keyPath}.pub`, 'utf8')],
     extraConfig: keepRc ? [] : ['SetEnv SHLVL=1'],
   });
+  // With a round trip, the driver reaches sshd through a proxy that delays every packet.
+  const proxy = rttMs > 0 ? await startLatencyProxy(sshd, rttMs) : undefined;
+  const at = proxy ?? sshd;
   try {
     const remote = join(w.home, 'remote');
     await mkdir(remote, { recursive: true });
     const config = w.config({
       recipe: NOOP_RECIPE,
       train: { driver: 'ssh', workerConcurrency: CONCURRENCY, maxConcurrent: CONCURRENCY, retries: 0 },
-      ssh: { host: sshd.host, port: sshd.port, user: sshd.user, keyPath, workRoot: remote },
+      ssh: { host: at.host, port: at.port, user: sshd.user, keyPath, workRoot: remote },
     });
     await seedFeatures(createStore(config.store), symbols, BENCH_DATE);
     return report(
-      `ssh driver (loopback sshd :${sshd.port}${keepRc ? ', login shell reading ~/.bashrc' : ''})`,
+      `ssh driver (loopback sshd :${sshd.port}${keepRc ? ', login shell reading ~/.bashrc' : ''}` +
+        `${rttMs ? `, ${rttMs} ms round trip` : ''})`,
       await runPipeline(config, symbols, { cap: CONCURRENCY, recipe: NOOP_RECIPE }),
     );
   } finally {
+    await proxy?.close();
     await sshd.stop();
     await w.cleanup();
   }
@@ -152,6 +158,16 @@ export async function overhead(): Promise<void> {
     const ssh = skipSsh ? undefined : await sshRun(redisUrl, symbols, false);
     const sshRc =
       skipSsh || process.env.BENCH_SSH_RC !== '1' ? undefined : await sshRun(redisUrl, symbols, true);
+    // A host across a real network: each round trip a symbol waits on costs RTT (BENCH_SSH_RTT_MS),
+    // so (p50 there - p50 on loopback) / RTT is the round trips per symbol. Fewer symbols: each
+    // takes seconds.
+    const rtt = Number(process.env.BENCH_SSH_RTT_MS ?? 0);
+    const sshWan =
+      skipSsh || !ssh || rtt <= 0
+        ? undefined
+        : await sshRun(redisUrl, symbols.slice(0, Number(process.env.BENCH_SSH_RTT_N ?? 20)), false, rtt);
+    const roundTrips = sshWan && ssh ? (sshWan.p50 - ssh.p50) / rtt : undefined;
+    if (roundTrips !== undefined) say(`round trips a symbol waits on over ssh: ${round(roundTrips, 1)}`);
     say(
       'targets at concurrency 1: p50 overhead <= 60 ms local, <= 120 ms over ssh, with rc files <= 1.3x ' +
         'the plain ssh figure; orchestrator CPU per symbol <= 15 ms local, <= 20 ms over ssh',
@@ -168,6 +184,9 @@ export async function overhead(): Promise<void> {
       ssh_rc_p50_ms: sshRc ? round(sshRc.p50) : null,
       cpu_ms_per_symbol_local: round(local.cpuPerSymbol, 1),
       cpu_ms_per_symbol_ssh: ssh ? round(ssh.cpuPerSymbol, 1) : null,
+      ...(sshWan
+        ? { ssh_rtt_ms: rtt, ssh_rtt_p50_ms: round(sshWan.p50), ssh_round_trips: round(roundTrips!, 1) }
+        : {}),
       concurrency: CONCURRENCY,
       n,
     });

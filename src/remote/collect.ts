@@ -37,9 +37,10 @@ export async function collectOutputs(
 
 /**
  * `collectOutputs`, also telling which of `regular` (work-dir-relative names such as `train.log`)
- * are regular files reached without a symlink, as `regularFiles` would: the look at out/, that
- * check and sha256.txt come back from one exec (each exec or file request is a round trip to the
- * host, 50-200 ms to a rented one), and the outputs are fetched a few at a time.
+ * are regular files reached without a symlink, as `regularFiles` would, and fetching those into
+ * `localDir` beside the outputs: the look at out/, that check and sha256.txt come back from one
+ * exec (each exec or file request is a round trip to the host, 50-200 ms to a rented one), and
+ * every file is then fetched at once.
  */
 export async function collectRun(
   t: Transport,
@@ -48,6 +49,7 @@ export async function collectRun(
   recipe: LoadedRecipe,
   regular: string[] = [],
 ): Promise<{ outputs: CollectedOutput[]; regular: string[] }> {
+  regular.forEach((rel) => checkName(posix.basename(rel)));
   const outDir = posix.join(workdir, 'out');
   const look = await inspect(t, workdir, regular);
   // Outputs are only read from the work dir's own out/: one the recipe replaced by a symlink would
@@ -87,7 +89,10 @@ export async function collectRun(
   wanted.forEach(checkName);
 
   const limit = pLimit(FETCH_CONCURRENCY);
-  const outputs = await settleAll(
+  const extras = look.regular.map((rel) =>
+    limit(() => t.getFile(posix.join(workdir, rel), join(localDir, posix.basename(rel)))),
+  );
+  const outputs = settleAll(
     wanted.map((name) =>
       limit(async (): Promise<CollectedOutput> => {
         const local = join(localDir, name);
@@ -102,11 +107,13 @@ export async function collectRun(
       }),
     ),
   );
-  return { outputs, regular: look.regular };
+  // Both finish before this returns, failed or not (the caller cleans the local dir up).
+  const [got] = await settleAll<unknown>([outputs, settleAll(extras)]);
+  return { outputs: got as CollectedOutput[], regular: look.regular };
 }
 
-/** Outputs fetched at once (each a few round trips on its own). */
-const FETCH_CONCURRENCY = 4;
+/** Files fetched at once (each a few round trips on its own). */
+const FETCH_CONCURRENCY = 8;
 
 /**
  * One exec: what out/ is (dir, link or none), which of `regular` are regular files reached

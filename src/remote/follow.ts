@@ -106,7 +106,10 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
     }
 
     if (probe.exitCode !== undefined) {
-      if (probe.logSize !== undefined || (await t.stat(logPath))) await readLog(undefined);
+      // The probe read the log's size after the exit code, which run.sh writes last: what is left
+      // to read is only a character cut in half at that size (or a log the probe did not see).
+      const rest = probe.logSize !== undefined ? offset < probe.logSize : !!(await t.stat(logPath));
+      if (rest) await readLog(undefined);
       for (const p of scanner.flush()) opts.onProgress?.(p);
       return { exitCode: probe.exitCode, logOffset: offset, peakLineBufferChars: scanner.peakBufferedChars };
     }

@@ -1,5 +1,5 @@
 /** The SFTP side of the ssh transport: promise wrappers and the read-only file calls. */
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import type { RemoteStat } from '../transport.js';
@@ -26,13 +26,20 @@ export async function sftpStat(s: SFTPWrapper, path: string): Promise<Stats | nu
   }
 }
 
+/** Files up to this size are fetched with a single read. */
+const SMALL_GET_BYTES = 256 * 1024;
+
 /** Downloads to a temp file beside `localPath` and renames it (creating the local parent dir). */
 export async function getFile(conn: SshConnection, remotePath: string, localPath: string): Promise<void> {
   await mkdir(dirname(localPath), { recursive: true });
   await conn.withSftp('get', remotePath, async (s) => {
     const tmp = `${localPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
     try {
-      await sftpCall<void>((cb) => s.fastGet(remotePath, tmp, { concurrency: 32 }, cb));
+      // Most files fetched are small: one read answers them whole (two round trips). A bigger
+      // one goes through fastGet's parallel reads.
+      const head = await readOn(s, remotePath, 0, SMALL_GET_BYTES);
+      if (head.length < SMALL_GET_BYTES) await writeFile(tmp, head);
+      else await sftpCall<void>((cb) => s.fastGet(remotePath, tmp, { concurrency: 32 }, cb));
       await rename(tmp, localPath);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -41,32 +48,46 @@ export async function getFile(conn: SshConnection, remotePath: string, localPath
   });
 }
 
-/** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
+/**
+ * Reads at most maxBytes from offset; empty past the end. TransportError when missing. Two round
+ * trips for a small read (open, read): no fstat first, a short read below what every server
+ * answers in one go (32 KiB) is the end of the file, and the handle closes in the background. A
+ * follow reads the log this way at every poll.
+ */
 export async function readRange(
   conn: SshConnection,
   remotePath: string,
   offset: number,
   maxBytes: number,
 ): Promise<Buffer> {
-  return conn.withSftp('read', remotePath, async (s) => {
-    const handle = await sftpCall<Buffer>((cb) => s.open(remotePath, 'r', cb));
-    try {
-      const st = await sftpCall<Stats>((cb) => s.fstat(handle, cb));
-      const want = Math.max(0, Math.min(maxBytes, st.size - offset));
-      if (want === 0) return Buffer.alloc(0);
-      const buf = Buffer.alloc(want);
-      let got = 0;
-      while (got < want) {
-        const n = await sftpCall<number>((cb) => s.read(handle, buf, got, want - got, offset + got, cb));
-        if (!n) break;
-        got += n;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
-    }
-  });
+  return conn.withSftp('read', remotePath, (s) => readOn(s, remotePath, offset, maxBytes));
 }
+
+async function readOn(s: SFTPWrapper, remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
+  const handle = await sftpCall<Buffer>((cb) => s.open(remotePath, 'r', cb));
+  try {
+    if (maxBytes <= 0) return Buffer.alloc(0);
+    const buf = Buffer.allocUnsafe(maxBytes);
+    let got = 0;
+    while (got < maxBytes) {
+      const ask = maxBytes - got;
+      const n = await sftpCall<number>((cb) => s.read(handle, buf, got, ask, offset + got, cb));
+      if (!n) break;
+      got += n;
+      if (n < ask && n < MIN_SERVER_READ) break;
+    }
+    return Buffer.from(buf.subarray(0, got));
+  } finally {
+    try {
+      s.close(handle, () => undefined);
+    } catch {
+      // the channel went away: so did the handle
+    }
+  }
+}
+
+/** What any SFTP server returns from one read when the file has it (the protocol's minimum). */
+const MIN_SERVER_READ = 32 * 1024;
 
 /** null when the path does not exist (symlinks are followed). */
 export async function statRemote(conn: SshConnection, remotePath: string): Promise<RemoteStat | null> {

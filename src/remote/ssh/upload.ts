@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { SFTPWrapper } from 'ssh2';
+import type { SFTPWrapper, Stats } from 'ssh2';
 import { ConnectionLostError, TransportError } from '../../errors.js';
 import { shellQuote as q } from '../../recipes/template.js';
 import type { SshConnection } from './connection.js';
@@ -23,6 +23,8 @@ const PUT_CHUNK = 32 * 1024;
 const PUT_DEPTH = 32;
 /** Uploads of at least this many bytes stream through `cat` on the host (see streamUp). */
 const STREAM_FROM_BYTES = 4 * 1024 * 1024;
+/** Smaller uploads never look for a partial copy to resume (opening with `w` truncates one). */
+const RESUME_FROM_BYTES = 256 * 1024;
 const STREAM_READ = 1024 * 1024;
 
 export interface PutStats {
@@ -46,7 +48,8 @@ export async function putFile(conn: SshConnection, localPath: string, remotePath
   const part = `${remotePath}.part`;
   return conn.withSftp('put', remotePath, async (s) => {
     let from = 0;
-    const existing = await sftpStat(s, part);
+    // Resuming pays off for big files only; a small one is sent again, a round trip sooner.
+    const existing = size >= RESUME_FROM_BYTES ? await sftpStat(s, part) : null;
     if (existing && !existing.isDirectory() && existing.size > 0 && existing.size <= size) {
       const [remote, mine] = await Promise.all([
         remotePrefixSha(conn, part, existing.size),
@@ -55,17 +58,25 @@ export async function putFile(conn: SshConnection, localPath: string, remotePath
       if (remote === mine) from = existing.size;
     }
     let sent: number;
+    let now: Stats | null;
     if (size - from >= STREAM_FROM_BYTES) {
       sent = await streamUp(conn, localPath, part, from, size, mode);
+      now = await sftpStat(s, part);
     } else {
       const handle = await sftpCall<Buffer>((cb) => s.open(part, from > 0 ? 'r+' : 'w', { mode }, cb));
       try {
         sent = await upload(s, handle, localPath, from, size);
-      } finally {
+      } catch (err) {
         await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
+        throw err;
       }
+      // Every write was answered, so the size is final before the close: the stat goes out with
+      // it, one round trip for both.
+      [, now] = await Promise.all([
+        sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined),
+        sftpStat(s, part),
+      ]);
     }
-    const now = await sftpStat(s, part);
     if (!now || now.size !== size) {
       throw new TransportError(`uploaded ${part} has ${now?.size ?? 0} bytes, expected ${size}`);
     }

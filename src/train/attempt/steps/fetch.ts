@@ -53,14 +53,13 @@ export const fetch: Step = {
 /** The orchestrator's own files beside the recipe's outputs; the training's minutes. */
 async function writeOwnFiles(ctx: AttemptContext, outDir: string, logIsRegular: boolean): Promise<number> {
   const { spec, facts, workdir } = ctx;
-  const t = ctx.lease!.transport;
   const endedAt = ctx.now();
   const startedAt = facts.executingSince ? new Date(facts.executingSince) : endedAt;
   const trainMinutes = (endedAt.getTime() - startedAt.getTime()) / 60_000;
   if (!logIsRegular) {
     throw new OutputContractError(`${spec.symbol}: train.log is missing or not a regular file`);
   }
-  await t.getFile(`${workdir}/train.log`, join(outDir, 'train.log'));
+  // Fetched with the outputs (collectRun).
   await maskFile(join(outDir, 'train.log'), ctx.recipeSecrets());
   await writeFile(join(outDir, 'job.json'), stableStringify(spec, 2) + '\n');
   await writeFile(join(outDir, 'costs.json'), JSON.stringify(spec.costs, null, 2) + '\n');
