@@ -9,8 +9,4 @@ export { followRun, LOG_CHUNK_BYTES, type FollowOptions, type FollowResult } fro
 export { inspectRun, killRun, startDetached, type RunState } from './lifecycle.js';
 export { recipeStageFiles, stageRun, type StageArchive, type StageFile } from './stage.js';
 
-/** `YYYYMMDD_HHMMSSZ` in UTC. */
-export function workdirName(now: Date): string {
-  const iso = now.toISOString(); // 2024-05-01T12:34:56.789Z
-  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-}
+export { claimWorkdir, workdirName } from './workdir.js';

@@ -13,6 +13,7 @@ import { settleAll } from '../util/settle.js';
 import { mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
 import { untarCommand } from './pack.js';
 import type { Transport } from './transport.js';
+import { WORKDIR_SUBDIRS } from './workdir.js';
 
 export interface StageFile {
   localPath: string;
@@ -51,7 +52,17 @@ export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[
  */
 export async function stageRun(
   t: Transport,
-  opts: { workdir: string; files: StageFile[]; archives?: StageArchive[]; script: string },
+  opts: {
+    workdir: string;
+    files: StageFile[];
+    archives?: StageArchive[];
+    script: string;
+    /**
+     * The work dir was just made by claimWorkdir (WORKDIR_SUBDIRS inside, nothing else): nothing
+     * on the host to compare with, so the first look (one exec, a round trip) is skipped.
+     */
+    fresh?: boolean;
+  },
 ): Promise<void> {
   const { workdir } = opts;
   const archives = opts.archives ?? [];
@@ -77,7 +88,10 @@ export async function stageRun(
   const sizes = await localSizes(uploads);
   // openssl pays off for big files only: its start costs more than hashing a small file.
   const big = sizes.reduce((a, b) => a + b, 0) >= OPENSSL_FROM_BYTES;
-  const before = await remoteHashes(t, workdir, allRels, [...dirs], big);
+  const missing = [...dirs].filter((d) => !(WORKDIR_SUBDIRS as readonly string[]).includes(d));
+  let before: Record<string, string> = {};
+  if (!opts.fresh) before = await remoteHashes(t, workdir, allRels, [...dirs], big);
+  else if (missing.length) await mkdirs(t, workdir, missing);
 
   const tmp = await mkdtemp(join(tmpdir(), 'retrain-stage-'));
   // A big upload is verified on the host while the next one is sent (its bytes are still in the
@@ -260,6 +274,15 @@ async function remoteHashes(
   const mk = mkdirs.length ? `mkdir -p -- ${mkdirs.map(q).join(' ')} && ` : '';
   const cmd = `${SHA_FN}\nmkdir -p -- ${q(workdir)} && cd -- ${q(workdir)} && ${mk}{ ${sha256Cmd(rels, big)}; true; }`;
   return parseHashes((await mustExec(t, cmd, 'hash staged files')).stdout);
+}
+
+/** Creates `dirs` (relative) in the work dir, in one exec. */
+async function mkdirs(t: Transport, workdir: string, dirs: string[]): Promise<void> {
+  await mustExec(
+    t,
+    `cd -- ${q(workdir)} && mkdir -p -- ${dirs.map(q).join(' ')}`,
+    'create dirs in the work dir',
+  );
 }
 
 function parseHashes(stdout: string): Record<string, string> {

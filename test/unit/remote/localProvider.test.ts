@@ -1,7 +1,8 @@
-import { mkdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalProvider, workdirFor } from '../../../src/compute/local.js';
+import { LocalProvider } from '../../../src/compute/local.js';
+import { claimWorkdir } from '../../../src/remote/workdir.js';
 import { CancelledError, InputError } from '../../../src/errors.js';
 import type { JobSpec } from '../../../src/jobspec/types.js';
 import type { LeaseInfo } from '../../../src/compute/provider.js';
@@ -47,19 +48,30 @@ describe('LocalProvider', () => {
   });
 });
 
-describe('workdirFor', () => {
-  it('gives <root>/<SYMBOL>/<stamp>, with _2, _3 when taken', async () => {
+describe('claimWorkdir', () => {
+  it('creates <root>/<SYMBOL>/<stamp> with inputs/, recipe/ and out/; _2, _3 when taken, also at once', async () => {
     const root = await makeTmp();
     const t = new LocalTransport();
     const now = new Date('2024-05-01T02:03:04Z');
-    const first = await workdirFor(t, root, 'BTCUSDT', now);
+    const first = await claimWorkdir(t, root, 'BTCUSDT', now);
     expect(first).toBe(join(root, 'BTCUSDT', '20240501_020304Z'));
-    await mkdir(first, { recursive: true });
-    const second = await workdirFor(t, root, 'BTCUSDT', now);
-    expect(second).toBe(`${first}_2`);
-    await mkdir(second);
-    expect(await workdirFor(t, root, 'BTCUSDT', now)).toBe(`${first}_3`);
-    await expect(workdirFor(t, root, '../etc', now)).rejects.toBeInstanceOf(InputError);
-    await expect(workdirFor(t, root, 'a/b', now)).rejects.toBeInstanceOf(InputError);
+    expect((await readdir(first)).sort()).toEqual(['inputs', 'out', 'recipe']);
+    expect(await claimWorkdir(t, root, 'BTCUSDT', now)).toBe(`${first}_2`);
+    // Two attempts claiming in the same second never share a dir.
+    const [a, b] = await Promise.all([
+      claimWorkdir(t, root, 'BTCUSDT', now),
+      claimWorkdir(t, root, 'BTCUSDT', now),
+    ]);
+    expect([a, b].sort()).toEqual([`${first}_3`, `${first}_4`]);
+    await expect(claimWorkdir(t, root, '../etc', now)).rejects.toBeInstanceOf(InputError);
+    await expect(claimWorkdir(t, root, 'a/b', now)).rejects.toBeInstanceOf(InputError);
+  });
+
+  it('says why when the work root cannot be written', async () => {
+    const root = join(await makeTmp(), 'file');
+    await writeFile(root, 'not a dir');
+    await expect(claimWorkdir(new LocalTransport(), root, 'BTCUSDT', new Date())).rejects.toThrow(
+      /cannot create a work dir under .*file\/BTCUSDT/,
+    );
   });
 });

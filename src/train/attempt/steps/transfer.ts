@@ -4,11 +4,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { workdirFor } from '../../../compute/local.js';
 import { asRetrainError } from '../../../errors.js';
 import { planInputs } from '../../../remote/inputs.js';
 import { buildRunScript } from '../../../remote/runScript.js';
-import { recipeStageFiles, stageRun, type StageFile } from '../../../remote/runner.js';
+import { claimWorkdir, recipeStageFiles, stageRun, type StageFile } from '../../../remote/runner.js';
 import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
 import { stableStringify } from '../../../util/stableJson.js';
@@ -27,7 +26,11 @@ export const transfer: Step = {
   async ensure(ctx) {
     const { spec, stagingDir, facts } = ctx;
     const t = ctx.lease!.transport;
-    const workdir = facts.workdir ?? (await workdirFor(t, ctx.lease!.info.workRoot, spec.symbol, ctx.now()));
+    // A work dir claimed now is new and empty; one from the facts (a retry on this host, a
+    // reattach) may hold inputs already, which staging then does not send again.
+    const fresh = !facts.workdir;
+    const workdir =
+      facts.workdir ?? (await claimWorkdir(t, ctx.lease!.info.workRoot, spec.symbol, ctx.now()));
     await ctx.enter('TRANSFERRING', { workdir });
     await mkdir(stagingDir, { recursive: true });
     await ctx.hooks.beforeStaging(t, ctx.lease!.info, workdir);
@@ -75,7 +78,7 @@ export const transfer: Step = {
       ...(ckptDef ? { checkpointDir: posix.join(workdir, posix.dirname(ckptDef.path)) } : {}),
       resumeFrom: resumedFrom ? `${workdir}/inputs/resume/${resumedFrom.name}` : '',
     });
-    await stageRun(t, { workdir, files, archives: planned.archive ? [planned.archive] : [], script });
+    await stageRun(t, { workdir, files, archives: planned.archive ? [planned.archive] : [], script, fresh });
     if (resumedFrom && !ctx.facts.resumeBooked) {
       await resumeBooked(ctx, resumedFrom);
       await ctx.save({ resumeBooked: true });
