@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
-import { hashingTap, sha256File, sha256Hex } from '../util/hash.js';
+import { hashingTap, sha256File, sha256Hex, WHOLE_FILE_BYTES } from '../util/hash.js';
 import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
@@ -236,6 +236,22 @@ async function streamCopy(
   missing: () => Error,
   key: string,
 ): Promise<{ sha256: string; bytes: number }> {
+  try {
+    const small = await readIfSmall(src);
+    if (small) {
+      const fh = await open(tmp, 'wx');
+      try {
+        await fh.writeFile(small);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      return { sha256: sha256Hex(small), bytes: small.length };
+    }
+  } catch (err) {
+    if (isCode(err, 'ENOENT') || isCode(err, 'EISDIR') || isCode(err, 'ENOTDIR')) throw missing();
+    throw fsError(err, key, 'write');
+  }
   const { tap, result } = hashingTap();
   try {
     await pipeline(createReadStream(src), tap, createWriteStream(tmp, { flags: 'wx' }));
@@ -250,6 +266,17 @@ async function streamCopy(
     throw fsError(err, key, 'write');
   }
   return result();
+}
+
+/** The whole file when it is at most WHOLE_FILE_BYTES (one read, no stream), else null. */
+async function readIfSmall(path: string): Promise<Buffer | null> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    return size <= WHOLE_FILE_BYTES ? await fh.readFile() : null;
+  } finally {
+    await fh.close();
+  }
 }
 
 function notFound(key: string): StoreError {

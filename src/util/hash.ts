@@ -1,13 +1,31 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Streams the file, so memory stays flat whatever its size. */
+/**
+ * Files up to this size are read whole (one buffer, no stream): most of what a symbol moves
+ * (features, recipes, metrics, small models) is this small, and a stream's per-chunk machinery
+ * costs more CPU than the hashing itself. Larger files stream, so memory stays bounded.
+ */
+export const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The file's SHA-256 and size; memory stays bounded whatever its size. */
 export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size <= WHOLE_FILE_BYTES) {
+      const buf = await fh.readFile();
+      return { sha256: sha256Hex(buf), bytes: buf.length };
+    }
+  } finally {
+    await fh.close();
+  }
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of createReadStream(path)) {
