@@ -27,7 +27,7 @@ export async function sftpStat(s: SFTPWrapper, path: string): Promise<Stats | nu
 }
 
 /** Files up to this size are fetched with a single read. */
-const SMALL_GET_BYTES = 256 * 1024;
+const SMALL_GET_BYTES = 256 * 1024; // = SCRATCH_BYTES: its read reuses a buffer
 
 /** Downloads to a temp file beside `localPath` and renames it (creating the local parent dir). */
 export async function getFile(conn: SshConnection, remotePath: string, localPath: string): Promise<void> {
@@ -65,9 +65,11 @@ export async function readRange(
 
 async function readOn(s: SFTPWrapper, remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
   const handle = await sftpCall<Buffer>((cb) => s.open(remotePath, 'r', cb));
+  let scratch: Buffer | undefined;
   try {
     if (maxBytes <= 0) return Buffer.alloc(0);
-    const buf = Buffer.allocUnsafe(maxBytes);
+    const buf = takeScratch(maxBytes);
+    scratch = buf;
     let got = 0;
     while (got < maxBytes) {
       const ask = maxBytes - got;
@@ -78,12 +80,30 @@ async function readOn(s: SFTPWrapper, remotePath: string, offset: number, maxByt
     }
     return Buffer.from(buf.subarray(0, got));
   } finally {
+    if (scratch) giveScratch(scratch);
     try {
       s.close(handle, () => undefined);
     } catch {
       // the channel went away: so did the handle
     }
   }
+}
+
+/**
+ * Read buffers of the usual size (a log chunk, a small file) are kept for the next read: each read
+ * asks for up to 256 KiB before it knows the size, and a fresh buffer per poll and per file was
+ * most of a symbol's garbage over ssh. The answer is always copied out.
+ */
+const SCRATCH_BYTES = 256 * 1024;
+const scratchPool: Buffer[] = [];
+
+function takeScratch(bytes: number): Buffer {
+  if (bytes === SCRATCH_BYTES) return scratchPool.pop() ?? Buffer.allocUnsafe(SCRATCH_BYTES);
+  return Buffer.allocUnsafe(bytes);
+}
+
+function giveScratch(buf: Buffer): void {
+  if (buf.length === SCRATCH_BYTES && scratchPool.length < 8) scratchPool.push(buf);
 }
 
 /** What any SFTP server returns from one read when the file has it (the protocol's minimum). */

@@ -145,8 +145,11 @@ async function upload(s: SFTPWrapper, handle: Buffer, localPath: string, from: n
   let next = from;
   let sent = 0;
   let failed = false;
+  // No more writers, and no bigger buffers, than the bytes need: a small file takes one request
+  // and its own size, not PUT_DEPTH buffers of PUT_CHUNK (1 MiB of garbage per put).
+  const chunks = Math.ceil((size - from) / PUT_CHUNK);
   const worker = async () => {
-    const buf = Buffer.allocUnsafe(PUT_CHUNK);
+    const buf = Buffer.allocUnsafe(Math.min(PUT_CHUNK, size - from));
     while (!failed && next < size) {
       const at = next;
       const len = Math.min(PUT_CHUNK, size - at);
@@ -159,7 +162,7 @@ async function upload(s: SFTPWrapper, handle: Buffer, localPath: string, from: n
   };
   try {
     await Promise.all(
-      Array.from({ length: PUT_DEPTH }, () =>
+      Array.from({ length: Math.min(PUT_DEPTH, chunks) }, () =>
         worker().catch((err: unknown) => {
           failed = true;
           throw err;
