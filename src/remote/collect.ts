@@ -128,10 +128,7 @@ async function inspect(
   const cmd = [
     `cd -- ${q(workdir)} || exit 1`,
     'if [ -L out ]; then echo link; elif [ -d out ]; then echo dir; else echo none; fi',
-    regular.length
-      ? `for f in ${regular.map(q).join(' ')}; do d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
-        `[ -f "$f" ] && [ ! -L "$f" ] && printf 'regular %s\\n' "$f"; done`
-      : ':',
+    regular.length ? regularFilesLoop(regular, 'regular ') : ':',
     // Only a plain out/ is read from (the answer above stops the caller otherwise).
     'f=out/sha256.txt',
     `if [ -d out ] && [ ! -L out ] && [ -e "$f" ] && [ ! -d "$f" ]; then echo sha256.txt; head -c ${MAX_SHA256_TXT_BYTES + 1} -- "$f" || exit 1; fi`,
@@ -161,13 +158,19 @@ async function inspect(
  */
 export async function regularFiles(t: Transport, workdir: string, rels: string[]): Promise<string[]> {
   if (rels.length === 0) return [];
-  const r = await t.exec(
-    `cd -- ${q(workdir)} && for f in ${rels.map(q).join(' ')}; do ` +
-      `d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
-      `[ -f "$f" ] && [ ! -L "$f" ] && printf '%s\\n' "$f"; done; true`,
-    { timeoutMs: 30_000 },
-  );
+  const r = await t.exec(`cd -- ${q(workdir)} && ${regularFilesLoop(rels, '')}; true`, { timeoutMs: 30_000 });
   if (r.code !== 0) throw new TransportError(`cannot list outputs in ${workdir}: exit ${r.code}`);
   const found = new Set(r.stdout.split('\n').filter(Boolean));
   return rels.filter((rel) => found.has(rel));
+}
+
+/**
+ * Prints `<prefix><rel>` for each of `rels` that is a regular file, reached without a symlink
+ * (neither the file nor its parent dir is one), from the work dir.
+ */
+function regularFilesLoop(rels: string[], prefix: string): string {
+  return (
+    `for f in ${rels.map(q).join(' ')}; do d=\${f%/*}; [ "$d" = "$f" ] || [ ! -L "$d" ] || continue; ` +
+    `[ -f "$f" ] && [ ! -L "$f" ] && printf ${q(`${prefix}%s\n`)} "$f"; done`
+  );
 }
