@@ -1,6 +1,7 @@
 /**
  * A symbol's work dir on the host: `<workRoot>/<SYMBOL>/<YYYYMMDD_HHMMSSZ>`, claimed by creating it.
  */
+import { mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { InputError, TransportError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
@@ -36,6 +37,8 @@ export async function claimWorkdir(
   }
   const parent = posix.join(workRoot, symbol);
   const base = posix.join(parent, workdirName(now));
+  // The same machine: the same claim with node:fs, without starting a shell for it.
+  if (t.kind === 'local') return claimHere(parent, base);
   const cmd = [
     `mkdir -p -- ${q(parent)} || exit 1`,
     `b=${q(base)}`,
@@ -53,4 +56,25 @@ export async function claimWorkdir(
     throw new TransportError(`cannot create a work dir under ${parent}: ${why || `exit ${r.code}`}`);
   }
   return dir;
+}
+
+async function claimHere(parent: string, base: string): Promise<string> {
+  const fail = (why: string) => new TransportError(`cannot create a work dir under ${parent}: ${why}`);
+  try {
+    await mkdir(parent, { recursive: true });
+  } catch (err) {
+    throw fail((err as NodeJS.ErrnoException).code ?? String(err));
+  }
+  for (let n = 1; n <= MAX_SUFFIX; n++) {
+    const dir = n === 1 ? base : `${base}_${n}`;
+    try {
+      await mkdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw fail((err as NodeJS.ErrnoException).code ?? String(err));
+    }
+    await Promise.all(WORKDIR_SUBDIRS.map((d) => mkdir(posix.join(dir, d))));
+    return dir;
+  }
+  throw fail(`${base} and ${MAX_SUFFIX - 1} more are taken`);
 }

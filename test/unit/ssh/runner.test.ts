@@ -1,12 +1,13 @@
 /** The recipe runner over a real SSH connection, with the connection dropped mid-run. */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from '../../../src/errors.js';
 import { loadRecipe } from '../../../src/recipes/loader.js';
 import { buildRunScript, standardRunContext } from '../../../src/remote/runScript.js';
 import {
+  claimWorkdir,
   collectOutputs,
   followRun,
   inspectRun,
@@ -130,6 +131,23 @@ describe('runner over ssh', () => {
     expect(outs).toEqual([{ name: 'model.bin', sha256: sha256Hex('a,b\n1,2\n'), bytes: 8 }]);
     expect(runProcesses(pid)).toEqual([]);
   }, 30_000);
+
+  it('claims a work dir on the host with one exec: inputs/, recipe/ and out/ inside; _2, _3 when taken, also at once', async () => {
+    const root = await makeTmp('retrain-claim-');
+    const now = new Date('2024-05-01T02:03:04Z');
+    const first = await claimWorkdir(t, root, 'BTCUSDT', now);
+    expect(first).toBe(join(root, 'BTCUSDT', '20240501_020304Z'));
+    expect((await readdir(first)).sort()).toEqual(['inputs', 'out', 'recipe']);
+    const [a, b] = await Promise.all([
+      claimWorkdir(t, root, 'BTCUSDT', now),
+      claimWorkdir(t, root, 'BTCUSDT', now),
+    ]);
+    expect([a, b].sort()).toEqual([`${first}_2`, `${first}_3`]);
+    await writeFile(join(root, 'file'), 'not a dir');
+    await expect(claimWorkdir(t, join(root, 'file'), 'BTCUSDT', now)).rejects.toThrow(
+      /cannot create a work dir under .*file\/BTCUSDT/,
+    );
+  });
 
   it('killRun over ssh leaves no process of the run, also after a drop', async () => {
     const s = `${300 + (randomBytes(2).readUInt16BE(0) % 500)}.${randomBytes(2).readUInt16BE(0)}`;
