@@ -49,13 +49,7 @@ export class LocalStore implements ArtifactStore {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const sha256 = sha256Hex(buf);
     return this.writeAtomic(key, dest, async (tmp) => {
-      const fh = await open(tmp, 'wx');
-      try {
-        await fh.writeFile(buf);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeSynced(tmp, buf);
       return { sha256, bytes: buf.length };
     });
   }
@@ -239,13 +233,7 @@ async function streamCopy(
   try {
     const small = await readIfSmall(src);
     if (small) {
-      const fh = await open(tmp, 'wx');
-      try {
-        await fh.writeFile(small);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeSynced(tmp, small);
       return { sha256: sha256Hex(small), bytes: small.length };
     }
   } catch (err) {
@@ -266,6 +254,17 @@ async function streamCopy(
     throw fsError(err, key, 'write');
   }
   return result();
+}
+
+/** Writes a new file (never an existing one) and fsyncs it. */
+async function writeSynced(path: string, data: Buffer): Promise<void> {
+  const fh = await open(path, 'wx');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The whole file when it is at most WHOLE_FILE_BYTES (one read, no stream), else null. */
