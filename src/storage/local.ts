@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
-import { hashingTap, sha256File, sha256Hex, WHOLE_FILE_BYTES } from '../util/hash.js';
+import { hashingTap, readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
 import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
@@ -262,17 +262,6 @@ async function writeSynced(path: string, data: Buffer): Promise<void> {
   try {
     await fh.writeFile(data);
     await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** The whole file when it is at most WHOLE_FILE_BYTES (one read, no stream), else null. */
-async function readIfSmall(path: string): Promise<Buffer | null> {
-  const fh = await open(path, 'r');
-  try {
-    const { size } = await fh.stat();
-    return size <= WHOLE_FILE_BYTES ? await fh.readFile() : null;
   } finally {
     await fh.close();
   }

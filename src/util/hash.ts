@@ -14,18 +14,21 @@ export function sha256Hex(data: Buffer | string): string {
  */
 export const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
 
-/** The file's SHA-256 and size; memory stays bounded whatever its size. */
-export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
+/** The whole file when it is at most WHOLE_FILE_BYTES (one read, no stream), else null. */
+export async function readIfSmall(path: string): Promise<Buffer | null> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
-    if (size <= WHOLE_FILE_BYTES) {
-      const buf = await fh.readFile();
-      return { sha256: sha256Hex(buf), bytes: buf.length };
-    }
+    return size <= WHOLE_FILE_BYTES ? await fh.readFile() : null;
   } finally {
     await fh.close();
   }
+}
+
+/** The file's SHA-256 and size; memory stays bounded whatever its size. */
+export async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
+  const whole = await readIfSmall(path);
+  if (whole) return { sha256: sha256Hex(whole), bytes: whole.length };
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of createReadStream(path)) {
