@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { fakeRecipe, runCli, startWorker, type WorkerProc } from '../helpers/harness.js';
+import { fakeRecipe, runCli, startWorker, syntheticRun, type WorkerProc } from '../helpers/harness.js';
 import {
   findFiles,
   rentedAllDestroyed,
@@ -45,14 +45,7 @@ async function enqueue(events: string) {
   const r = await runCli(
     [
       'enqueue',
-      '--symbols',
-      'BTCUSDT',
-      '--date',
-      DATE,
-      '--ensure-features',
-      '--synthetic',
-      '--recipe',
-      fakeRecipe,
+      ...syntheticRun('BTCUSDT', DATE, fakeRecipe),
       '--var',
       'sleep=3',
       '--var',

@@ -116,6 +116,14 @@ export function startWorker(env: NodeJS.ProcessEnv): WorkerProc {
   };
 }
 
+/**
+ * The arguments of a `retrain run`/`enqueue` of `symbols` on `date` with `recipe` that builds its
+ * features from generated (synthetic) market data: most integration tests train this way.
+ */
+export function syntheticRun(symbols: string, date: string, recipe: string): string[] {
+  return ['--symbols', symbols, '--date', date, '--ensure-features', '--synthetic', '--recipe', recipe];
+}
+
 export const fakeRecipe = join(FIXTURES, 'recipes/fake');
 
 /**

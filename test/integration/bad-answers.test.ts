@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { VastSim, VastSimOptions } from '../../src/vast/sim/server.js';
-import { BIN, FIXTURES, REPO, runCli, type Sandbox } from '../helpers/harness.js';
+import { BIN, FIXTURES, REPO, runCli, syntheticRun, type Sandbox } from '../helpers/harness.js';
 import { s3ErrorXml, startS3Server } from '../helpers/s3server.js';
 import { importMarketData } from '../helpers/marketData.js';
 import {
@@ -482,14 +482,7 @@ describe('a huge training log (200 MB by default, a gigabyte with RETRAIN_TEST_B
         'run',
         '--driver',
         'vast',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        recipe('loud'),
+        ...syntheticRun('BTCUSDT', DATE, recipe('loud')),
         '--var',
         `mb=${MB}`,
         '--var',

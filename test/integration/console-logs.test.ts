@@ -10,11 +10,12 @@ import { Ledger } from '../../src/ledger/ledger.js';
 import { LocalStore } from '../../src/storage/index.js';
 import {
   BIN,
-  REPO,
   fakeRecipe,
+  REPO,
   runCli,
   sandbox,
   startWorker,
+  syntheticRun,
   type Sandbox,
   type WorkerProc,
 } from '../helpers/harness.js';
@@ -33,21 +34,7 @@ describe('retrain logs', () => {
   const ledger = () =>
     new Ledger({ redis: sb.redis, prefix: sb.prefix, store: new LocalStore(join(sb.home, 'store')) });
   const run = (symbol: string, extra: string[]) =>
-    runCli(
-      [
-        'run',
-        '--symbols',
-        symbol,
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        fakeRecipe,
-        ...extra,
-      ],
-      sb.env,
-    );
+    runCli(['run', ...syntheticRun(symbol, DATE, fakeRecipe), ...extra], sb.env);
 
   it("prints a finished symbol's kept log, and a failed symbol's last attempt", async () => {
     sb = await sandbox(inject('redisUrl'));
@@ -93,21 +80,7 @@ describe('retrain logs', () => {
   it("--follow prints a running training's lines as they come, from another process, and ends with it", async () => {
     sb = await sandbox(inject('redisUrl'));
     const enq = await runCli(
-      [
-        'enqueue',
-        '--symbols',
-        'SOLUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        fakeRecipe,
-        '--var',
-        'lines=8',
-        '--var',
-        'sleep=16',
-      ],
+      ['enqueue', ...syntheticRun('SOLUSDT', DATE, fakeRecipe), '--var', 'lines=8', '--var', 'sleep=16'],
       sb.env,
     );
     expect(enq.code, enq.stderr).toBe(0);

@@ -13,6 +13,7 @@ import {
   runCli,
   sandbox,
   startWorker,
+  syntheticRun,
   type Sandbox,
   type WorkerProc,
 } from '../helpers/harness.js';
@@ -73,22 +74,7 @@ describe.skipIf(!setup.ok)('container mode (driver local, podman)', () => {
   const env = () => sb.env;
 
   it('runs every step in the container; outputs verified and stored; no container left', async () => {
-    const r = await runCli(
-      [
-        'run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        recipe,
-        '--promote',
-        'dry',
-      ],
-      env(),
-    );
+    const r = await runCli(['run', ...syntheticRun('BTCUSDT', DATE, recipe), '--promote', 'dry'], env());
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const log = readFileSync(
       join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`, 'train.log'),
@@ -104,19 +90,7 @@ describe.skipIf(!setup.ok)('container mode (driver local, podman)', () => {
 
   it('SIGKILL to the worker mid-training: the next worker reattaches to the same container run', async () => {
     const enq = await runCli(
-      [
-        'enqueue',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        recipe,
-        '--var',
-        'sleep=8',
-      ],
+      ['enqueue', ...syntheticRun('BTCUSDT', DATE, recipe), '--var', 'sleep=8'],
       env(),
     );
     expect(enq.code, enq.stderr).toBe(0);
@@ -153,29 +127,14 @@ describe.skipIf(!setup.ok)('container mode (driver local, podman)', () => {
       extraConfig: [`SetEnv CONTAINERS_CONF=${setup.env.CONTAINERS_CONF}`],
     });
     try {
-      const r = await runCli(
-        [
-          'run',
-          '--driver',
-          'ssh',
-          '--symbols',
-          'BTCUSDT',
-          '--date',
-          DATE,
-          '--ensure-features',
-          '--synthetic',
-          '--recipe',
-          recipe,
-        ],
-        {
-          ...env(),
-          RETRAIN_SSH_HOST: sshd.host,
-          RETRAIN_SSH_PORT: String(sshd.port),
-          RETRAIN_SSH_USER: sshd.user,
-          RETRAIN_SSH_KEY: key.privateKeyPath,
-          RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
-        },
-      );
+      const r = await runCli(['run', '--driver', 'ssh', ...syntheticRun('BTCUSDT', DATE, recipe)], {
+        ...env(),
+        RETRAIN_SSH_HOST: sshd.host,
+        RETRAIN_SSH_PORT: String(sshd.port),
+        RETRAIN_SSH_USER: sshd.user,
+        RETRAIN_SSH_KEY: key.privateKeyPath,
+        RETRAIN_REMOTE_ROOT: join(sb.home, 'remote'),
+      });
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const log = readFileSync(
         join(sb.home, 'store/ml-artifacts', `train__BTCUSDT__${DATE}`, 'train.log'),
@@ -197,14 +156,7 @@ describe.skipIf(!setup.ok)('container mode (driver local, podman)', () => {
     const r = await runCli(
       [
         'run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        recipe,
+        ...syntheticRun('BTCUSDT', DATE, recipe),
         '--var',
         'sleep=120',
         '--var',

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { fakeRecipe, runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 
 const status = (sb: Sandbox, date: string) =>
   JSON.parse(readFileSync(join(sb.home, 'store', `runs/${date}Z/status.json`), 'utf8')).symbols;
@@ -30,14 +30,7 @@ describe('timeouts, retries, resume', () => {
     const r = await runCli(
       [
         'run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        '20260110',
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        fakeRecipe,
+        ...syntheticRun('BTCUSDT', '20260110', fakeRecipe),
         '--var',
         'sleep=120',
         '--var',
@@ -71,14 +64,7 @@ describe('timeouts, retries, resume', () => {
       const r = await runCli(
         [
           'run',
-          '--symbols',
-          'ETHUSDT',
-          '--date',
-          date,
-          '--ensure-features',
-          '--synthetic',
-          '--recipe',
-          fakeRecipe,
+          ...syntheticRun('ETHUSDT', date, fakeRecipe),
           '--var',
           `counter=${counter}`,
           '--var',
@@ -139,14 +125,7 @@ describe('timeouts, retries, resume', () => {
     const counter = join(sb.home, 'counter');
     const args = [
       'run',
-      '--symbols',
-      'SOLUSDT',
-      '--date',
-      '20260110',
-      '--ensure-features',
-      '--synthetic',
-      '--recipe',
-      fakeRecipe,
+      ...syntheticRun('SOLUSDT', '20260110', fakeRecipe),
       '--retries',
       '0',
       '--var',

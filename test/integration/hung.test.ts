@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { fakeRecipe, runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 import { startTelegramStandIn } from '../helpers/telegramStandIn.js';
 import { processesWith } from '../helpers/vastWorld.js';
 
@@ -15,17 +15,7 @@ beforeEach(async () => {
 afterEach(async () => sb.cleanup());
 
 function run(vars: string[], extra: string[] = []) {
-  const args = [
-    'run',
-    '--symbols',
-    'BTCUSDT',
-    '--date',
-    DATE,
-    '--ensure-features',
-    '--synthetic',
-    '--recipe',
-    fakeRecipe,
-  ];
+  const args = ['run', ...syntheticRun('BTCUSDT', DATE, fakeRecipe)];
   for (const v of vars) args.push('--var', v);
   return runCli([...args, ...extra], sb.env);
 }

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { generateOhlcv } from '../../src/data/synthetic.js';
-import { fakeRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { fakeRecipe, runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 import { importMarketData, ohlcvCsv } from '../helpers/marketData.js';
 
 const DATE = '20260110';
@@ -215,19 +215,7 @@ describe('readiness on real data, synthetic only on request', () => {
 
   it('--synthetic generates marked data, and auto promotion of its candidate is downgraded to dry (synthetic_data)', async () => {
     const r = await runCli(
-      [
-        'run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        fakeRecipe,
-        '--promote',
-        'auto',
-      ],
+      ['run', ...syntheticRun('BTCUSDT', DATE, fakeRecipe), '--promote', 'auto'],
       sb.env,
     );
     expect(r.code, `${r.stdout}${r.stderr}`).toBe(0);

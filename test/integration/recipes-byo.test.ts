@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { fakeVariantRecipe, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { fakeVariantRecipe, runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 
 const DATE = '20260110';
 const JOB = `train__BTCUSDT__${DATE}`;
@@ -24,21 +24,7 @@ const engineLog = (sb: Sandbox) =>
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 function run(sb: Sandbox, recipe: string, extra: string[] = []) {
-  return runCli(
-    [
-      'run',
-      '--symbols',
-      'BTCUSDT',
-      '--date',
-      DATE,
-      '--ensure-features',
-      '--synthetic',
-      '--recipe',
-      recipe,
-      ...extra,
-    ],
-    sb.env,
-  );
+  return runCli(['run', ...syntheticRun('BTCUSDT', DATE, recipe), ...extra], sb.env);
 }
 
 /** Puts the BTCUSDT hyperparams the byo-hooks recipe asks for into the local store. */
@@ -60,39 +46,12 @@ describe('recipes: bring your own training (driver local)', () => {
   afterEach(async () => sb.cleanup());
 
   it('name@1 is accepted and recorded in the JobSpec; name@2 is refused with one clear line', async () => {
-    const ok = await runCli(
-      [
-        'run',
-        '--dry-run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        'xgboost-gpu@1',
-      ],
-      sb.env,
-    );
+    const ok = await runCli(['run', '--dry-run', ...syntheticRun('BTCUSDT', DATE, 'xgboost-gpu@1')], sb.env);
     expect(ok.code, ok.stderr).toBe(0);
     const specs = JSON.parse(ok.stdout);
     expect(specs[0].recipe).toMatchObject({ name: 'xgboost-gpu', version: 1, ref: 'xgboost-gpu@1' });
 
-    const bad = await runCli(
-      [
-        'run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        'xgboost-gpu@2',
-      ],
-      sb.env,
-    );
+    const bad = await runCli(['run', ...syntheticRun('BTCUSDT', DATE, 'xgboost-gpu@2')], sb.env);
     expect(bad.code).not.toBe(0);
     const lines = bad.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -172,22 +131,7 @@ describe('recipes: bring your own training (driver local)', () => {
 
   describe('GPU detection for the concurrency default', () => {
     const enqueue = (env: NodeJS.ProcessEnv) =>
-      runCli(
-        [
-          'enqueue',
-          '--mode',
-          'hybrid',
-          '--symbols',
-          'BTCUSDT',
-          '--date',
-          DATE,
-          '--ensure-features',
-          '--synthetic',
-          '--recipe',
-          byoHooks,
-        ],
-        env,
-      );
+      runCli(['enqueue', '--mode', 'hybrid', ...syntheticRun('BTCUSDT', DATE, byoHooks)], env);
 
     it('CUDA_VISIBLE_DEVICES: 2 GPUs, at most 12 at once', async () => {
       const r = await enqueue({ ...sb.env, CUDA_VISIBLE_DEVICES: '0,1' });

@@ -13,6 +13,7 @@ import {
   runCli,
   sandbox,
   startWorker,
+  syntheticRun,
   type Sandbox,
   type WorkerProc,
 } from '../helpers/harness.js';
@@ -109,17 +110,13 @@ describe('a worker when Redis goes away', () => {
     const marks = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n') : []);
     const enqueue = (symbol: string, sleepSec: number, extra: string[] = []) =>
       runCli(
-        [
-          'enqueue',
-          '--symbols',
-          symbol,
-          '--date',
-          DATE,
-          '--ensure-features',
-          '--synthetic',
-          '--recipe',
-          fakeRecipe,
-        ].concat(['--var', `sleep=${sleepSec}`, '--var', `events=${events}`, ...extra]),
+        ['enqueue', ...syntheticRun(symbol, DATE, fakeRecipe)].concat([
+          '--var',
+          `sleep=${sleepSec}`,
+          '--var',
+          `events=${events}`,
+          ...extra,
+        ]),
         world.env,
       );
     const ledger = async (symbol: string) => {

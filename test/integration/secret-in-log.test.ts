@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { FIXTURES, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { FIXTURES, runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 
 const DATE = '20260116';
 const SYMBOL = 'BTCUSDT';
@@ -32,14 +32,7 @@ describe('a recipe that prints its secret', () => {
     const r = await runCli(
       [
         'run',
-        '--symbols',
-        SYMBOL,
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        join(FIXTURES, 'recipes/with-secret'),
+        ...syntheticRun(SYMBOL, DATE, join(FIXTURES, 'recipes/with-secret')),
         '--var',
         'echo=1',
         '--var',

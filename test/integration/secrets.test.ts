@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { defaultOffers, startVastSim, type VastSim } from '../../src/vast/sim/server.js';
-import { BIN, FIXTURES, REPO, runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { BIN, FIXTURES, REPO, runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 import { startS3Server, type S3ServerHandle } from '../helpers/s3server.js';
 import { startSshd, type SshdHandle } from '../helpers/sshd.js';
 import { startTelegramStandIn, type TelegramStandIn } from '../helpers/telegramStandIn.js';
@@ -212,14 +212,7 @@ describe('secrets', () => {
         'run',
         '--driver',
         'vast',
-        '--symbols',
-        SYMBOL,
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        join(FIXTURES, 'recipes/with-secret'),
+        ...syntheticRun(SYMBOL, DATE, join(FIXTURES, 'recipes/with-secret')),
         '--var',
         'sleep=4',
         '--promote',

@@ -6,6 +6,7 @@ import {
   runCli,
   sandbox,
   startWorker,
+  syntheticRun,
   type Sandbox,
   type WorkerProc,
 } from '../helpers/harness.js';
@@ -52,14 +53,7 @@ describe('worker lifecycle: a training survives its worker', () => {
       const enq = await runCli(
         [
           'enqueue',
-          '--symbols',
-          'BTCUSDT',
-          '--date',
-          DATE,
-          '--ensure-features',
-          '--synthetic',
-          '--recipe',
-          fakeRecipe,
+          ...syntheticRun('BTCUSDT', DATE, fakeRecipe),
           '--var',
           'sleep=6',
           '--var',

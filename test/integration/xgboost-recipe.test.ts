@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { parseMetricsText } from '../../src/promotion/metrics.js';
-import { runCli, sandbox, type Sandbox } from '../helpers/harness.js';
+import { runCli, sandbox, syntheticRun, type Sandbox } from '../helpers/harness.js';
 
 const DATE = '20260110';
 const JOB = `train__BTCUSDT__${DATE}`;
@@ -37,21 +37,7 @@ describe('xgboost-gpu recipe, trained for real on CPU', () => {
     const py = pythonWithXgboost();
     expect(py, 'no Python here imports xgboost: install python3-xgboost (.ci/run does)').toBeDefined();
     const r = await runCli(
-      [
-        'run',
-        '--symbols',
-        'BTCUSDT',
-        '--date',
-        DATE,
-        '--ensure-features',
-        '--synthetic',
-        '--recipe',
-        'xgboost-gpu@1',
-        '--var',
-        'device=cpu',
-        '--promote',
-        'dry',
-      ],
+      ['run', ...syntheticRun('BTCUSDT', DATE, 'xgboost-gpu@1'), '--var', 'device=cpu', '--promote', 'dry'],
       sb.env,
       300_000,
     );
