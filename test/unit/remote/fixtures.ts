@@ -1,12 +1,13 @@
 /** Shared helpers for the runner tests: tmp recipe dirs, staged work dirs, process listings. */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRecipe, type LoadedRecipe } from '../../../src/recipes/loader.js';
 import { buildRunScript, standardRunContext, type RunContext } from '../../../src/remote/runScript.js';
 import { recipeStageFiles, stageRun, type StageFile } from '../../../src/remote/runner.js';
 import { LocalTransport } from '../../../src/remote/localTransport.js';
+import type { Transport } from '../../../src/remote/transport.js';
 import { sha256File } from '../../../src/util/hash.js';
 
 export const tmpDirs: string[] = [];
@@ -63,12 +64,23 @@ export interface PreparedRun {
   script: string;
 }
 
-/** Loads the recipe, builds run.sh and stages everything into a fresh work dir. */
+/** Loads the recipe, builds run.sh and stages everything into a fresh work dir on this machine. */
 export async function prepareRun(
   yaml: string,
   files: Record<string, string> = {},
   ctxOverrides: Partial<RunContext> = {},
 ): Promise<PreparedRun> {
+  const t = new LocalTransport();
+  return { t, ...(await stageOn(t, yaml, files, ctxOverrides)) };
+}
+
+/** prepareRun over any transport (an ssh one reaches a loopback sshd): the staged run's parts. */
+export async function stageOn(
+  t: Transport,
+  yaml: string,
+  files: Record<string, string> = {},
+  ctxOverrides: Partial<RunContext> = {},
+): Promise<Omit<PreparedRun, 't'>> {
   const recipeDir = await writeRecipeDir(yaml, files);
   const recipe = await loadRecipe(recipeDir, { recipesDir: '/nonexistent' });
   const root = await makeTmp('retrain-work-');
@@ -91,11 +103,9 @@ export async function prepareRun(
     await stageFile(join(local, 'costs.json'), 'inputs/costs.json'),
     ...(await recipeStageFiles(recipe)),
   ];
-  const t = new LocalTransport();
   const script = buildRunScript(recipe, ctx);
-  await mkdir(workdir, { recursive: true });
   await stageRun(t, { workdir, files: stage, script });
-  return { t, workdir, recipe, ctx, script };
+  return { workdir, recipe, ctx, script };
 }
 
 export async function stageFile(localPath: string, remoteRel: string): Promise<StageFile> {

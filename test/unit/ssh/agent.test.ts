@@ -14,9 +14,7 @@ import { loadConfig } from '../../../src/config/load.js';
 import { TransportError } from '../../../src/errors.js';
 import type { JobSpec } from '../../../src/jobspec/types.js';
 import { shellQuote as q } from '../../../src/recipes/template.js';
-import { loadRecipe } from '../../../src/recipes/loader.js';
-import { buildRunScript, standardRunContext } from '../../../src/remote/runScript.js';
-import { followRun, recipeStageFiles, stageRun, startDetached } from '../../../src/remote/runner.js';
+import { followRun, startDetached } from '../../../src/remote/runner.js';
 import { ensureDeploymentKey, type DeploymentKey } from '../../../src/remote/ssh/keys.js';
 import { SshTransport } from '../../../src/remote/sshTransport.js';
 import { startSshd, type SshdHandle } from '../../helpers/sshd.js';
@@ -26,9 +24,8 @@ import {
   processes,
   recipeYaml,
   runProcesses,
-  stageFile,
+  stageOn,
   waitFor,
-  writeRecipeDir,
 } from '../remote/fixtures.js';
 
 let key: DeploymentKey;
@@ -68,29 +65,6 @@ async function connect(
   });
   open.push(t);
   return t;
-}
-
-/** Stages a run of `yaml` over `t` into a fresh work dir (as test/unit/ssh/runner.test.ts does). */
-async function stageOverSsh(t: SshTransport, yaml: string): Promise<string> {
-  const recipe = await loadRecipe(await writeRecipeDir(yaml), { recipesDir: '/nonexistent' });
-  const workdir = join(await makeTmp('retrain-work-'), 'BTCUSDT', '20240501_000000Z');
-  const local = await makeTmp('retrain-inputs-');
-  await writeFile(join(local, 'features.csv'), 'a,b\n1,2\n');
-  await writeFile(join(local, 'costs.json'), '{"taker_fee_bps":1}\n');
-  const ctx = standardRunContext(workdir, {
-    datasetName: 'features.csv',
-    symbol: 'BTCUSDT',
-    date: '20240501',
-    featureset: 'v1',
-    jobId: 'train__BTCUSDT__20240501',
-  });
-  const files = [
-    await stageFile(join(local, 'features.csv'), 'inputs/features.csv'),
-    await stageFile(join(local, 'costs.json'), 'inputs/costs.json'),
-    ...(await recipeStageFiles(recipe)),
-  ];
-  await stageRun(t, { workdir, files, script: buildRunScript(recipe, ctx) });
-  return workdir;
 }
 
 async function rcReads(): Promise<number> {
@@ -223,7 +197,7 @@ describe('ssh command agent', () => {
     const t = await connect();
     const step =
       'for i in $(seq 1 30); do echo "line $i"; sleep 0.2; done\ncat {{dataset}} > {{outdir}}/model.bin';
-    const workdir = await stageOverSsh(t, recipeYaml({ train: step }));
+    const { workdir } = await stageOn(t, recipeYaml({ train: step }));
     const rcBefore = await rcReads();
     const pid = await startDetached(t, workdir);
     const firstAgent = await t.agentPid();

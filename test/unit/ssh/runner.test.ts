@@ -4,16 +4,12 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from '../../../src/errors.js';
-import { loadRecipe } from '../../../src/recipes/loader.js';
-import { buildRunScript, standardRunContext } from '../../../src/remote/runScript.js';
 import {
   claimWorkdir,
   collectOutputs,
   followRun,
   inspectRun,
   killRun,
-  recipeStageFiles,
-  stageRun,
   startDetached,
 } from '../../../src/remote/runner.js';
 import { HostKeyPins } from '../../../src/remote/ssh/hostKeys.js';
@@ -27,9 +23,8 @@ import {
   processes,
   recipeYaml,
   runProcesses,
-  stageFile,
+  stageOn,
   waitFor,
-  writeRecipeDir,
 } from '../remote/fixtures.js';
 
 let sshd: SshdHandle;
@@ -54,29 +49,6 @@ afterAll(async () => {
   await cleanupTmp();
 });
 
-/** Stages a run of `yaml` over SSH into a fresh work dir. */
-async function stageOverSsh(yaml: string) {
-  const recipe = await loadRecipe(await writeRecipeDir(yaml), { recipesDir: '/nonexistent' });
-  const workdir = join(await makeTmp('retrain-work-'), 'BTCUSDT', '20240501_000000Z');
-  const local = await makeTmp('retrain-inputs-');
-  await writeFile(join(local, 'features.csv'), 'a,b\n1,2\n');
-  await writeFile(join(local, 'costs.json'), '{"taker_fee_bps":1}\n');
-  const ctx = standardRunContext(workdir, {
-    datasetName: 'features.csv',
-    symbol: 'BTCUSDT',
-    date: '20240501',
-    featureset: 'v1',
-    jobId: 'train__BTCUSDT__20240501',
-  });
-  const files = [
-    await stageFile(join(local, 'features.csv'), 'inputs/features.csv'),
-    await stageFile(join(local, 'costs.json'), 'inputs/costs.json'),
-    ...(await recipeStageFiles(recipe)),
-  ];
-  await stageRun(t, { workdir, files, script: buildRunScript(recipe, ctx) });
-  return { recipe, workdir };
-}
-
 describe('runner over ssh', () => {
   it('keeps the run going through an SSH drop and follows it to the end with the whole log', async () => {
     const step = [
@@ -85,7 +57,7 @@ describe('runner over ssh', () => {
       'echo "RETRAIN_PROGRESS step=1 total=1"',
       'cat {{dataset}} > {{outdir}}/model.bin',
     ].join('\n');
-    const { recipe, workdir } = await stageOverSsh(recipeYaml({ train: step }));
+    const { recipe, workdir } = await stageOn(t, recipeYaml({ train: step }));
     const pid = await startDetached(t, workdir);
 
     let logText = '';
@@ -151,7 +123,7 @@ describe('runner over ssh', () => {
 
   it('killRun over ssh leaves no process of the run, also after a drop', async () => {
     const s = `${300 + (randomBytes(2).readUInt16BE(0) % 500)}.${randomBytes(2).readUInt16BE(0)}`;
-    const { workdir } = await stageOverSsh(recipeYaml({ train: `sleep ${s} & (sleep ${s}; true) & wait` }));
+    const { workdir } = await stageOn(t, recipeYaml({ train: `sleep ${s} & (sleep ${s}; true) & wait` }));
     const pid = await startDetached(t, workdir);
     await waitFor(() => processes().filter((p) => p.args === `sleep ${s}`).length === 2);
     await sshd.dropConnections();
