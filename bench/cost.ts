@@ -18,7 +18,7 @@ import { keys } from '../src/storage/layout.js';
 import { ensureDeploymentKey } from '../src/remote/ssh/keys.js';
 import { defaultOffers, startVastSim } from '../src/vast/sim/server.js';
 import { startSshd } from '../test/helpers/sshd.js';
-import { BENCH_DATE, runPipeline, seedFeatures } from './lib/runs.js';
+import { runScaledSleep } from './lib/runs.js';
 import {
   benchRedisUrl,
   figures,
@@ -98,17 +98,14 @@ async function phase(name: string, pooled: boolean, scale: number, redisUrl: str
         pool: { enabled: pooled, idleGraceSec: 60 / scale, slotsPerHost: 1 },
       },
     });
-    const store = createStore(config.store);
     const symbols = syntheticSymbols(SYMBOLS, 'G');
-    await seedFeatures(store, symbols, BENCH_DATE, 50);
-    const t = performance.now();
-    const r = await runPipeline(config, symbols, {
+    const { r, wallS } = await runScaledSleep(config, symbols, {
       cap: CAP,
-      recipe: join(REPO, 'bench/recipes/sleep'),
-      vars: { min_ms: String((TRAIN_MIN_S * 1000) / scale), max_ms: String((TRAIN_MAX_S * 1000) / scale) },
+      scale,
+      trainMinS: TRAIN_MIN_S,
+      trainMaxS: TRAIN_MAX_S,
     });
-    const wallS = ((performance.now() - t) / 1000) * scale;
-    if (r.failed.length) say(`${r.failed.length} symbols did not succeed, e.g. ${r.failed[0]}`);
+    const store = createStore(config.store);
 
     const st = sim.state();
     const billed = Object.values(st.billedUsd).reduce((a, b) => a + b, 0);

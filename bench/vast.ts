@@ -13,12 +13,11 @@
  * counts to see that the steady-state rate does not grow with the instances.
  */
 import { join } from 'node:path';
-import { createStore } from '../src/storage/index.js';
 import { ensureDeploymentKey } from '../src/remote/ssh/keys.js';
 import { VAST_SPEC_INTERVALS_SEC } from '../src/vast/budget.js';
 import { defaultOffers, startVastSim, type VastSim } from '../src/vast/sim/server.js';
 import { startSshd } from '../test/helpers/sshd.js';
-import { BENCH_DATE, runPipeline, seedFeatures } from './lib/runs.js';
+import { runScaledSleep } from './lib/runs.js';
 import {
   benchRedisUrl,
   figures,
@@ -134,18 +133,14 @@ export async function vast(): Promise<void> {
         pool: { enabled: false, idleGraceSec: 0, slotsPerHost: 1 },
       },
     });
-    const store = createStore(config.store);
     const symbols = syntheticSymbols(n, 'V');
-    await seedFeatures(store, symbols, BENCH_DATE, 50);
-    const t = performance.now();
-    const r = await runPipeline(config, symbols, {
+    const { r, wallS } = await runScaledSleep(config, symbols, {
       cap: n,
-      recipe: join(REPO, 'bench/recipes/sleep'),
-      vars: { min_ms: String((TRAIN_MIN_S * 1000) / scale), max_ms: String((TRAIN_MAX_S * 1000) / scale) },
+      scale,
+      trainMinS: TRAIN_MIN_S,
+      trainMaxS: TRAIN_MAX_S,
     });
-    const wallS = ((performance.now() - t) / 1000) * scale;
     s.stop();
-    if (r.failed.length) say(`${r.failed.length} symbols did not succeed, e.g. ${r.failed[0]}`);
     const st = sim.state();
     const success = n - r.failed.length;
     const perSymbol: Record<string, number> = {};

@@ -21,7 +21,8 @@ import { createStore } from '../../src/storage/index.js';
 import { keys } from '../../src/storage/layout.js';
 import type { ArtifactStore } from '../../src/storage/store.js';
 import { LogHub } from '../../src/telemetry/logger.js';
-import { sleep } from './world.js';
+import { join } from 'node:path';
+import { REPO, say, sleep } from './world.js';
 
 export const BENCH_DATE = '20260105';
 
@@ -212,6 +213,31 @@ export async function runPipeline(
     await redis.quit().catch(() => redis.disconnect());
     logs.close();
   }
+}
+
+/**
+ * The GPU benches' run: seeds a 50-row features file per symbol, then runs the sleep recipe (a
+ * training of trainMinS-trainMaxS simulated seconds, time scaled down `scale` times) through the
+ * whole pipeline. Returns the timings and the wall time in simulated seconds; says how many failed.
+ */
+export async function runScaledSleep(
+  config: Config,
+  symbols: string[],
+  opts: { cap: number; scale: number; trainMinS: number; trainMaxS: number },
+): Promise<{ r: RunTimings; wallS: number }> {
+  await seedFeatures(createStore(config.store), symbols, BENCH_DATE, 50);
+  const t = performance.now();
+  const r = await runPipeline(config, symbols, {
+    cap: opts.cap,
+    recipe: join(REPO, 'bench/recipes/sleep'),
+    vars: {
+      min_ms: String((opts.trainMinS * 1000) / opts.scale),
+      max_ms: String((opts.trainMaxS * 1000) / opts.scale),
+    },
+  });
+  const wallS = ((performance.now() - t) / 1000) * opts.scale;
+  if (r.failed.length) say(`${r.failed.length} symbols did not succeed, e.g. ${r.failed[0]}`);
+  return { r, wallS };
 }
 
 /** Symbols per second over the window from the first job taken to the last job finished. */
