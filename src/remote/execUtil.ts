@@ -10,11 +10,12 @@ export async function mustExec(
   t: Transport,
   cmd: string,
   what: string,
-  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; signal?: AbortSignal } = {},
 ) {
   const r = await t.exec(cmd, {
     timeoutMs: opts.timeoutMs ?? 60_000,
     ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
   if (r.code !== 0) {
     const detail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);

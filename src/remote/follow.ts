@@ -11,12 +11,12 @@ import type { Transport } from './transport.js';
 /** Largest single readRange while tailing train.log. */
 export const LOG_CHUNK_BYTES = 256 * 1024;
 /**
- * The first wait between polls; each next one doubles up to `pollMs`. A run that ends within
- * moments of its start (a quick recipe, a reattach to a finished run) is seen at once instead of a
- * whole `pollMs` later, and a run of hours costs a handful of extra polls (cheap now: over ssh a
- * poll is one round trip to the connection's command agent, ssh/agent.ts).
+ * The first poll interval; each next one doubles up to `pollMs`. Each probe waits on the host for
+ * the run's end for up to the interval (a long poll), so the end is seen within moments whatever
+ * the interval; the short first ones only bring the first log lines and partial outputs sooner.
+ * A short run costs one probe (over ssh: one round trip to the connection's command agent).
  */
-export const FIRST_POLL_MS = 10;
+export const FIRST_POLL_MS = 50;
 
 export interface FollowOptions {
   pid: number;
@@ -92,7 +92,18 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
 
   for (;;) {
     checkAbort();
-    const probe = await probeRun(t, workdir, opts.pid, opts.partial ?? []);
+    const interval = Math.min(pollMs, FIRST_POLL_MS * 2 ** polls++);
+    let probe;
+    try {
+      probe = await probeRun(t, workdir, opts.pid, {
+        partial: opts.partial ?? [],
+        waitMs: interval,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } catch (err) {
+      checkAbort();
+      throw err;
+    }
     if (probe.logSize !== undefined) await readLog(probe.logSize);
 
     for (const [name, size] of probe.partialSizes) {
@@ -131,8 +142,10 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
         cause,
       });
     }
+    if (probe.waited) continue;
+    // The host could not wait (no fractional `read -t`): wait here instead.
     try {
-      await sleep(Math.min(pollMs, FIRST_POLL_MS * 2 ** polls++), undefined, { signal: opts.signal });
+      await sleep(interval, undefined, { signal: opts.signal });
     } catch {
       checkAbort();
     }

@@ -32,11 +32,16 @@ export async function startDetached(
     `[ -f run.sh ] || { echo 'error norun'; exit 0; }`,
     'rm -f -- pid pid.tmp heartbeat',
     'setsid bash run.sh 9>&- </dev/null >/dev/null 2>&1 &',
-    // run.sh writes its pid first thing: look every 10 ms at first, then every 100 ms (10 s in all).
+    // run.sh writes its pid first thing (10 s at most). With a nap (no process per look): every
+    // 2 ms for 200 ms, then every 100 ms; without: every 10 ms, then every 100 ms, with `sleep`.
+    'if retrain_nap_open; then nap=1; n=198; else nap=0; n=120; fi',
     'i=0',
-    'while [ "$i" -lt 120 ]; do',
+    'while [ "$i" -lt "$n" ]; do',
     '  if [ -s pid ]; then IFS= read -r pid < pid; echo "started $pid"; exit 0; fi',
-    '  if [ "$i" -lt 20 ]; then sleep 0.01; else sleep 0.1; fi; i=$((i + 1))',
+    '  if [ "$nap" = 1 ]; then',
+    '    if [ "$i" -lt 100 ]; then read -r -t 0.002 -u 7; else read -r -t 0.1 -u 7; fi',
+    '  elif [ "$i" -lt 20 ]; then sleep 0.01; else sleep 0.1; fi',
+    '  i=$((i + 1))',
     'done',
     "echo 'error nopid'",
   ].join('\n');
@@ -64,23 +69,59 @@ export interface RunState {
 }
 
 export interface Probe extends RunState {
+  /**
+   * The host took the probe's `waitMs` (waited for the end, or the run had ended or was gone
+   * already): the caller need not sleep before the next probe. False without `waitMs`.
+   */
+  waited: boolean;
   logSize?: number;
   partialSizes: Map<string, number>;
 }
 
-/** Everything about a run in one exec. `pid` overrides the pid file for the liveness check. */
+export interface ProbeOptions {
+  /** Output names whose sizes to report (partial outputs). */
+  partial?: string[];
+  /**
+   * Wait on the host up to this long for the run to end before answering (a long poll): the end
+   * is seen within 5 ms instead of a poll interval later, and a short run costs one probe, not
+   * one per interval. The answer says whether the host could wait (`waited`).
+   */
+  waitMs?: number;
+  /** Aborts a waiting probe. */
+  signal?: AbortSignal;
+}
+
+/** Nap of the host's wait loop (retrain_wait_exit). */
+const NAP_MS = 5;
+
+/**
+ * Everything about a run in one exec. `pid` overrides the pid file for the liveness check. With
+ * `waitMs`, the host first waits for the run's end (at most that long), then answers.
+ */
 export async function probeRun(
   t: Transport,
   workdir: string,
   pid?: number,
-  partial: string[] = [],
+  opts: ProbeOptions = {},
 ): Promise<Probe> {
+  const partial = opts.partial ?? [];
   partial.forEach(checkPartialName);
+  const naps = Math.max(0, Math.ceil((opts.waitMs ?? 0) / NAP_MS));
   const cmd = [
     `cd -- ${q(workdir)} 2>/dev/null || { echo nodir=1; exit 0; }`,
     COMMON_SH,
-    `fp=''; [ -f pid ] && IFS= read -r fp < pid; echo "pid=$fp"`,
+    `fp=''; [ -f pid ] && IFS= read -r fp < pid`,
     `p=${pid === undefined ? '"$fp"' : q(String(pid))}`,
+    ...(naps > 0
+      ? [
+          `if [ ! -f exit_code ] && retrain_alive "$p" && retrain_nap_open; then`,
+          `  retrain_wait_exit "$p" ${naps}; echo waited=1`,
+          `elif [ ! -f exit_code ] && retrain_alive "$p"; then echo waited=0; else echo waited=1; fi`,
+          // The pid file is read again: the run may have been restarted while this waited.
+          `[ -f pid ] && IFS= read -r fp < pid`,
+        ]
+      : []),
+    'echo "pid=$fp"',
     'if retrain_alive "$p"; then echo alive=1; else echo alive=0; fi',
     '[ -f exit_code ] && { IFS= read -r ec < exit_code; echo "exit=$ec"; }',
     '[ -f heartbeat ] && { IFS= read -r hb < heartbeat; echo "hb=$hb"; }',
@@ -92,8 +133,8 @@ export async function probeRun(
     ),
     'true',
   ].join('\n');
-  const r = await mustExec(t, cmd, 'inspect the run');
-  const out: Probe = { alive: false, partialSizes: new Map() };
+  const r = await mustExec(t, cmd, 'inspect the run', opts.signal ? { signal: opts.signal } : {});
+  const out: Probe = { alive: false, waited: false, partialSizes: new Map() };
   let hb: number | undefined;
   let now: number | undefined;
   for (const line of r.stdout.split('\n')) {
@@ -105,6 +146,7 @@ export async function probeRun(
     if (key === 'nodir') throw new TransportError(`work dir ${workdir} does not exist on the host`);
     else if (key === 'pid' && num !== undefined) out.pid = num;
     else if (key === 'alive') out.alive = val === '1';
+    else if (key === 'waited') out.waited = val === '1';
     else if (key === 'exit' && num !== undefined) out.exitCode = num;
     else if (key === 'hb') hb = num;
     else if (key === 'now') now = num;

@@ -53,6 +53,29 @@ retrain_alive() {
   kill -0 "$p" 2>/dev/null
 }
 
+# retrain_nap_open: opens fd 7 on a pipe that nobody writes, so that `read -t 0.005 -u 7` is a
+# 5 ms sleep without a process (an external `sleep` per look costs a fork and an exec). False when
+# it cannot (the caller then sleeps the old way or not at all).
+retrain_nap_open() {
+  { exec 7<> <(:); } 2>/dev/null || return 1
+  # A bash without fractional timeouts (before 4.0) fails at once instead of waiting.
+  read -r -t 0.001 -u 7 2>/dev/null
+  [ "$?" -gt 128 ]
+}
+
+# retrain_wait_exit PID NAPS: waits in the work dir until `exit_code` exists, for at most NAPS
+# naps of 5 ms, or until PID is no longer our run (looked at every 100 ms). fd 7 must be open
+# (retrain_nap_open).
+retrain_wait_exit() {
+  local p=$1 n=$2 i=0
+  while [ ! -f exit_code ] && [ "$i" -lt "$n" ]; do
+    read -r -t 0.005 -u 7
+    i=$((i + 1))
+    if [ $((i % 20)) -eq 0 ]; then retrain_alive "$p" || return 0; fi
+  done
+  return 0
+}
+
 # retrain_kill_session SID GRACE_TENTHS: SIGTERM the process group and every process of session
 # SID, wait up to GRACE_TENTHS/10 s, SIGKILL what is left, wait up to 5 s more; prints the pids
 # still alive after that (nothing when the run is gone). Does nothing when SID now belongs to a
