@@ -1,0 +1,93 @@
+/**
+ * The follow's long poll: a probe waits on the host for the run's end (bash builtin naps, no
+ * process per look) and answers as soon as it comes; where the host cannot nap, the follow sleeps
+ * between probes itself. Also the process scan's parsing of /proc stat lines (run.sh's reap).
+ */
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { probeRun } from '../../../src/remote/lifecycle.js';
+import { followRun, killRun, startDetached } from '../../../src/remote/runner.js';
+import type { ExecOptions, Transport } from '../../../src/remote/transport.js';
+import { cleanupTmp, makeTmp, prepareRun, processes, recipeYaml, runProcesses } from './fixtures.js';
+
+afterAll(cleanupTmp);
+
+/** A transport whose host cannot nap (as a bash without fractional `read -t`), counting probes. */
+function withoutNaps(inner: Transport): Transport & { probes: number } {
+  const t = Object.create(inner) as Transport & { probes: number };
+  t.probes = 0;
+  t.exec = (command: string, opts?: ExecOptions) => {
+    if (command.includes('echo "pid=$fp"')) t.probes++;
+    return inner.exec(command.replace(/retrain_nap_open; then/g, 'false; then'), opts);
+  };
+  return t;
+}
+
+describe('probeRun with waitMs (long poll)', () => {
+  it('answers as soon as the run ends, not when the wait is over', async () => {
+    const r = await prepareRun(recipeYaml({ train: 'sleep 0.5; echo m > {{outdir}}/model.bin' }));
+    const pid = await startDetached(r.t, r.workdir);
+    const t0 = Date.now();
+    const probe = await probeRun(r.t, r.workdir, pid, { waitMs: 20_000 });
+    const took = Date.now() - t0;
+    expect(probe).toMatchObject({ exitCode: 0, waited: true, alive: false });
+    expect(took).toBeLessThan(10_000);
+  }, 30_000);
+
+  it('waits its time for a run that goes on, then reports it alive', async () => {
+    const r = await prepareRun(recipeYaml({ train: 'sleep 30' }));
+    const pid = await startDetached(r.t, r.workdir);
+    const t0 = Date.now();
+    const probe = await probeRun(r.t, r.workdir, pid, { waitMs: 400 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+    expect(probe).toMatchObject({ pid, alive: true, waited: true });
+    expect(probe.exitCode).toBeUndefined();
+    // Without waitMs it answers at once and says it did not wait.
+    expect(await probeRun(r.t, r.workdir, pid)).toMatchObject({ alive: true, waited: false });
+    await killRun(r.t, r.workdir, pid, 1000);
+    expect(runProcesses(pid)).toEqual([]);
+  }, 30_000);
+
+  it('stops waiting when the run dies without an exit code', async () => {
+    const r = await prepareRun(recipeYaml({ train: 'sleep 30' }));
+    const pid = await startDetached(r.t, r.workdir);
+    setTimeout(() => process.kill(-pid, 'SIGKILL'), 300);
+    const t0 = Date.now();
+    const probe = await probeRun(r.t, r.workdir, pid, { waitMs: 20_000 });
+    expect(probe).toMatchObject({ alive: false, waited: true });
+    expect(probe.exitCode).toBeUndefined();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  }, 30_000);
+
+  it('on a host that cannot nap, says so, and the follow sleeps between probes instead', async () => {
+    const r = await prepareRun(recipeYaml({ train: 'sleep 1; echo m > {{outdir}}/model.bin' }));
+    const t = withoutNaps(r.t);
+    const pid = await startDetached(t, r.workdir);
+    expect(await probeRun(t, r.workdir, pid, { waitMs: 5000 })).toMatchObject({ alive: true, waited: false });
+    t.probes = 0;
+    const res = await followRun(t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 200 });
+    expect(res.exitCode).toBe(0);
+    // Slept between probes (50, 100, 200, 200 ... ms): a handful in a second, not a spin.
+    expect(t.probes).toBeGreaterThanOrEqual(2);
+    expect(t.probes).toBeLessThan(20);
+  }, 30_000);
+});
+
+describe('the process scan', () => {
+  it("reaps a leftover whose name holds ') ' and numbers like a stat line's fields", async () => {
+    const dir = await makeTmp('retrain-comm-');
+    // comm is the executable's name (15 characters at most): ") Z 1 1 1 1" would pass for a
+    // zombie of another session to a parser that took the first ") ".
+    const odd = join(dir, 'a) Z 1 1 1 1');
+    await copyFile('/bin/sleep', odd);
+    const r = await prepareRun(
+      recipeYaml({ train: `chmod +x '${odd}'; ('${odd}' 300 &); echo m > {{outdir}}/model.bin` }),
+    );
+    const pid = await startDetached(r.t, r.workdir);
+    const res = await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
+    expect(res.exitCode).toBe(0);
+    expect(processes().filter((p) => p.args.includes(odd))).toEqual([]);
+    expect(runProcesses(pid)).toEqual([]);
+  }, 30_000);
+});
