@@ -132,9 +132,8 @@ export function buildRunScript(recipe: LoadedRecipe, ctx: RunContext): string {
     ...(recipe.def.container ? [containerShell(recipe.def, ctx.workdir)] : []),
     'retrain_heartbeat < /dev/null > /dev/null 2>&1 &',
     'RETRAIN_HB=$!',
-    // A fresh work dir has no out/ yet: no `rm` process to start then (a rerun empties it).
-    'if [ -e "$RETRAIN_OUT" ] || [ -L "$RETRAIN_OUT" ]; then rm -rf -- "$RETRAIN_OUT" || retrain_finish 98; fi',
-    'mkdir -p -- "$RETRAIN_OUT" || retrain_finish 98',
+    // Staging leaves out/ empty: kept as it is (no rm and mkdir processes); a rerun empties it.
+    'retrain_out_empty || { rm -rf -- "$RETRAIN_OUT" && mkdir -p -- "$RETRAIN_OUT"; } || retrain_finish 98',
     ...(ctx.checkpointDir ? [`mkdir -p -- ${shellQuote(ctx.checkpointDir)} || retrain_finish 98`] : []),
     ...stepLines,
     `retrain_checksums || { printf '[retrain] could not write sha256.txt\\n' >> train.log; retrain_finish 1; }`,

@@ -139,14 +139,21 @@ export async function stageRun(
       `cd -- ${q(workdir)} || exit 1`,
       `got=$(${sha256Cmd(Object.keys(expected), big)})`,
       `if [ "$got" != ${q(sha256Lines(expected))} ]; then echo 'stage uploads'; printf '%s\\n' "$got"; exit 0; fi`,
-      ...archives.flatMap((a, i) => [
-        `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
-        `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then`,
-        `  ${untarCommand(a.remoteRel, a.into)} || { echo "stage extract ${i} $?"; exit 0; }`,
-        `  got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
-        `  if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then echo 'stage entries ${i}'; printf '%s\\n' "$got"; exit 0; fi`,
-        'fi',
-      ]),
+      ...archives.flatMap((a, i) => {
+        const extract = [
+          `${untarCommand(a.remoteRel, a.into)} || { echo "stage extract ${i} $?"; exit 0; }`,
+          `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
+          `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then echo 'stage entries ${i}'; printf '%s\\n' "$got"; exit 0; fi`,
+        ];
+        // A fresh work dir cannot hold the entries yet: no look before extracting.
+        if (opts.fresh) return extract;
+        return [
+          `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
+          `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then`,
+          ...extract.map((l) => `  ${l}`),
+          'fi',
+        ];
+      }),
       scriptRel === 'run.sh.tmp'
         ? `chmod 700 run.sh.tmp && mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
         : `chmod 700 run.sh || { echo "stage install $?"; exit 0; }`,

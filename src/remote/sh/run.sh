@@ -13,6 +13,17 @@ retrain_heartbeat() {
   done
 }
 
+# retrain_out_empty: true when out/ is a directory (not a link) with nothing in it, as staged.
+# Bash globs only: run.sh sets nullglob and dotglob nowhere else outside a subshell.
+retrain_out_empty() {
+  local -a f
+  [ -d "$RETRAIN_OUT" ] && [ ! -L "$RETRAIN_OUT" ] || return 1
+  shopt -s nullglob dotglob
+  f=("$RETRAIN_OUT"/*)
+  shopt -u nullglob dotglob
+  [ "${#f[@]}" -eq 0 ]
+}
+
 # retrain_step N TOTAL TIMEOUT_SEC COMMAND: runs one step (0 = no timeout) with the recipe env,
 # stdout and stderr appended to train.log; returns its exit code, 124 when it timed out.
 retrain_step() {

@@ -1,9 +1,10 @@
 /**
  * The follow's long poll: a probe waits on the host for the run's end (bash builtin naps, no
  * process per look) and answers as soon as it comes; where the host cannot nap, the follow sleeps
- * between probes itself. Also the process scan's parsing of /proc stat lines (run.sh's reap).
+ * between probes itself. Also what run.sh does around the training without starting processes: the
+ * process scan's parsing of /proc stat lines (its reap) and keeping the empty out/ staging made.
  */
-import { copyFile } from 'node:fs/promises';
+import { copyFile, lstat, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probeRun } from '../../../src/remote/lifecycle.js';
@@ -89,5 +90,38 @@ describe('the process scan', () => {
     expect(res.exitCode).toBe(0);
     expect(processes().filter((p) => p.args.includes(odd))).toEqual([]);
     expect(runProcesses(pid)).toEqual([]);
+  }, 30_000);
+});
+
+describe('out/ when the run starts', () => {
+  it('is emptied of what an earlier start left (dot files too), and a link there becomes a directory', async () => {
+    const r = await prepareRun(
+      recipeYaml({ train: 'ls -A {{outdir}} > {{workdir}}/seen.txt; echo m > {{outdir}}/model.bin' }),
+    );
+    const out = join(r.workdir, 'out');
+    // A dot file alone: out/ is not empty for all that.
+    await writeFile(join(out, '.hidden'), 'stale');
+    let pid = await startDetached(r.t, r.workdir);
+    expect((await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000 })).exitCode).toBe(0);
+    expect(await readFile(join(r.workdir, 'seen.txt'), 'utf8')).toBe('');
+    expect((await readdir(out)).sort()).toEqual(['model.bin', 'sha256.txt']);
+
+    await writeFile(join(out, 'old.bin'), 'stale');
+    await rm(join(r.workdir, 'exit_code'));
+    pid = await startDetached(r.t, r.workdir);
+    expect((await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000 })).exitCode).toBe(0);
+    expect(await readFile(join(r.workdir, 'seen.txt'), 'utf8')).toBe('');
+
+    // Start again with out/ a link to a directory elsewhere: the link goes, the target is untouched.
+    const elsewhere = await makeTmp('retrain-elsewhere-');
+    await writeFile(join(elsewhere, 'keep.bin'), 'keep');
+    await rm(out, { recursive: true });
+    await symlink(elsewhere, out);
+    await rm(join(r.workdir, 'exit_code'));
+    pid = await startDetached(r.t, r.workdir);
+    expect((await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000 })).exitCode).toBe(0);
+    expect((await lstat(out)).isDirectory()).toBe(true);
+    expect(await readFile(join(r.workdir, 'seen.txt'), 'utf8')).toBe('');
+    expect(await readdir(elsewhere)).toEqual(['keep.bin']);
   }, 30_000);
 });
