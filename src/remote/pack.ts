@@ -101,5 +101,6 @@ export async function packFiles(
 
 /** Host-side command extracting `tarPath` into `destDir` (created), everything quoted. */
 export function untarCommand(tarPath: string, destDir: string): string {
-  return `mkdir -p -- ${q(destDir)} && tar --no-same-owner -x -f ${q(tarPath)} -C ${q(destDir)}`;
+  // The test is a builtin: the dir usually exists (a claimed work dir has inputs/), mkdir is a process.
+  return `{ [ -d ${q(destDir)} ] || mkdir -p -- ${q(destDir)}; } && tar --no-same-owner -x -f ${q(tarPath)} -C ${q(destDir)}`;
 }
