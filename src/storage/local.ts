@@ -161,6 +161,7 @@ export class LocalStore implements ArtifactStore {
     expectedSha256?: string,
   ): Promise<PutResult> {
     const tmp = tempPathFor(dest);
+    let renamed = false;
     try {
       try {
         await mkdir(dirname(dest), { recursive: true });
@@ -181,6 +182,7 @@ export class LocalStore implements ArtifactStore {
       }
       try {
         await rename(tmp, dest);
+        renamed = true;
       } catch (err) {
         throw fsError(err, key, 'write');
       }
@@ -189,7 +191,7 @@ export class LocalStore implements ArtifactStore {
       if (err instanceof RetrainError) throw err;
       throw fsError(err, key, 'write');
     } finally {
-      await rm(tmp, { force: true }).catch(() => undefined);
+      if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 
