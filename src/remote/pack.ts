@@ -4,12 +4,26 @@
  * so the same inputs always give the same SHA-256 and an unchanged upload can be skipped.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, stat, unlink } from 'node:fs/promises';
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { hashingTap } from '../util/hash.js';
+import { hashingTap, sha256Hex } from '../util/hash.js';
 import { InputError } from '../errors.js';
 import { shellQuote as q } from '../recipes/template.js';
+
+/** Inputs of at most this many bytes in all are packed in memory (packInMemory); `opts.inMemoryBytes`. */
+export const IN_MEMORY_BYTES = 16 * 1024 * 1024;
+
+/** Every entry's fixed fields: the tar's bytes depend on names and contents only. */
+const ENTRY_HEADER = {
+  mode: 0o644,
+  mtime: new Date(0),
+  uid: 0,
+  gid: 0,
+  uname: '',
+  gname: '',
+  type: 'file',
+} as const;
 
 /** Bytes per read of an input: large reads keep packing a big dataset close to disk speed. */
 const READ_CHUNK = 1024 * 1024;
@@ -31,6 +45,7 @@ export interface PackInput {
 export async function packFiles(
   files: PackInput[],
   outPath: string,
+  opts: { inMemoryBytes?: number } = {},
 ): Promise<{ sha256: string; bytes: number }> {
   const sorted = [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const sizes: number[] = [];
@@ -50,6 +65,10 @@ export async function packFiles(
     sizes.push(st.size);
   }
 
+  if (sizes.reduce((a, b) => a + b, 0) <= (opts.inMemoryBytes ?? IN_MEMORY_BYTES)) {
+    return packInMemory(sorted, outPath);
+  }
+
   const pack = tar.pack();
   const { tap, result } = hashingTap();
   const tmp = `${outPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
@@ -60,17 +79,7 @@ export async function packFiles(
       const size = sizes[i]!;
       await new Promise<void>((resolve, reject) => {
         const entry = pack.entry(
-          {
-            name: f.name,
-            size,
-            mode: 0o644,
-            mtime: new Date(0),
-            uid: 0,
-            gid: 0,
-            uname: '',
-            gname: '',
-            type: 'file',
-          },
+          { ...ENTRY_HEADER, name: f.name, size },
           (err) => (err ? reject(err) : resolve()),
         );
         const src = createReadStream(f.path, { highWaterMark: READ_CHUNK });
@@ -97,6 +106,37 @@ export async function packFiles(
     throw err;
   }
   return result();
+}
+
+/**
+ * The same tar built from buffers: each input read whole, the archive hashed and written at once.
+ * A symbol's inputs (a features file of some hundred KB, two small JSON files) packed through
+ * streams took ~6 ms of CPU here, this way ~2.
+ */
+async function packInMemory(sorted: PackInput[], outPath: string): Promise<{ sha256: string; bytes: number }> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c) => chunks.push(c as Buffer));
+  const ended = new Promise<void>((resolve, reject) => {
+    pack.once('end', resolve);
+    pack.once('error', reject);
+  });
+  for (const f of sorted) {
+    const data = await readFile(f.path);
+    pack.entry({ ...ENTRY_HEADER, name: f.name, size: data.length }, data);
+  }
+  pack.finalize();
+  await ended;
+  const tarBytes = Buffer.concat(chunks);
+  const tmp = `${outPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  try {
+    await writeFile(tmp, tarBytes, { mode: 0o644 });
+    await rename(tmp, outPath);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  return { sha256: sha256Hex(tarBytes), bytes: tarBytes.length };
 }
 
 /** Host-side command extracting `tarPath` into `destDir` (created), everything quoted. */

@@ -64,4 +64,21 @@ describe('deterministic packing', () => {
       /not a plain relative path/,
     );
   });
+
+  it('packs the same bytes in memory (small inputs) as streamed (big ones)', async () => {
+    const d = await makeTmp();
+    await writeFile(join(d, 'a.csv'), 'x,y\n1,2\n'.repeat(40_000));
+    await writeFile(join(d, 'b.json'), '{"k":1}\n');
+    await writeFile(join(d, 'empty'), '');
+    const files = [
+      { name: 'inputs/features.csv', path: join(d, 'a.csv') },
+      { name: 'costs.json', path: join(d, 'b.json') },
+      { name: 'empty', path: join(d, 'empty') },
+    ];
+    const held = await packFiles(files, join(d, 'held.tar'));
+    const streamed = await packFiles(files, join(d, 'streamed.tar'), { inMemoryBytes: 0 });
+    expect(held).toEqual(streamed);
+    expect((await readFile(join(d, 'held.tar'))).equals(await readFile(join(d, 'streamed.tar')))).toBe(true);
+    expect(held.bytes).toBeGreaterThan(320_000);
+  });
 });
