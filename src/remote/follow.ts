@@ -99,10 +99,17 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
         partial: opts.partial ?? [],
         waitMs: interval,
         ...(opts.signal ? { signal: opts.signal } : {}),
+        // Over ssh the probe brings the log's new bytes: no SFTP read after it (two round trips).
+        ...(t.kind === 'ssh' ? { logFrom: offset } : {}),
       });
     } catch (err) {
       checkAbort();
       throw err;
+    }
+    if (probe.logTail) {
+      // A character cut at the end of the tail is read again with the rest.
+      const n = utf8CompleteLength(probe.logTail);
+      if (n > 0) await emit(probe.logTail.subarray(0, n));
     }
     if (probe.logSize !== undefined) await readLog(probe.logSize);
 

@@ -4,6 +4,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from '../../../src/errors.js';
+import type { Transport } from '../../../src/remote/transport.js';
 import {
   claimWorkdir,
   collectOutputs,
@@ -134,4 +135,53 @@ describe('runner over ssh', () => {
     expect(processes().filter((p) => p.args === `sleep ${s}`)).toEqual([]);
     expect((await inspectRun(t, workdir)).alive).toBe(false);
   }, 30_000);
+
+  it('brings the log in the probe: a small one needs no separate read, a long one arrives whole, characters uncut', async () => {
+    let reads = 0;
+    let noBase64 = false;
+    const counted: Transport = {
+      kind: 'ssh',
+      // A host without base64 answers an empty tail.
+      exec: (c, o) => t.exec(noBase64 ? c.replace('| base64 ', '| no-such-base64 ') : c, o),
+      putFile: (l, r) => t.putFile(l, r),
+      getFile: (r, l) => t.getFile(r, l),
+      readRange: (p, off, max) => {
+        reads++;
+        return t.readRange(p, off, max);
+      },
+      stat: (p) => t.stat(p),
+      mkdirp: (p) => t.mkdirp(p),
+      close: () => Promise.resolve(),
+    };
+    const follow = async (train: string) => {
+      const { workdir } = await stageOn(t, recipeYaml({ train: `${train}; echo m > {{outdir}}/model.bin` }));
+      const pid = await startDetached(counted, workdir);
+      reads = 0;
+      let text = '';
+      const res = await followRun(counted, workdir, {
+        pid,
+        deadline: Date.now() + 30_000,
+        pollMs: 200,
+        onLog: (chunk) => {
+          text += chunk;
+        },
+      });
+      expect(res.exitCode).toBe(0);
+      expect(text).toBe(await readFile(join(workdir, 'train.log'), 'utf8'));
+      return text;
+    };
+
+    expect(await follow('echo "héllo wörld"')).toContain('héllo wörld\n');
+    expect(reads).toBe(0);
+
+    // ~150 KB of two-byte characters: more than a probe carries, so the rest is read after it, and
+    // the tail's end (64 KiB from an offset the first line sets) may fall inside a character.
+    const long = await follow(`s=$(printf 'é%.0s' {1..50}); for i in {1..1500}; do echo "$s"; done`);
+    expect(long).not.toContain('\uFFFD');
+    expect(long.split('\n').filter((l) => l === 'é'.repeat(50))).toHaveLength(1500);
+
+    noBase64 = true;
+    expect(await follow('echo "héllo wörld"')).toContain('héllo wörld\n');
+    expect(reads).toBeGreaterThan(0);
+  }, 60_000);
 });
