@@ -129,9 +129,10 @@ export async function probeRun(
     `p=${pid === undefined ? '"$fp"' : q(String(pid))}`,
     ...(naps > 0
       ? [
-          `if [ ! -f exit_code ] && retrain_alive "$p" && retrain_nap_open; then`,
-          `  retrain_wait_exit "$p" ${naps}; echo waited=1`,
-          `elif [ ! -f exit_code ] && retrain_alive "$p"; then echo waited=0; else echo waited=1; fi`,
+          // An ended or gone run needs no wait; a live one is waited for where the host can nap.
+          `if [ -f exit_code ] || ! retrain_alive "$p"; then echo waited=1`,
+          `elif retrain_nap_open; then retrain_wait_exit "$p" ${naps}; echo waited=1`,
+          'else echo waited=0; fi',
           // The pid file is read again: the run may have been restarted while this waited.
           `[ -f pid ] && IFS= read -r fp < pid`,
         ]
