@@ -28,6 +28,11 @@ import type { ArtifactStore, PutResult } from './store.js';
 export class LocalStore implements ArtifactStore {
   readonly kind = 'local' as const;
   readonly root: string;
+  /**
+   * Folders this store created or found: a symbol's dozen puts into one folder make it once, not a
+   * dozen times. One removed behind our back is made again (the write that missed it is redone).
+   */
+  private readonly folders = new Set<string>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -48,10 +53,11 @@ export class LocalStore implements ArtifactStore {
     const dest = this.locate(key);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const sha256 = sha256Hex(buf);
-    return this.writeAtomic(key, dest, async (tmp) => {
-      await writeSynced(tmp, buf);
-      return { sha256, bytes: buf.length };
-    });
+    return this.writeAtomic(key, dest, async (tmp) => ({
+      sha256,
+      bytes: buf.length,
+      written: await writeSynced(tmp, buf),
+    }));
   }
 
   /** Pretty-printed JSON (2 spaces, trailing newline). Throws StoreError for non-serialisable values. */
@@ -88,8 +94,9 @@ export class LocalStore implements ArtifactStore {
     const tmp = tempPathFor(dest);
     try {
       await mkdir(dirname(dest), { recursive: true });
-      const { sha256 } = await streamCopy(src, tmp, () => notFound(key), key);
-      const written = await sha256File(tmp);
+      const copied = await streamCopy(src, tmp, () => notFound(key), key);
+      const { sha256 } = copied;
+      const written = copied.written ?? (await sha256File(tmp));
       if (written.sha256 !== sha256) {
         throw new ChecksumError(
           `checksum mismatch downloading ${key}: read ${sha256}, wrote ${written.sha256}`,
@@ -157,19 +164,23 @@ export class LocalStore implements ArtifactStore {
   private async writeAtomic(
     key: string,
     dest: string,
-    fill: (tmp: string) => Promise<{ sha256: string; bytes: number }>,
+    fill: (tmp: string) => Promise<Filled>,
     expectedSha256?: string,
   ): Promise<PutResult> {
     const tmp = tempPathFor(dest);
     let renamed = false;
     try {
+      await this.makeFolder(dirname(dest), key);
+      let source: Filled;
       try {
-        await mkdir(dirname(dest), { recursive: true });
+        source = await fill(tmp);
       } catch (err) {
-        throw fsError(err, key, 'create the folder of');
+        // The folder was removed since this store made it: make it again, once.
+        if (!(await this.folderLost(dirname(dest)))) throw err;
+        await this.makeFolder(dirname(dest), key);
+        source = await fill(tmp);
       }
-      const source = await fill(tmp);
-      const written = await sha256File(tmp);
+      const written = source.written ?? (await sha256File(tmp));
       if (written.sha256 !== source.sha256 || written.bytes !== source.bytes) {
         throw new ChecksumError(
           `checksum mismatch writing ${key}: source ${source.sha256} (${source.bytes} B), stored ${written.sha256} (${written.bytes} B)`,
@@ -195,6 +206,26 @@ export class LocalStore implements ArtifactStore {
     }
   }
 
+  private async makeFolder(dir: string, key: string): Promise<void> {
+    if (this.folders.has(dir)) return;
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw fsError(err, key, 'create the folder of');
+    }
+    if (this.folders.size >= MAX_FOLDERS_KNOWN) this.folders.clear();
+    this.folders.add(dir);
+  }
+
+  /** A folder this store knew that is gone now (it is forgotten then). */
+  private async folderLost(dir: string): Promise<boolean> {
+    if (!this.folders.has(dir)) return false;
+    const st = await stat(dir).catch(() => null);
+    if (st?.isDirectory()) return false;
+    this.folders.delete(dir);
+    return true;
+  }
+
   private async walk(dirKey: string, out: string[]): Promise<void> {
     const dirPath = dirKey === '' ? this.root : join(this.root, ...dirKey.split('/'));
     let entries;
@@ -218,6 +249,16 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** What a temp file was filled with; `written`: its bytes read back, when the filler did that. */
+interface Filled {
+  sha256: string;
+  bytes: number;
+  written?: { sha256: string; bytes: number };
+}
+
+/** Folders a LocalStore remembers as made (then it starts over): bounded memory for a long worker. */
+const MAX_FOLDERS_KNOWN = 10_000;
+
 function tempPathFor(dest: string): string {
   return join(dirname(dest), `${TEMP_MARKER}${randomBytes(6).toString('hex')}-${basename(dest)}`);
 }
@@ -226,17 +267,12 @@ function tempPathFor(dest: string): string {
  * Streams `src` into the new file `tmp` (exclusive create), hashing the bytes on the way, and fsyncs
  * it. A missing source becomes `missing()`. The caller removes `tmp` on failure.
  */
-async function streamCopy(
-  src: string,
-  tmp: string,
-  missing: () => Error,
-  key: string,
-): Promise<{ sha256: string; bytes: number }> {
+async function streamCopy(src: string, tmp: string, missing: () => Error, key: string): Promise<Filled> {
   try {
     const small = await readIfSmall(src);
     if (small) {
-      await writeSynced(tmp, small);
-      return { sha256: sha256Hex(small), bytes: small.length };
+      const written = await writeSynced(tmp, small);
+      return { sha256: sha256Hex(small), bytes: small.length, written };
     }
   } catch (err) {
     if (isCode(err, 'ENOENT') || isCode(err, 'EISDIR') || isCode(err, 'ENOTDIR')) throw missing();
@@ -258,12 +294,22 @@ async function streamCopy(
   return result();
 }
 
-/** Writes a new file (never an existing one) and fsyncs it. */
-async function writeSynced(path: string, data: Buffer): Promise<void> {
-  const fh = await open(path, 'wx');
+/**
+ * Writes a new file (never an existing one), fsyncs it and reads it back through the same handle:
+ * the hash of what the file holds, without a second open.
+ */
+async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string; bytes: number }> {
+  const fh = await open(path, 'wx+');
   try {
     await fh.writeFile(data);
     await fh.sync();
+    const back = Buffer.allocUnsafe(data.length + 1);
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(back, bytes, back.length - bytes, bytes);
+      if (bytesRead === 0 || (bytes += bytesRead) === back.length) break;
+    }
+    return { sha256: sha256Hex(back.subarray(0, bytes)), bytes };
   } finally {
     await fh.close();
   }

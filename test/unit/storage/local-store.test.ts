@@ -45,6 +45,25 @@ describe('LocalStore specifics', () => {
     });
   });
 
+  it('a folder removed after a put is made again by the next put into it', async () => {
+    await withStore(async (store, root) => {
+      await store.putBytes('gone/a.txt', 'a');
+      await rm(join(root, 'gone'), { recursive: true });
+      await store.putBytes('gone/b.txt', 'b');
+      expect(await store.list('gone/')).toEqual(['gone/b.txt']);
+      const src = join(root, 'src.txt');
+      await writeFile(src, 'c');
+      await rm(join(root, 'gone'), { recursive: true });
+      await store.putFile('gone/c.txt', src);
+      expect(await store.list('gone/')).toEqual(['gone/c.txt']);
+      expect((await store.getBytes('gone/c.txt')).toString()).toBe('c');
+      // A source that is missing is still told as such, not taken for a lost folder.
+      await expect(store.putFile('gone/d.txt', join(root, 'nope.txt'))).rejects.toThrow(
+        /source file not found/,
+      );
+    });
+  });
+
   it('concurrent writers of one key leave one complete value', async () => {
     await withStore(async (store) => {
       const values = Array.from({ length: 20 }, (_, i) => String(i).repeat(10_000));
