@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { InputError } from '../errors.js';
-import { sha256File } from '../util/hash.js';
+import { sha256File, sha256Hex } from '../util/hash.js';
 import { packFiles } from './pack.js';
 import type { StageArchive, StageFile } from './stage.js';
 
@@ -18,8 +18,13 @@ export const DIRECT_FROM_BYTES = 8 * 1024 * 1024;
 export interface InputFile {
   /** Name under the inputs dir, e.g. `features.csv`. */
   name: string;
-  /** Local file to send. */
-  path: string;
+  /** Local file to send, where `data` is not given. */
+  path?: string;
+  /**
+   * The input's bytes, already in memory and small (a dataset read and verified, a JSON file just
+   * made): packed as they are, never written here first. Always packed, whatever its size.
+   */
+  data?: Buffer;
   /** Its SHA-256 when already known (e.g. the dataset's, verified on download); hashed otherwise. */
   sha256?: string;
 }
@@ -45,21 +50,16 @@ export async function planInputs(
 ): Promise<PlannedInputs> {
   const directFrom = opts.directFromBytes ?? DIRECT_FROM_BYTES;
   const files: StageFile[] = [];
-  const small: Required<InputFile>[] = [];
+  const small: (InputFile & { sha256: string })[] = [];
   const entries: Record<string, string> = {};
   let bytes = 0;
   for (const f of inputs) {
-    let size: number;
-    try {
-      size = (await stat(f.path)).size;
-    } catch (err) {
-      throw new InputError(`cannot stage ${f.path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
-    }
-    const sha256 = f.sha256 ?? (await sha256File(f.path)).sha256;
+    const size = f.data ? f.data.length : await sizeOf(f.path);
+    const sha256 = f.sha256 ?? (f.data ? sha256Hex(f.data) : (await sha256File(f.path!)).sha256);
     entries[f.name] = sha256;
     bytes += size;
-    if (size >= directFrom)
-      files.push({ localPath: f.path, remoteRel: posix.join(opts.into, f.name), sha256 });
+    if (size >= directFrom && !f.data)
+      files.push({ localPath: f.path!, remoteRel: posix.join(opts.into, f.name), sha256 });
     else small.push({ ...f, sha256 });
   }
   if (small.length === 0) return { files, bytes, entries };
@@ -72,4 +72,13 @@ export async function planInputs(
     entries: Object.fromEntries(small.map((f) => [f.name, f.sha256])),
   };
   return { files, archive, bytes, entries };
+}
+
+async function sizeOf(path: string | undefined): Promise<number> {
+  if (path === undefined) throw new InputError('an input has neither a path nor data');
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    throw new InputError(`cannot stage ${path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+  }
 }

@@ -34,8 +34,10 @@ const ENTRY_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9_][A-Za-z0-9._-
 export interface PackInput {
   /** Path inside the tar. */
   name: string;
-  /** Local file to read. */
-  path: string;
+  /** Local file to read (where `data` is not given). */
+  path?: string;
+  /** The entry's bytes, already in memory (nothing is read then). */
+  data?: Buffer;
 }
 
 /**
@@ -55,14 +57,7 @@ export async function packFiles(
       throw new InputError(`cannot pack ${JSON.stringify(f.name)}: not a plain relative path`);
     }
     if (i > 0 && sorted[i - 1]!.name === f.name) throw new InputError(`cannot pack ${f.name}: listed twice`);
-    let st;
-    try {
-      st = await stat(f.path);
-    } catch (err) {
-      throw new InputError(`cannot pack ${f.path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
-    }
-    if (!st.isFile()) throw new InputError(`cannot pack ${f.path}: not a regular file`);
-    sizes.push(st.size);
+    sizes.push(f.data ? f.data.length : await fileSize(f.path));
   }
 
   if (sizes.reduce((a, b) => a + b, 0) <= (opts.inMemoryBytes ?? IN_MEMORY_BYTES)) {
@@ -78,10 +73,13 @@ export async function packFiles(
         const f = sorted[i]!;
         const size = sizes[i]!;
         await new Promise<void>((resolve, reject) => {
-          const entry = pack.entry({ ...ENTRY_HEADER, name: f.name, size }, (err) =>
-            err ? reject(err) : resolve(),
-          );
-          const src = createReadStream(f.path, { highWaterMark: READ_CHUNK });
+          const header = { ...ENTRY_HEADER, name: f.name, size };
+          if (f.data) {
+            pack.entry(header, f.data, (err) => (err ? reject(err) : resolve()));
+            return;
+          }
+          const entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+          const src = createReadStream(f.path!, { highWaterMark: READ_CHUNK });
           src.once('error', (err) => {
             entry.destroy(err);
             reject(err);
@@ -100,6 +98,19 @@ export async function packFiles(
     ]);
   });
   return result();
+}
+
+/** The size of a regular file to pack; InputError for anything else. */
+async function fileSize(path: string | undefined): Promise<number> {
+  if (path === undefined) throw new InputError('cannot pack an entry with neither a path nor data');
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    throw new InputError(`cannot pack ${path}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+  }
+  if (!st.isFile()) throw new InputError(`cannot pack ${path}: not a regular file`);
+  return st.size;
 }
 
 /** Lets `write` fill a temp file beside `outPath`, then renames it there (removed on failure). */
@@ -131,7 +142,7 @@ async function packInMemory(
     pack.once('error', reject);
   });
   for (const f of sorted) {
-    const data = await readFile(f.path);
+    const data = f.data ?? (await readFile(f.path!));
     pack.entry({ ...ENTRY_HEADER, name: f.name, size: data.length }, data);
   }
   pack.finalize();

@@ -80,5 +80,14 @@ describe('deterministic packing', () => {
     expect(held).toEqual(streamed);
     expect((await readFile(join(d, 'held.tar'))).equals(await readFile(join(d, 'streamed.tar')))).toBe(true);
     expect(held.bytes).toBeGreaterThan(320_000);
+
+    // Entries given as bytes in memory make the same tar, either way.
+    const inMemory = await Promise.all(
+      files.map(async (f) => ({ name: f.name, data: await readFile(f.path) })),
+    );
+    const mixed = [inMemory[0]!, files[1]!, inMemory[2]!];
+    expect(await packFiles(inMemory, join(d, 'data.tar'))).toEqual(held);
+    expect(await packFiles(mixed, join(d, 'mixed.tar'), { inMemoryBytes: 0 })).toEqual(held);
+    expect((await readFile(join(d, 'mixed.tar'))).equals(await readFile(join(d, 'held.tar')))).toBe(true);
   });
 });

@@ -244,4 +244,16 @@ describe('attempt runner: a resume from each state', () => {
       expect(entry?.costUsd).toBeLessThan(2);
     },
   );
+
+  it('a dataset changed in the store since the plan fails the attempt naming it: nothing trains, the host is given back', async () => {
+    const w = await world();
+    await w.store.putBytes(w.spec.dataset.key, 'ts,close\n1,100\n2,999\n');
+    const job = new FakeJob({ spec: w.spec, runId: 'run-changed' });
+    await expect(trainSymbol(job, w.deps)).rejects.toThrow(
+      `checksum mismatch for ${w.spec.dataset.key}: expected ${w.spec.dataset.sha256}`,
+    );
+    expect(await w.trainings()).toBe(0);
+    expect(w.calls.acquire).toBe(1);
+    expect(w.calls.release).toBe(1);
+  });
 });

@@ -2,14 +2,15 @@
  * TRANSFERRING: dataset, costs, job spec, recipe and (on a retry) the checkpoint to resume from,
  * staged on the host and hash-verified there. A host that already has them is sent nothing.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { asRetrainError } from '../../../errors.js';
-import { planInputs } from '../../../remote/inputs.js';
+import { asRetrainError, ChecksumError } from '../../../errors.js';
+import { DIRECT_FROM_BYTES, planInputs, type InputFile } from '../../../remote/inputs.js';
 import { buildRunScript } from '../../../remote/runScript.js';
 import { claimWorkdir, recipeStageFiles, stageRun, type StageFile } from '../../../remote/runner.js';
 import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
+import { sha256Hex } from '../../../util/hash.js';
 import { stableStringify } from '../../../util/stableJson.js';
 import { checkpointKeys, readResumePoint } from '../../checkpoints.js';
 import { reached } from '../../states.js';
@@ -34,20 +35,14 @@ export const transfer: Step = {
     await ctx.enter('TRANSFERRING', { workdir });
     await mkdir(stagingDir, { recursive: true });
     await ctx.hooks.beforeStaging(t, ctx.lease!.info, workdir);
-    const datasetPath = join(stagingDir, 'features.csv');
-    await ctx.store.getFile(spec.dataset.key, datasetPath, spec.dataset.sha256);
-    const costsPath = join(stagingDir, 'costs.json');
-    await writeFile(costsPath, JSON.stringify(spec.costs, null, 2) + '\n');
-    const jobPath = join(stagingDir, 'job.json');
-    await writeFile(jobPath, stableStringify(spec, 2) + '\n');
     // Small inputs travel as one deterministic tar (same inputs, same bytes, same SHA-256), a
     // large dataset as itself; a host that already has them (a retry on the same host, a
-    // reattach) is sent nothing.
+    // reattach) is sent nothing. Small ones are packed from memory, never staged here first.
     const planned = await planInputs(
       [
-        { name: 'features.csv', path: datasetPath, sha256: spec.dataset.sha256 },
-        { name: 'costs.json', path: costsPath },
-        { name: 'job.json', path: jobPath },
+        await datasetInput(ctx),
+        { name: 'costs.json', data: Buffer.from(JSON.stringify(spec.costs, null, 2) + '\n') },
+        { name: 'job.json', data: Buffer.from(stableStringify(spec, 2) + '\n') },
       ],
       { tarPath: join(stagingDir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
     );
@@ -91,6 +86,23 @@ export const transfer: Step = {
     ctx.checkDeadline();
   },
 };
+
+/**
+ * The dataset, verified against the plan's SHA-256: one small enough to be packed is read into
+ * memory, a larger one is downloaded into the staging directory (it travels as itself).
+ */
+async function datasetInput(ctx: AttemptContext): Promise<InputFile> {
+  const { key, sha256, bytes } = ctx.spec.dataset;
+  if (bytes >= DIRECT_FROM_BYTES) {
+    const path = join(ctx.stagingDir, 'features.csv');
+    await ctx.store.getFile(key, path, sha256);
+    return { name: 'features.csv', path, sha256 };
+  }
+  const data = await ctx.store.getBytes(key);
+  const got = sha256Hex(data);
+  if (got !== sha256) throw new ChecksumError(`checksum mismatch for ${key}: expected ${sha256}, got ${got}`);
+  return { name: 'features.csv', data, sha256 };
+}
 
 /**
  * A retry resumes from the newest checkpoint an earlier attempt of this run stored: chosen once
