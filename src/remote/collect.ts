@@ -4,7 +4,7 @@
 import { join, posix } from 'node:path';
 import { ChecksumError, OutputContractError, RetrainError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
-import { parseSha256Txt, sha256File } from '../util/hash.js';
+import { parseSha256Txt, readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
 import pLimit from 'p-limit';
 import { settleAll } from '../util/settle.js';
@@ -40,7 +40,8 @@ export async function collectOutputs(
  * are regular files reached without a symlink, as `regularFiles` would, and fetching those into
  * `localDir` beside the outputs: the look at out/, that check and sha256.txt come back from one
  * exec (each exec or file request is a round trip to the host, 50-200 ms to a rented one), and
- * every file is then fetched at once.
+ * every file is then fetched at once. `contents`: the verified bytes of each output small enough
+ * to be read whole (what was hashed), so that the caller need not read it again.
  */
 export async function collectRun(
   t: Transport,
@@ -48,7 +49,7 @@ export async function collectRun(
   localDir: string,
   recipe: LoadedRecipe,
   regular: string[] = [],
-): Promise<{ outputs: CollectedOutput[]; regular: string[] }> {
+): Promise<{ outputs: CollectedOutput[]; regular: string[]; contents: Map<string, Buffer> }> {
   regular.forEach((rel) => checkName(posix.basename(rel)));
   const outDir = posix.join(workdir, 'out');
   const look = await inspect(t, workdir, regular);
@@ -89,6 +90,7 @@ export async function collectRun(
   wanted.forEach(checkName);
 
   const limit = pLimit(FETCH_CONCURRENCY);
+  const contents = new Map<string, Buffer>();
   const extras = look.regular.map((rel) =>
     limit(() => t.getFile(posix.join(workdir, rel), join(localDir, posix.basename(rel)))),
   );
@@ -97,19 +99,23 @@ export async function collectRun(
       limit(async (): Promise<CollectedOutput> => {
         const local = join(localDir, name);
         await t.getFile(posix.join(outDir, name), local);
-        const { sha256, bytes } = await sha256File(local);
+        const whole = await readIfSmall(local);
+        const { sha256, bytes } = whole
+          ? { sha256: sha256Hex(whole), bytes: whole.length }
+          : await sha256File(local);
         if (sha256 !== listed[name]) {
           throw new ChecksumError(
             `output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`,
           );
         }
+        if (whole) contents.set(name, whole);
         return { name, sha256, bytes };
       }),
     ),
   );
   // Both finish before this returns, failed or not (the caller cleans the local dir up).
   const [got] = await settleAll<unknown>([outputs, settleAll(extras)]);
-  return { outputs: got as CollectedOutput[], regular: look.regular };
+  return { outputs: got as CollectedOutput[], regular: look.regular, contents };
 }
 
 /** Files fetched at once (each a few round trips on its own). */

@@ -32,8 +32,8 @@ export class LazyS3Store implements ArtifactStore {
   async putFile(key: string, localPath: string, expectedSha256?: string): Promise<PutResult> {
     return (await this.resolve()).putFile(key, localPath, expectedSha256);
   }
-  async putBytes(key: string, data: Buffer | string): Promise<PutResult> {
-    return (await this.resolve()).putBytes(key, data);
+  async putBytes(key: string, data: Buffer | string, expectedSha256?: string): Promise<PutResult> {
+    return (await this.resolve()).putBytes(key, data, expectedSha256);
   }
   async putJson(key: string, value: unknown): Promise<PutResult> {
     return (await this.resolve()).putJson(key, value);

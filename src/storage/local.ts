@@ -49,9 +49,21 @@ export class LocalStore implements ArtifactStore {
     return this.writeAtomic(key, dest, (tmp) => streamCopy(localPath, tmp, missing, key), expectedSha256);
   }
 
-  async putBytes(key: string, data: Buffer | string): Promise<PutResult> {
+  async putBytes(key: string, data: Buffer | string, expectedSha256?: string): Promise<PutResult> {
     const dest = this.locate(key);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (expectedSha256 !== undefined) {
+      // The bytes' hash is known: what landed (read back) is held to it, the bytes not hashed twice.
+      return this.writeAtomic(
+        key,
+        dest,
+        async (tmp) => {
+          const written = await writeSynced(tmp, buf);
+          return { sha256: written.sha256, bytes: buf.length, written };
+        },
+        expectedSha256,
+      );
+    }
     const sha256 = sha256Hex(buf);
     return this.writeAtomic(key, dest, async (tmp) => ({
       sha256,

@@ -172,10 +172,10 @@ export class S3Store implements ArtifactStore {
     return this.putLarge(key, full, localPath, size, expectedSha256);
   }
 
-  async putBytes(key: string, data: Buffer | string): Promise<PutResult> {
+  async putBytes(key: string, data: Buffer | string, expectedSha256?: string): Promise<PutResult> {
     const full = this.objectKey(key);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    return this.putBuffer(key, full, buf, 'application/octet-stream');
+    return this.putBuffer(key, full, buf, 'application/octet-stream', expectedSha256);
   }
 
   /** Pretty-printed JSON (2 spaces, trailing newline), as LocalStore writes it. */

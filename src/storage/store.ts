@@ -17,8 +17,11 @@ export interface ArtifactStore {
    * (and `expectedSha256` when given), otherwise ChecksumError and the object is removed.
    */
   putFile(key: string, localPath: string, expectedSha256?: string): Promise<PutResult>;
-  /** Writes bytes atomically (readers never see a half-written object). */
-  putBytes(key: string, data: Buffer | string): Promise<PutResult>;
+  /**
+   * Writes bytes atomically (readers never see a half-written object) and verifies the stored
+   * object, against `expectedSha256` when given (bytes whose hash is known: not hashed again).
+   */
+  putBytes(key: string, data: Buffer | string, expectedSha256?: string): Promise<PutResult>;
   putJson(key: string, value: unknown): Promise<PutResult>;
   /** Throws StoreError (not retryable) naming the key when it does not exist. */
   getBytes(key: string): Promise<Buffer>;

@@ -128,6 +128,21 @@ export function runStoreContract(name: string, makeStore: () => Promise<StoreFix
       expect(await store.list('')).toEqual([]);
     });
 
+    it('putBytes with the expected sha256 stores the bytes; with a wrong one it throws ChecksumError naming the key and leaves nothing', async () => {
+      const data = Buffer.from('weights');
+      const sha = sha256Hex(data);
+      expect(await store.putBytes('held/model.bin', data, sha)).toEqual({
+        key: 'held/model.bin',
+        sha256: sha,
+        bytes: data.length,
+      });
+      expect((await store.getBytes('held/model.bin')).equals(data)).toBe(true);
+      const err = await store.putBytes('held/bad.bin', data, 'f'.repeat(64)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ChecksumError);
+      expect((err as Error).message).toContain('held/bad.bin');
+      expect(await store.list('held/')).toEqual(['held/model.bin']);
+    });
+
     it('putFile of a missing local file fails with StoreError', async () => {
       await expectStoreError(store.putFile('x/y', join(scratch, 'nope')), /nope/);
       expect(await store.exists('x/y')).toBe(false);

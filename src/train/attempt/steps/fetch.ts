@@ -3,7 +3,7 @@
  * (train.log masked, job.json, costs.json, runtime.json), then all uploaded and verified again, and
  * the candidate (what the promotion guard compares with production) written last.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
@@ -15,7 +15,7 @@ import type { CollectedOutput } from '../../../remote/runner.js';
 import { keys } from '../../../storage/layout.js';
 import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
-import { formatSha256Txt, sha256File } from '../../../util/hash.js';
+import { formatSha256Txt, readIfSmall, sha256File, sha256Hex } from '../../../util/hash.js';
 import { stableStringify } from '../../../util/stableJson.js';
 import { reached } from '../../states.js';
 import type { AttemptContext, AttemptOutcome } from '../context.js';
@@ -33,25 +33,48 @@ export const fetch: Step = {
     const outDir = join(ctx.stagingDir, 'out');
     await rm(outDir, { recursive: true, force: true });
     await mkdir(outDir, { recursive: true });
-    const { outputs, regular } = await collectRun(ctx.lease!.transport, ctx.workdir, outDir, ctx.recipe, [
-      'train.log',
-    ]);
+    const { outputs, regular, contents } = await collectRun(
+      ctx.lease!.transport,
+      ctx.workdir,
+      outDir,
+      ctx.recipe,
+      ['train.log'],
+    );
     await ctx.hooks.afterTraining(ctx.lease!.transport, ctx.workdir, 'succeeded'); // the outputs are safe here first
     failpoint('fetching:collected');
     if (!outputs.some((o) => o.name === 'metrics.json'))
       throw new OutputContractError(`${spec.symbol}: the recipe did not produce metrics.json`);
-    const parsed = parseMetricsText(await readFile(join(outDir, 'metrics.json'), 'utf8'));
+    const metricsText = (
+      contents.get('metrics.json') ?? (await readFile(join(outDir, 'metrics.json')))
+    ).toString('utf8');
+    const parsed = parseMetricsText(metricsText);
     if (!parsed.ok)
       throw new OutputContractError(`${spec.symbol}: metrics.json is invalid: ${parsed.reason}`);
-    const trainMinutes = await writeOwnFiles(ctx, outDir, regular.includes('train.log'));
-    const { artifacts, hashes } = await hashOutputs(ctx, outDir, outputs);
-    await upload(ctx, outDir, artifacts, hashes);
+    const held = new Map<string, Held>();
+    for (const o of outputs) {
+      const data = contents.get(o.name);
+      if (data) held.set(o.name, { data, sha256: o.sha256 });
+    }
+    const trainMinutes = await writeOwnFiles(ctx, outDir, regular.includes('train.log'), held);
+    const { artifacts, hashes } = await hashOutputs(ctx, outDir, outputs, held);
+    await upload(ctx, outDir, artifacts, hashes, held);
     ctx.outcome = { metrics: parsed.metrics as unknown as Record<string, unknown>, trainMinutes, artifacts };
   },
 };
 
-/** The orchestrator's own files beside the recipe's outputs; the training's minutes. */
-async function writeOwnFiles(ctx: AttemptContext, outDir: string, logIsRegular: boolean): Promise<number> {
+/** A file to store that is in memory, with its SHA-256: stored from there, not read again. */
+interface Held {
+  data: Buffer;
+  sha256: string;
+}
+
+/** The orchestrator's own files (held in memory) beside the recipe's outputs; the training's minutes. */
+async function writeOwnFiles(
+  ctx: AttemptContext,
+  outDir: string,
+  logIsRegular: boolean,
+  held: Map<string, Held>,
+): Promise<number> {
   const { spec, facts, workdir } = ctx;
   const endedAt = ctx.now();
   const startedAt = facts.executingSince ? new Date(facts.executingSince) : endedAt;
@@ -61,8 +84,6 @@ async function writeOwnFiles(ctx: AttemptContext, outDir: string, logIsRegular: 
   }
   // Fetched with the outputs (collectRun).
   await maskFile(join(outDir, 'train.log'), ctx.recipeSecrets());
-  await writeFile(join(outDir, 'job.json'), stableStringify(spec, 2) + '\n');
-  await writeFile(join(outDir, 'costs.json'), JSON.stringify(spec.costs, null, 2) + '\n');
   const runtime = {
     jobId: spec.jobId,
     runId: ctx.runId,
@@ -76,15 +97,28 @@ async function writeOwnFiles(ctx: AttemptContext, outDir: string, logIsRegular: 
     trainMinutes,
     hourlyCostUsd: ctx.lease!.info.hourlyCostUsd,
   };
-  await writeFile(join(outDir, 'runtime.json'), JSON.stringify(runtime, null, 2) + '\n');
+  const own: [string, string][] = [
+    ['job.json', stableStringify(spec, 2) + '\n'],
+    ['costs.json', JSON.stringify(spec.costs, null, 2) + '\n'],
+    ['runtime.json', JSON.stringify(runtime, null, 2) + '\n'],
+  ];
+  for (const [name, text] of own) {
+    const data = Buffer.from(text, 'utf8');
+    held.set(name, { data, sha256: sha256Hex(data) });
+  }
   return trainMinutes;
 }
 
-/** Every file to store, hashed (and checked against the host's hashes), and sha256.txt written. */
+/**
+ * Every file to store, hashed (the outputs checked against the host's hashes), and sha256.txt
+ * made. A file in memory is what was verified and is what gets stored; one on disk (train.log, an
+ * output too large to hold) is read here, and a small one is held from then on.
+ */
 async function hashOutputs(
   ctx: AttemptContext,
   outDir: string,
   outputs: CollectedOutput[],
+  held: Map<string, Held>,
 ): Promise<{ artifacts: AttemptOutcome['artifacts']; hashes: Record<string, string> }> {
   const names = [
     ...new Set([...outputs.map((o) => o.name), 'train.log', 'job.json', 'costs.json', 'runtime.json']),
@@ -92,7 +126,7 @@ async function hashOutputs(
   const hashes: Record<string, string> = {};
   const artifacts: AttemptOutcome['artifacts'] = [];
   for (const name of names) {
-    const { sha256, bytes } = await sha256File(join(outDir, name));
+    const { sha256, bytes } = await hashOf(join(outDir, name), name, held);
     const expected = outputs.find((o) => o.name === name)?.sha256;
     if (expected && expected !== sha256) {
       throw new OutputContractError(`${ctx.spec.symbol}: ${name} changed after verification`);
@@ -100,8 +134,23 @@ async function hashOutputs(
     hashes[name] = sha256;
     artifacts.push({ name, sha256, bytes });
   }
-  await writeFile(join(outDir, 'sha256.txt'), formatSha256Txt(hashes));
+  const manifest = Buffer.from(formatSha256Txt(hashes), 'utf8');
+  held.set('sha256.txt', { data: manifest, sha256: sha256Hex(manifest) });
   return { artifacts, hashes };
+}
+
+async function hashOf(
+  path: string,
+  name: string,
+  held: Map<string, Held>,
+): Promise<{ sha256: string; bytes: number }> {
+  const known = held.get(name);
+  if (known) return { sha256: known.sha256, bytes: known.data.length };
+  const whole = await readIfSmall(path);
+  if (!whole) return sha256File(path);
+  const sha256 = sha256Hex(whole);
+  held.set(name, { data: whole, sha256 });
+  return { sha256, bytes: whole.length };
 }
 
 async function upload(
@@ -109,21 +158,26 @@ async function upload(
   outDir: string,
   artifacts: AttemptOutcome['artifacts'],
   hashes: Record<string, string>,
+  held: Map<string, Held>,
 ): Promise<void> {
   const { spec, store } = ctx;
+  const put = (key: string, name: string, sha256?: string) => {
+    const inMemory = held.get(name);
+    return inMemory
+      ? store.putBytes(key, inMemory.data, inMemory.sha256)
+      : store.putFile(key, join(outDir, name), sha256);
+  };
   try {
     // A few at a time: each put is a verified copy (fsynced locally, a request to S3/R2) whose
     // wait is mostly I/O. The manifest follows the artifacts, the candidate follows both.
     const limit = pLimit(UPLOAD_CONCURRENCY);
     await Promise.all(
-      artifacts.map((a) =>
-        limit(() => store.putFile(keys.artifact(artifactsId(spec), a.name), join(outDir, a.name), a.sha256)),
-      ),
+      artifacts.map((a) => limit(() => put(keys.artifact(artifactsId(spec), a.name), a.name, a.sha256))),
     );
-    await store.putFile(keys.artifact(artifactsId(spec), 'sha256.txt'), join(outDir, 'sha256.txt'));
+    await put(keys.artifact(artifactsId(spec), 'sha256.txt'), 'sha256.txt');
     await Promise.all(
       (['model.bin', 'metrics.json'] as const).map((name) =>
-        store.putFile(keys.candidate(spec.symbol, spec.date, name), join(outDir, name), hashes[name]),
+        put(keys.candidate(spec.symbol, spec.date, name), name, hashes[name]),
       ),
     );
   } catch (err) {
