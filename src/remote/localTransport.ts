@@ -96,10 +96,19 @@ export class LocalTransport implements Transport {
     await atomicCopy(localPath, remotePath, 'put');
   }
 
-  /** Copies atomically (temp file + rename), creating the local parent dir. */
+  /** Copies atomically (temp file + rename), creating the local parent dir when it is missing. */
   async getFile(remotePath: string, localPath: string): Promise<void> {
-    await mkdir(dirname(localPath), { recursive: true });
-    await atomicCopy(remotePath, localPath, 'get');
+    // The dir is usually there (a symbol's outputs land in one): made only when the copy misses it.
+    try {
+      await atomicCopy(remotePath, localPath, 'get');
+    } catch (err) {
+      const parent = dirname(localPath);
+      if ((err as TransportError).cause === undefined || !isCode((err as TransportError).cause, 'ENOENT'))
+        throw err;
+      if ((await stat(parent).catch(() => null))?.isDirectory()) throw err;
+      await mkdir(parent, { recursive: true });
+      await atomicCopy(remotePath, localPath, 'get');
+    }
   }
 
   /** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
@@ -160,6 +169,10 @@ async function atomicCopy(from: string, to: string, what: string): Promise<void>
 function ioError(op: string, path: string, err: unknown): TransportError {
   const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
   return new TransportError(`local ${op} failed for ${path}: ${code}`, { cause: err });
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }
 
 function signalNumber(signal: NodeJS.Signals | null): number {

@@ -29,10 +29,11 @@ export class LocalStore implements ArtifactStore {
   readonly kind = 'local' as const;
   readonly root: string;
   /**
-   * Folders this store created or found: a symbol's dozen puts into one folder make it once, not a
-   * dozen times. One removed behind our back is made again (the write that missed it is redone).
+   * Folders this store made or is making: a symbol's dozen puts into one folder, four at a time,
+   * make it once, not a dozen times. One removed behind our back is made again (the write that
+   * missed it is redone).
    */
-  private readonly folders = new Set<string>();
+  private readonly folders = new Map<string, Promise<void>>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -218,15 +219,20 @@ export class LocalStore implements ArtifactStore {
     }
   }
 
-  private async makeFolder(dir: string, key: string): Promise<void> {
-    if (this.folders.has(dir)) return;
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (err) {
-      throw fsError(err, key, 'create the folder of');
+  private makeFolder(dir: string, key: string): Promise<void> {
+    let made = this.folders.get(dir);
+    if (!made) {
+      if (this.folders.size >= MAX_FOLDERS_KNOWN) this.folders.clear();
+      made = mkdir(dir, { recursive: true }).then(
+        () => undefined,
+        (err: unknown) => {
+          this.folders.delete(dir);
+          throw fsError(err, key, 'create the folder of');
+        },
+      );
+      this.folders.set(dir, made);
     }
-    if (this.folders.size >= MAX_FOLDERS_KNOWN) this.folders.clear();
-    this.folders.add(dir);
+    return made;
   }
 
   /** A folder this store knew that is gone now (it is forgotten then). */

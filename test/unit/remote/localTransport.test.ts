@@ -58,5 +58,10 @@ describe('LocalTransport files', () => {
     expect((await t.readRange(src, 50, 10)).length).toBe(0);
     await expect(t.readRange(join(dir, 'missing'), 0, 10)).rejects.toBeInstanceOf(TransportError);
     await expect(t.putFile(join(dir, 'missing'), join(dir, 'x'))).rejects.toBeInstanceOf(TransportError);
+    // A missing source is an error whether or not the local dir had to be made.
+    await expect(t.getFile(join(dir, 'missing'), join(dir, 'back/x'))).rejects.toThrow(/local get failed/);
+    await expect(t.getFile(join(dir, 'missing'), join(dir, 'new/x'))).rejects.toThrow(/local get failed/);
+    await t.getFile(src, join(dir, 'back/again.bin'));
+    expect(await readFile(join(dir, 'back/again.bin'), 'utf8')).toBe('hello world');
   });
 });
