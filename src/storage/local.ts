@@ -16,10 +16,12 @@ import type { ArtifactStore, PutResult } from './store.js';
  * - writes are atomic: data goes to a temp file in the destination folder, is fsynced, verified, and
  *   only then renamed over the key, so a reader sees the old object or the whole new one, never a
  *   partial or unverified one;
- * - `putFile`, `copy` and `getFile` stream (memory stays flat) and hash the bytes both while reading
- *   the source and again from the written file; on a mismatch (with each other or with
- *   `expectedSha256`) the temp file is removed, nothing is renamed into place, and ChecksumError
- *   names the key. An object previously stored under the key is left as it was;
+ * - `putFile`, `copy` and `getFile` stream (memory stays flat; a file of up to 4 MiB is read whole)
+ *   and hash the bytes both while reading the source and again from the written file (a small one
+ *   read back through the handle that wrote it); `putBytes` given the bytes' known hash holds the
+ *   written file to it. On a mismatch (with each other or with `expectedSha256`) the temp file is
+ *   removed, nothing is renamed into place, and ChecksumError names the key. An object previously
+ *   stored under the key is left as it was;
  * - `list` never returns temp files of in-flight writes.
  *
  * A key cannot be both an object and a prefix of other keys here (a file cannot be a folder); such a
