@@ -14,7 +14,8 @@ export interface RunOutcome {
 
 /**
  * Blocks until the run's finalize-run job has completed (the summary is written) or failed,
- * calling `onTick` with the ledger every `pollMs` so a caller can show progress.
+ * calling `onTick` with the ledger every `pollMs` so a caller can show progress (without one, the
+ * ledger is read once, at the end).
  */
 export async function waitForRun(opts: {
   config: Config;
@@ -36,13 +37,15 @@ export async function waitForRun(opts: {
   try {
     for (;;) {
       try {
-        const ledger = await opts.ledger.get(opts.date);
+        // The whole date is read (and parsed) only for a caller that shows it: a run of 1,000
+        // symbols is ~1 MB of ledger, and waiting alone needs only the finalize job.
+        const ledger = opts.onTick ? await opts.ledger.get(opts.date) : undefined;
+        const job = await queue.getJob(opts.finalizeJobId);
         if (downSince !== undefined) {
           downSince = undefined;
           opts.onRedisOutage?.(false);
         }
-        opts.onTick?.(ledger);
-        const job = await queue.getJob(opts.finalizeJobId);
+        if (ledger) opts.onTick?.(ledger);
         if (job) {
           const state = await job.getState();
           if (state === 'completed') {
@@ -55,7 +58,8 @@ export async function waitForRun(opts: {
               ledger: await opts.ledger.get(opts.date),
             };
           }
-          if (state === 'failed') return { state, error: job.failedReason, ledger };
+          if (state === 'failed')
+            return { state, error: job.failedReason, ledger: ledger ?? (await opts.ledger.get(opts.date)) };
         }
       } catch (err) {
         // Redis restarting: the workers ride it out, and so does the wait.
