@@ -90,6 +90,13 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
     }
   };
 
+  const remote = t.kind === 'ssh';
+  /** train.log's size when it is a file (as the host's `[ -f train.log ]` would see it). */
+  const localLogSize = async () => {
+    const st = await t.stat(logPath);
+    return st && !st.isDirectory ? st.size : undefined;
+  };
+
   for (;;) {
     checkAbort();
     const interval = Math.min(pollMs, FIRST_POLL_MS * 2 ** polls++);
@@ -100,7 +107,8 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
         waitMs: interval,
         ...(opts.signal ? { signal: opts.signal } : {}),
         // Over ssh the probe brings the log's new bytes: no SFTP read after it (two round trips).
-        ...(t.kind === 'ssh' ? { logFrom: offset } : {}),
+        // Locally the log's size is a stat here, not a `stat` process there.
+        ...(remote ? { logFrom: offset } : { logSize: false }),
       });
     } catch (err) {
       checkAbort();
@@ -111,7 +119,10 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
       const n = utf8CompleteLength(probe.logTail);
       if (n > 0) await emit(probe.logTail.subarray(0, n));
     }
-    if (probe.logSize !== undefined) await readLog(probe.logSize);
+    // Read after the probe, a local size is never smaller than the host's would be, and after the
+    // exit code (run.sh's last write) it is final.
+    const logSize = remote ? probe.logSize : await localLogSize();
+    if (logSize !== undefined) await readLog(logSize);
 
     for (const [name, size] of probe.partialSizes) {
       if (partialDone.has(name)) continue;
@@ -126,7 +137,7 @@ export async function followRun(t: Transport, workdir: string, opts: FollowOptio
     if (probe.exitCode !== undefined) {
       // The probe read the log's size after the exit code, which run.sh writes last: what is left
       // to read is only a character cut in half at that size (or a log the probe did not see).
-      const rest = probe.logSize !== undefined ? offset < probe.logSize : !!(await t.stat(logPath));
+      const rest = logSize !== undefined ? offset < logSize : !!(await t.stat(logPath));
       if (rest) await readLog(undefined);
       for (const p of scanner.flush()) opts.onProgress?.(p);
       return { exitCode: probe.exitCode, logOffset: offset, peakLineBufferChars: scanner.peakBufferedChars };

@@ -97,6 +97,11 @@ export interface ProbeOptions {
    * Costs three small processes on the host (tail, head, base64), so the ssh drivers use it.
    */
   logFrom?: number;
+  /**
+   * Answer with train.log's size (default true). It costs a process on the host (`stat`); the
+   * local driver, which can stat the file itself for less, passes false (not with `logFrom`).
+   */
+  logSize?: boolean;
 }
 
 /** Nap of the host's wait loop (retrain_wait_exit). */
@@ -122,6 +127,12 @@ export async function probeRun(
   if (logFrom !== undefined && (!Number.isSafeInteger(logFrom) || logFrom < 0)) {
     throw new TransportError(`log offset ${logFrom} is not a byte offset`, { retryable: false });
   }
+  const logSize = opts.logSize ?? true;
+  if (!logSize && logFrom !== undefined) {
+    throw new TransportError('a probe that brings the log tail must also read its size', {
+      retryable: false,
+    });
+  }
   const cmd = [
     `cd -- ${q(workdir)} 2>/dev/null || { echo nodir=1; exit 0; }`,
     COMMON_SH,
@@ -142,7 +153,9 @@ export async function probeRun(
     '[ -f exit_code ] && { IFS= read -r ec < exit_code; echo "exit=$ec"; }',
     '[ -f heartbeat ] && { IFS= read -r hb < heartbeat; echo "hb=$hb"; }',
     "printf 'now=%(%s)T\\n' -1",
-    '[ -f train.log ] && echo "log=$(stat -c %s train.log 2>/dev/null || wc -c < train.log)"',
+    ...(logSize
+      ? ['[ -f train.log ] && echo "log=$(stat -c %s train.log 2>/dev/null || wc -c < train.log)"']
+      : []),
     ...(logFrom !== undefined
       ? [
           // No base64 on the host: an empty tail, and the follow reads the log as before.

@@ -76,6 +76,41 @@ describe('probeRun with waitMs (long poll)', () => {
   }, 30_000);
 });
 
+describe('the local follow and the log', () => {
+  it('stats train.log itself (no `stat` process per probe on the host) and streams all of it', async () => {
+    const r = await prepareRun(
+      recipeYaml({
+        train: 'for i in 1 2 3 4 5; do echo "line $i é"; sleep 0.1; done; echo m > {{outdir}}/model.bin',
+      }),
+    );
+    const commands: string[] = [];
+    const t = Object.create(r.t) as Transport;
+    t.exec = (command: string, opts?: ExecOptions) => {
+      commands.push(command);
+      return r.t.exec(command, opts);
+    };
+    const pid = await startDetached(t, r.workdir);
+    let text = '';
+    const res = await followRun(t, r.workdir, {
+      pid,
+      deadline: Date.now() + 20_000,
+      pollMs: 100,
+      onLog: (chunk) => {
+        text += chunk;
+      },
+    });
+    expect(res.exitCode).toBe(0);
+    const probes = commands.filter((c) => c.includes('echo "pid=$fp"'));
+    expect(probes.length).toBeGreaterThan(0);
+    expect(probes.filter((c) => c.includes('stat -c %s train.log'))).toEqual([]);
+    expect(text).toBe(await readFile(join(r.workdir, 'train.log'), 'utf8'));
+    expect(text).toContain('line 5 é');
+    expect(res.logOffset).toBe(Buffer.byteLength(text));
+    // The size and the tail come together or not at all.
+    await expect(probeRun(r.t, r.workdir, pid, { logFrom: 0, logSize: false })).rejects.toThrow(/its size/);
+  }, 30_000);
+});
+
 describe('the process scan', () => {
   it("reaps a leftover whose name holds ') ' and numbers like a stat line's fields", async () => {
     const dir = await makeTmp('retrain-comm-');
