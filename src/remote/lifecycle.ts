@@ -30,7 +30,8 @@ export async function startDetached(
     `if [ -n "$pid" ] && retrain_alive "$pid"; then echo "running $pid"; exit 0; fi`,
     `if [ -n "$pid" ]; then retrain_kill_session "$pid" 20 >/dev/null; fi`,
     `[ -f run.sh ] || { echo 'error norun'; exit 0; }`,
-    'rm -f -- pid pid.tmp heartbeat',
+    // A fresh work dir has none of them: no `rm` process then.
+    'for f in pid pid.tmp heartbeat; do if [ -e "$f" ] || [ -L "$f" ]; then rm -f -- pid pid.tmp heartbeat; break; fi; done',
     'setsid bash run.sh 9>&- </dev/null >/dev/null 2>&1 &',
     // run.sh writes its pid first thing (10 s at most). With a nap (no process per look): every
     // 2 ms for 200 ms, then every 100 ms; without: every 10 ms, then every 100 ms, with `sleep`.

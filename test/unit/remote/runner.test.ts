@@ -280,6 +280,18 @@ describe('runner: detached life', () => {
     expect(err).toBeInstanceOf(TransportError);
     expect((err as TransportError).retryable).toBe(true);
     expect((err as Error).message).toBe(`training process ${pid} vanished without an exit code`);
+
+    // Started again there, it is a new run: the dead one's pid file and heartbeat do not stand in
+    // for it (a stale pid.tmp neither).
+    await writeFile(join(r.workdir, 'pid.tmp'), '1\n');
+    await writeFile(join(r.workdir, 'heartbeat'), '1\n');
+    const again = await startDetached(r.t, r.workdir);
+    expect(again).not.toBe(pid);
+    expect((await readFile(join(r.workdir, 'pid'), 'utf8')).trim()).toBe(String(again));
+    expect(Number((await readFile(join(r.workdir, 'heartbeat'), 'utf8').catch(() => '0')).trim())).not.toBe(
+      1,
+    );
+    await killRun(r.t, r.workdir, again, 0);
   }, 30_000);
 
   it('stops following on abort without touching the run', async () => {
