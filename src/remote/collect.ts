@@ -40,8 +40,9 @@ export async function collectOutputs(
  * are regular files reached without a symlink, as `regularFiles` would, and fetching those into
  * `localDir` beside the outputs: the look at out/, that check and sha256.txt come back from one
  * exec (each exec or file request is a round trip to the host, 50-200 ms to a rented one), and
- * every file is then fetched at once. `contents`: the verified bytes of each output small enough
- * to be read whole (what was hashed), so that the caller need not read it again.
+ * every file is then fetched at once. `contents`: the verified bytes of outputs small enough to
+ * be read whole (what was hashed), at most `keepBytes` of them in all (memory stays bounded
+ * whatever the outputs), so that the caller need not read those again.
  */
 export async function collectRun(
   t: Transport,
@@ -49,6 +50,7 @@ export async function collectRun(
   localDir: string,
   recipe: LoadedRecipe,
   regular: string[] = [],
+  keepBytes = KEEP_BYTES,
 ): Promise<{ outputs: CollectedOutput[]; regular: string[]; contents: Map<string, Buffer> }> {
   regular.forEach((rel) => checkName(posix.basename(rel)));
   const outDir = posix.join(workdir, 'out');
@@ -91,6 +93,7 @@ export async function collectRun(
 
   const limit = pLimit(FETCH_CONCURRENCY);
   const contents = new Map<string, Buffer>();
+  let kept = 0;
   const extras = look.regular.map((rel) =>
     limit(() => t.getFile(posix.join(workdir, rel), join(localDir, posix.basename(rel)))),
   );
@@ -108,7 +111,10 @@ export async function collectRun(
             `output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`,
           );
         }
-        if (whole) contents.set(name, whole);
+        if (whole && kept + whole.length <= keepBytes) {
+          kept += whole.length;
+          contents.set(name, whole);
+        }
         return { name, sha256, bytes };
       }),
     ),
@@ -117,6 +123,9 @@ export async function collectRun(
   const [got] = await settleAll<unknown>([outputs, settleAll(extras)]);
   return { outputs: got as CollectedOutput[], regular: look.regular, contents };
 }
+
+/** Most bytes of verified outputs `collectRun` hands back in memory. */
+export const KEEP_BYTES = 16 * 1024 * 1024;
 
 /** Files fetched at once (each a few round trips on its own). */
 const FETCH_CONCURRENCY = 8;

@@ -12,6 +12,7 @@ import {
   TimeoutError,
   TransportError,
 } from '../../../src/errors.js';
+import { collectRun } from '../../../src/remote/collect.js';
 import type { Progress } from '../../../src/remote/logScan.js';
 import {
   collectOutputs,
@@ -391,6 +392,33 @@ describe('runner: output contract', () => {
     );
     await writeFile(join(r.workdir, 'out', 'sha256.txt'), `${'0'.repeat(64)}  ../model.bin\n`);
     await expect(collectOutputs(r.t, r.workdir, await makeTmp(), r.recipe)).rejects.toThrow(/unsafe name/);
+  }, 30_000);
+});
+
+describe('runner: outputs held in memory', () => {
+  it('hands back the verified bytes of outputs within the bound only, and every output is on disk', async () => {
+    const r = await prepareRun(
+      recipeYaml({
+        train:
+          'head -c 3000 /dev/zero > {{outdir}}/model.bin; echo m > {{outdir}}/metrics.json; head -c 3000 /dev/zero > {{outdir}}/extra.bin',
+        required: ['model.bin', 'metrics.json'],
+        optional: ['extra.bin'],
+      }),
+    );
+    const pid = await startDetached(r.t, r.workdir);
+    await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
+    const local = await makeTmp();
+    const { outputs, contents } = await collectRun(r.t, r.workdir, local, r.recipe, [], 4000);
+    expect(outputs.map((o) => o.name)).toEqual(['extra.bin', 'metrics.json', 'model.bin']);
+    // Fetched at once, so which fit is a race; never more than the bound in all.
+    const held = [...contents.values()].reduce((n, b) => n + b.length, 0);
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThanOrEqual(4000);
+    expect(contents.size).toBeLessThan(3);
+    for (const [name, data] of contents) {
+      expect(sha256Hex(data)).toBe(outputs.find((o) => o.name === name)!.sha256);
+    }
+    for (const o of outputs) expect(sha256Hex(await readFile(join(local, o.name)))).toBe(o.sha256);
   }, 30_000);
 });
 

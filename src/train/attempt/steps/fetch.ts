@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
 import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
-import { collectRun } from '../../../remote/collect.js';
+import { collectRun, KEEP_BYTES } from '../../../remote/collect.js';
 import { maskFile } from '../../../remote/logMask.js';
 import type { CollectedOutput } from '../../../remote/runner.js';
 import { keys } from '../../../storage/layout.js';
@@ -149,7 +149,10 @@ async function hashOf(
   const whole = await readIfSmall(path);
   if (!whole) return sha256File(path);
   const sha256 = sha256Hex(whole);
-  held.set(name, { data: whole, sha256 });
+  // Held only within the same bound as the outputs (memory stays bounded); else read again to store.
+  let heldBytes = 0;
+  for (const h of held.values()) heldBytes += h.data.length;
+  if (heldBytes + whole.length <= KEEP_BYTES) held.set(name, { data: whole, sha256 });
   return { sha256, bytes: whole.length };
 }
 
