@@ -9,7 +9,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { RecipeError } from '../errors.js';
-import { sha256File } from '../util/hash.js';
+import { sha256File, sha256Hex } from '../util/hash.js';
 import { describeIssues, RECIPE_NAME_RE, RecipeSchema, type RecipeDef } from './schema.js';
 import { isBuiltinPlaceholder, validateVarValue } from './template.js';
 
@@ -35,6 +35,8 @@ export interface LoadedRecipe {
   files: LoadedFile[];
   /** SHA-256 over the recipe file bytes and each shipped file's name + SHA-256 (deterministic). */
   sha256: string;
+  /** SHA-256 of the recipe file's own bytes (as read and validated here). */
+  fileSha256: string;
 }
 
 export interface LoadRecipeOptions {
@@ -99,6 +101,7 @@ export async function loadRecipe(fullRef: string, opts: LoadRecipeOptions): Prom
     vars,
     files,
     sha256: recipeHash(bytes, files),
+    fileSha256: sha256Hex(bytes),
   };
 }
 

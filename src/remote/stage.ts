@@ -8,7 +8,7 @@ import pLimit from 'p-limit';
 import { ChecksumError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { shellQuote as q } from '../recipes/template.js';
-import { parseSha256Txt, sha256File, sha256Hex } from '../util/hash.js';
+import { parseSha256Txt, sha256Hex } from '../util/hash.js';
 import { settleAll } from '../util/settle.js';
 import { mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
 import { untarCommand } from './pack.js';
@@ -35,9 +35,9 @@ export interface StageArchive extends StageFile {
 
 /** The recipe file and its shipped files as StageFiles under `recipe/`. */
 export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[]> {
-  const own = await sha256File(recipe.file);
+  // The hash of the bytes the loader validated: a file changed since fails the check on the host.
   return [
-    { localPath: recipe.file, remoteRel: `recipe/${posix.basename(recipe.file)}`, sha256: own.sha256 },
+    { localPath: recipe.file, remoteRel: `recipe/${posix.basename(recipe.file)}`, sha256: recipe.fileSha256 },
     ...recipe.files.map((f) => ({ localPath: f.path, remoteRel: `recipe/${f.name}`, sha256: f.sha256 })),
   ];
 }

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RecipeError } from '../../../src/errors.js';
 import { loadRecipe, shippedRecipesDir } from '../../../src/recipes/loader.js';
 import { secretEnv } from '../../../src/recipes/secrets.js';
+import { sha256Hex } from '../../../src/util/hash.js';
 import { cleanupTmp, makeTmp, writeRecipeDir } from '../remote/fixtures.js';
 
 afterAll(cleanupTmp);
@@ -60,6 +61,8 @@ describe('loadRecipe', () => {
     expect(r.def.gpu).toBe(false);
     expect(r.files.map((f) => f.name)).toEqual(['train.py', 'util.py']);
     expect(r.files[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The recipe file's own hash, which staging sends with it for the host's check.
+    expect(r.fileSha256).toBe(sha256Hex(await readFile(join(dir, 'recipe.yaml'))));
   });
 
   it('resolves a file path, a directory, a JSON recipe and a shipped name', async () => {
