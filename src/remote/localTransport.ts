@@ -103,8 +103,7 @@ export class LocalTransport implements Transport {
       await atomicCopy(remotePath, localPath, 'get');
     } catch (err) {
       const parent = dirname(localPath);
-      if ((err as TransportError).cause === undefined || !isCode((err as TransportError).cause, 'ENOENT'))
-        throw err;
+      if (!isCode((err as TransportError).cause, 'ENOENT')) throw err;
       if ((await stat(parent).catch(() => null))?.isDirectory()) throw err;
       await mkdir(parent, { recursive: true });
       await atomicCopy(remotePath, localPath, 'get');

@@ -55,24 +55,17 @@ export class LocalStore implements ArtifactStore {
   async putBytes(key: string, data: Buffer | string, expectedSha256?: string): Promise<PutResult> {
     const dest = this.locate(key);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    if (expectedSha256 !== undefined) {
-      // The bytes' hash is known: what landed (read back) is held to it, the bytes not hashed twice.
-      return this.writeAtomic(
-        key,
-        dest,
-        async (tmp) => {
-          const written = await writeSynced(tmp, buf);
-          return { sha256: written.sha256, bytes: buf.length, written };
-        },
-        expectedSha256,
-      );
-    }
-    const sha256 = sha256Hex(buf);
-    return this.writeAtomic(key, dest, async (tmp) => ({
-      sha256,
-      bytes: buf.length,
-      written: await writeSynced(tmp, buf),
-    }));
+    return this.writeAtomic(
+      key,
+      dest,
+      async (tmp) => {
+        const written = await writeSynced(tmp, buf);
+        // A known hash is what the read-back is held to (writeAtomic): the bytes are not hashed twice.
+        const sha256 = expectedSha256 === undefined ? sha256Hex(buf) : written.sha256;
+        return { sha256, bytes: buf.length, written };
+      },
+      expectedSha256,
+    );
   }
 
   /** Pretty-printed JSON (2 spaces, trailing newline). Throws StoreError for non-serialisable values. */
