@@ -233,6 +233,12 @@ class LentTransport implements Transport {
   async getFile(remotePath: string, localPath: string): Promise<void> {
     return this.use().getFile(remotePath, localPath);
   }
+  async putData(data: Buffer, remotePath: string, mode?: number): Promise<void> {
+    return this.use().putData(data, remotePath, mode);
+  }
+  async readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
+    return this.use().readWhole(remotePath, maxBytes);
+  }
   async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
     return this.use().readRange(remotePath, offset, maxBytes);
   }

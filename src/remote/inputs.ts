@@ -41,7 +41,8 @@ export interface PlannedInputs {
 }
 
 /**
- * Splits `inputs` into plain files and one tar written at `tarPath` (only when some are small).
+ * Splits `inputs` into plain files and one tar (only when some are small), held in memory when
+ * small enough to be packed there, else written at `tarPath`.
  * InputError for a file that cannot be read; packFiles' errors for unsafe or duplicate names.
  */
 export async function planInputs(
@@ -63,9 +64,10 @@ export async function planInputs(
     else small.push({ ...f, sha256 });
   }
   if (small.length === 0) return { files, bytes, entries };
-  const packed = await packFiles(small, opts.tarPath);
+  // A tar packed in memory is sent from there: `tarPath` is written only for one streamed to disk.
+  const packed = await packFiles(small, opts.tarPath, { hold: true });
   const archive: StageArchive = {
-    localPath: opts.tarPath,
+    ...(packed.data ? { data: packed.data } : { localPath: opts.tarPath }),
     remoteRel: opts.tarRel,
     sha256: packed.sha256,
     into: opts.into,

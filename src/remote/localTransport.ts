@@ -5,7 +5,7 @@
  * command tree; a run started inside it with `setsid ... &` is in another session and survives
  * both the exec and the Node process.
  */
-import { copyFile, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { CancelledError, TransportError } from '../errors.js';
@@ -110,6 +110,40 @@ export class LocalTransport implements Transport {
     }
   }
 
+  /** Writes through a temp file beside it and a rename; the remote parent dir must exist. */
+  async putData(data: Buffer, remotePath: string, mode = 0o644): Promise<void> {
+    const tmp = tempBeside(remotePath);
+    try {
+      await writeFile(tmp, data, { mode, flag: 'wx' });
+      await rename(tmp, remotePath);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw ioError('put', remotePath, err);
+    }
+  }
+
+  /** The whole file when it holds at most maxBytes, else null. TransportError when missing. */
+  async readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
+    let fh;
+    try {
+      fh = await open(remotePath, 'r');
+    } catch (err) {
+      throw ioError('read', remotePath, err);
+    }
+    try {
+      const size = (await fh.stat()).size;
+      if (size > maxBytes) return null;
+      // One read of the size it had; a file still growing is cut there, as a copy would be.
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = size ? await fh.read(buf, 0, size, 0) : { bytesRead: 0 };
+      return buf.subarray(0, bytesRead);
+    } catch (err) {
+      throw ioError('read', remotePath, err);
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
   async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
     let fh;
@@ -154,8 +188,12 @@ export class LocalTransport implements Transport {
   async close(): Promise<void> {}
 }
 
+function tempBeside(path: string): string {
+  return `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
 async function atomicCopy(from: string, to: string, what: string): Promise<void> {
-  const tmp = `${to}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const tmp = tempBeside(to);
   try {
     await copyFile(from, tmp);
     await rename(tmp, to);

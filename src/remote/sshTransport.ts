@@ -19,8 +19,8 @@ import { shellQuote as q } from '../recipes/template.js';
 import { SshConnection, type SshConnectOptions } from './ssh/connection.js';
 import { oneLine } from './ssh/errors.js';
 import { sshExec } from './ssh/exec.js';
-import { getFile, readRange, statRemote } from './ssh/sftp.js';
-import { putFile, type PutStats } from './ssh/upload.js';
+import { getFile, readRange, readWhole, statRemote } from './ssh/sftp.js';
+import { putData, putFile, type PutStats } from './ssh/upload.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
 export type { PutStats, SshConnectOptions };
@@ -89,8 +89,20 @@ export class SshTransport implements Transport {
     if (this.putStats.size > 64) this.putStats.delete(this.putStats.keys().next().value!);
   }
 
+  /** Bytes from memory, through `<remote>.part` and a rename (nothing to resume: they are all here). */
+  async putData(data: Buffer, remotePath: string, mode = 0o644): Promise<void> {
+    this.lastPutStats = await putData(this.connection, data, remotePath, mode);
+    this.putStats.delete(remotePath);
+    this.putStats.set(remotePath, this.lastPutStats);
+    if (this.putStats.size > 64) this.putStats.delete(this.putStats.keys().next().value!);
+  }
+
   getFile(remotePath: string, localPath: string): Promise<void> {
     return getFile(this.connection, remotePath, localPath);
+  }
+
+  readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
+    return readWhole(this.connection, remotePath, maxBytes);
   }
 
   readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {

@@ -1,9 +1,8 @@
 /**
  * Staging a work dir on the host: inputs/, recipe/, out/ and run.sh, verified by SHA-256.
  */
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { posix } from 'node:path';
 import pLimit from 'p-limit';
 import { ChecksumError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
@@ -15,23 +14,23 @@ import { untarCommand } from './pack.js';
 import type { Transport } from './transport.js';
 import { WORKDIR_SUBDIRS } from './workdir.js';
 
-export interface StageFile {
-  localPath: string;
+/** A file to stage: a local file, or bytes already in memory (sent from there, never written here). */
+export type StageFile = {
   /** Path relative to the work dir, e.g. `inputs/features.csv`; plain segments only. */
   remoteRel: string;
   sha256: string;
-}
+} & ({ localPath: string; data?: undefined } | { data: Buffer; localPath?: undefined });
 
 /**
  * A deterministic tar (src/remote/pack.ts) shipped as one file and extracted on the host into
  * `into`; each entry is verified there against `entries` after extraction.
  */
-export interface StageArchive extends StageFile {
+export type StageArchive = StageFile & {
   /** Dir relative to the work dir the entries land in, e.g. `inputs`. */
   into: string;
   /** Entry name → SHA-256 of its content. */
   entries: Record<string, string>;
-}
+};
 
 /** The recipe file and its shipped files as StageFiles under `recipe/`. */
 export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[]> {
@@ -93,91 +92,86 @@ export async function stageRun(
   if (!opts.fresh) before = await remoteHashes(t, workdir, allRels, [...dirs], big);
   else if (missing.length) await mkdirs(t, workdir, missing);
 
-  const tmp = await mkdtemp(join(tmpdir(), 'retrain-stage-'));
   // A big upload is verified on the host while the next one is sent (its bytes are still in the
   // host's page cache); a file the host already had with the right hash was verified just now.
   const early = new EarlyChecks(t, workdir);
-  try {
-    // A few uploads at once: a small file costs several round trips to the host (open, write,
-    // close, stat, rename), which is what a symbol's staging waits on over a long link.
-    const limit = pLimit(UPLOAD_CONCURRENCY);
-    const sends: Promise<void>[] = [];
-    for (const [i, f] of uploads.entries()) {
-      if (before[f.remoteRel] === f.sha256) {
-        early.known(f.remoteRel);
-        continue;
-      }
-      sends.push(
-        limit(async () => {
-          await t.putFile(f.localPath, posix.join(workdir, f.remoteRel));
-          if (sizes[i]! >= OPENSSL_FROM_BYTES) early.check(f.remoteRel, f.sha256);
-        }),
-      );
+  // A few uploads at once: a small file costs several round trips to the host (open, write,
+  // close, stat, rename), which is what a symbol's staging waits on over a long link.
+  const limit = pLimit(UPLOAD_CONCURRENCY);
+  const sends: Promise<void>[] = [];
+  for (const [i, f] of uploads.entries()) {
+    if (before[f.remoteRel] === f.sha256) {
+      early.known(f.remoteRel);
+      continue;
     }
-    const scriptRel = before['run.sh'] === scriptSha ? 'run.sh' : 'run.sh.tmp';
-    if (scriptRel === 'run.sh.tmp') {
-      const local = join(tmp, 'run.sh');
-      await writeFile(local, opts.script, { mode: 0o600 });
-      sends.push(limit(() => t.putFile(local, posix.join(workdir, 'run.sh.tmp'))));
-    }
-    await settleAll(sends);
-    await early.settled();
-
-    // The rest is one exec (each exec costs a shell start on the host, and over ssh a login shell):
-    // verify every upload, then per archive extract it unless its entries are already in place and
-    // verify them, then install run.sh. Each check stops the script before the next step, and what
-    // it saw comes back so the error names the file, as it would from separate calls.
-    const expected: Record<string, string> = { [scriptRel]: scriptSha };
-    for (const f of uploads) if (!early.done.has(f.remoteRel)) expected[f.remoteRel] = f.sha256;
-    const wants = archives.map((a) => {
-      const want: Record<string, string> = {};
-      for (const [name, sha] of Object.entries(a.entries)) want[posix.join(a.into, name)] = sha;
-      return want;
-    });
-    const lines = [
-      SHA_FN,
-      `cd -- ${q(workdir)} || exit 1`,
-      `got=$(${sha256Cmd(Object.keys(expected), big)})`,
-      `if [ "$got" != ${q(sha256Lines(expected))} ]; then echo 'stage uploads'; printf '%s\\n' "$got"; exit 0; fi`,
-      ...archives.flatMap((a, i) => {
-        const extract = [
-          `${untarCommand(a.remoteRel, a.into)} || { echo "stage extract ${i} $?"; exit 0; }`,
-          `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
-          `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then echo 'stage entries ${i}'; printf '%s\\n' "$got"; exit 0; fi`,
-        ];
-        // A fresh work dir cannot hold the entries yet: no look before extracting.
-        if (opts.fresh) return extract;
-        return [
-          `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
-          `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then`,
-          ...extract.map((l) => `  ${l}`),
-          'fi',
-        ];
+    sends.push(
+      limit(async () => {
+        const to = posix.join(workdir, f.remoteRel);
+        await (f.data ? t.putData(f.data, to) : t.putFile(f.localPath, to));
+        if (sizes[i]! >= OPENSSL_FROM_BYTES) early.check(f.remoteRel, f.sha256);
       }),
-      scriptRel === 'run.sh.tmp'
-        ? `chmod 700 run.sh.tmp && mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
-        : `chmod 700 run.sh || { echo "stage install $?"; exit 0; }`,
-      "echo 'stage ok'",
-    ];
-    const r = await mustExec(t, lines.join('\n'), 'stage the work dir');
-    const [head = '', ...rest] = r.stdout.split('\n');
-    const seen = () => parseHashes(rest.join('\n'));
-    const [what, index, code] = head.split(' ').slice(1);
-    const detail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
-    if (what === 'uploads') verifyHashes(expected, seen(), 'staged file');
-    else if (what === 'extract') {
-      const rel = archives[Number(index)]?.remoteRel;
-      throw new TransportError(`could not extract ${rel} (exit ${code})${detail ? `: ${detail}` : ''}`);
-    } else if (what === 'entries') {
-      const a = archives[Number(index)]!;
-      verifyHashes(wants[Number(index)]!, seen(), `entry of ${a.remoteRel}:`);
-    } else if (what === 'install') {
-      throw new TransportError(`could not install run.sh (exit ${index})${detail ? `: ${detail}` : ''}`);
-    }
-    if (what !== 'ok') throw new TransportError(`unexpected answer while staging: ${JSON.stringify(head)}`);
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
+    );
   }
+  const scriptRel = before['run.sh'] === scriptSha ? 'run.sh' : 'run.sh.tmp';
+  if (scriptRel === 'run.sh.tmp') {
+    const script = Buffer.from(opts.script, 'utf8');
+    sends.push(limit(() => t.putData(script, posix.join(workdir, 'run.sh.tmp'), 0o600)));
+  }
+  await settleAll(sends);
+  await early.settled();
+
+  // The rest is one exec (each exec costs a shell start on the host, and over ssh a login shell):
+  // verify every upload, then per archive extract it unless its entries are already in place and
+  // verify them, then install run.sh. Each check stops the script before the next step, and what
+  // it saw comes back so the error names the file, as it would from separate calls.
+  const expected: Record<string, string> = { [scriptRel]: scriptSha };
+  for (const f of uploads) if (!early.done.has(f.remoteRel)) expected[f.remoteRel] = f.sha256;
+  const wants = archives.map((a) => {
+    const want: Record<string, string> = {};
+    for (const [name, sha] of Object.entries(a.entries)) want[posix.join(a.into, name)] = sha;
+    return want;
+  });
+  const lines = [
+    SHA_FN,
+    `cd -- ${q(workdir)} || exit 1`,
+    `got=$(${sha256Cmd(Object.keys(expected), big)})`,
+    `if [ "$got" != ${q(sha256Lines(expected))} ]; then echo 'stage uploads'; printf '%s\\n' "$got"; exit 0; fi`,
+    ...archives.flatMap((a, i) => {
+      const extract = [
+        `${untarCommand(a.remoteRel, a.into)} || { echo "stage extract ${i} $?"; exit 0; }`,
+        `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
+        `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then echo 'stage entries ${i}'; printf '%s\\n' "$got"; exit 0; fi`,
+      ];
+      // A fresh work dir cannot hold the entries yet: no look before extracting.
+      if (opts.fresh) return extract;
+      return [
+        `got=$(${sha256Cmd(Object.keys(wants[i]!), big)})`,
+        `if [ "$got" != ${q(sha256Lines(wants[i]!))} ]; then`,
+        ...extract.map((l) => `  ${l}`),
+        'fi',
+      ];
+    }),
+    scriptRel === 'run.sh.tmp'
+      ? `chmod 700 run.sh.tmp && mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
+      : `chmod 700 run.sh || { echo "stage install $?"; exit 0; }`,
+    "echo 'stage ok'",
+  ];
+  const r = await mustExec(t, lines.join('\n'), 'stage the work dir');
+  const [head = '', ...rest] = r.stdout.split('\n');
+  const answered = () => parseHashes(rest.join('\n'));
+  const [what, index, code] = head.split(' ').slice(1);
+  const detail = r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+  if (what === 'uploads') verifyHashes(expected, answered(), 'staged file');
+  else if (what === 'extract') {
+    const rel = archives[Number(index)]?.remoteRel;
+    throw new TransportError(`could not extract ${rel} (exit ${code})${detail ? `: ${detail}` : ''}`);
+  } else if (what === 'entries') {
+    const a = archives[Number(index)]!;
+    verifyHashes(wants[Number(index)]!, answered(), `entry of ${a.remoteRel}:`);
+  } else if (what === 'install') {
+    throw new TransportError(`could not install run.sh (exit ${index})${detail ? `: ${detail}` : ''}`);
+  }
+  if (what !== 'ok') throw new TransportError(`unexpected answer while staging: ${JSON.stringify(head)}`);
 }
 
 /**
@@ -215,7 +209,11 @@ function sha256Cmd(rels: string[], big: boolean): string {
 
 /** Each file's size here (0 when it cannot be read: putFile then says why). */
 async function localSizes(files: StageFile[]): Promise<number[]> {
-  return Promise.all(files.map(async (f) => (await stat(f.localPath).catch(() => ({ size: 0 }))).size));
+  return Promise.all(
+    files.map(async (f) =>
+      f.data ? f.data.length : (await stat(f.localPath).catch(() => ({ size: 0 }))).size,
+    ),
+  );
 }
 
 /**

@@ -35,6 +35,17 @@ export interface Transport {
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
   putFile(localPath: string, remotePath: string): Promise<void>;
   getFile(remotePath: string, localPath: string): Promise<void>;
+  /**
+   * Writes `data` (bytes already in memory: nothing is written here first) to `remotePath`
+   * atomically, through a temp file and a rename, with `mode` (default 0644); the parent dir must
+   * exist.
+   */
+  putData(data: Buffer, remotePath: string, mode?: number): Promise<void>;
+  /**
+   * The whole file when it holds at most `maxBytes`; null for a larger one, and for one larger
+   * than this transport reads in one go (getFile is the way for those). TransportError when missing.
+   */
+  readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null>;
   /** Reads at most `maxBytes` from `offset` (log tailing). Empty buffer past the end. */
   readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer>;
   stat(remotePath: string): Promise<RemoteStat | null>;

@@ -49,6 +49,22 @@ export async function getFile(conn: SshConnection, remotePath: string, localPath
 }
 
 /**
+ * The whole file in one read when it holds at most `maxBytes` (and less than SMALL_GET_BYTES: a
+ * bigger one goes through getFile's parallel reads), else null. Two round trips, as getFile's.
+ */
+export async function readWhole(
+  conn: SshConnection,
+  remotePath: string,
+  maxBytes: number,
+): Promise<Buffer | null> {
+  const ask = Math.min(maxBytes, SMALL_GET_BYTES - 1) + 1;
+  return conn.withSftp('get', remotePath, async (s) => {
+    const head = await readOn(s, remotePath, 0, ask);
+    return head.length < ask ? head : null;
+  });
+}
+
+/**
  * Reads at most maxBytes from offset; empty past the end. TransportError when missing. Two round
  * trips for a small read (open, read): no fstat first, a short read below what every server
  * answers in one go (32 KiB) is the end of the file, and the handle closes in the background. A

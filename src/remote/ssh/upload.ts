@@ -86,6 +86,48 @@ export async function putFile(conn: SshConnection, localPath: string, remotePath
 }
 
 /**
+ * Uploads bytes held in memory to `remotePath` (whose parent dir must exist) through
+ * `<remote>.part` and a rename, with `mode`: SFTP writes straight from the buffer, no local file.
+ */
+export async function putData(
+  conn: SshConnection,
+  data: Buffer,
+  remotePath: string,
+  mode: number,
+): Promise<PutStats> {
+  const part = `${remotePath}.part`;
+  const size = data.length;
+  return conn.withSftp('put', remotePath, async (s) => {
+    const handle = await sftpCall<Buffer>((cb) => s.open(part, 'w', { mode }, cb));
+    try {
+      let next = 0;
+      const worker = async () => {
+        while (next < size) {
+          const at = next;
+          const len = Math.min(PUT_CHUNK, size - at);
+          next += len;
+          await sftpCall<void>((cb) => s.write(handle, data, at, len, at, cb));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PUT_DEPTH, Math.ceil(size / PUT_CHUNK)) }, worker));
+    } catch (err) {
+      await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
+      throw err;
+    }
+    // As putFile: the size is final once every write was answered; the stat rides with the close.
+    const [, now] = await Promise.all([
+      sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined),
+      sftpStat(s, part),
+    ]);
+    if (!now || now.size !== size) {
+      throw new TransportError(`uploaded ${part} has ${now?.size ?? 0} bytes, expected ${size}`);
+    }
+    await renameOver(conn, s, part, remotePath);
+    return { sentBytes: size, resumedFrom: 0, totalBytes: size };
+  });
+}
+
+/**
  * Sends local bytes [from, size) to the end of `part` (created empty, with `mode`, when `from`
  * is 0) through one exec channel's stdin into `cat`: one stream, no per-request answers, which
  * keeps a big upload as fast as scp (SFTP's request/answer round trips cost ~25 % more time

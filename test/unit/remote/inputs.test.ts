@@ -2,12 +2,14 @@
  * How a training's inputs are split for the trip: large files as themselves, small ones in one
  * deterministic tar.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors.js';
 import { planInputs } from '../../../src/remote/inputs.js';
-import { sha256File } from '../../../src/util/hash.js';
+import { sha256File, sha256Hex } from '../../../src/util/hash.js';
 import { cleanupTmp, makeTmp } from './fixtures.js';
 
 afterAll(cleanupTmp);
@@ -34,13 +36,14 @@ describe('planInputs', () => {
     expect(planned.files).toEqual([
       { localPath: inputs[0]!.path, remoteRel: 'inputs/features.csv', sha256: featuresSha },
     ]);
-    expect(planned.archive).toMatchObject({
-      localPath: join(dir, 'inputs.tar'),
-      remoteRel: 'inputs.tar',
-      into: 'inputs',
-    });
+    // A tar this small is packed in memory and sent from there: nothing is written at tarPath.
+    expect(planned.archive).toMatchObject({ remoteRel: 'inputs.tar', into: 'inputs' });
+    expect(planned.archive!.localPath).toBeUndefined();
+    expect(existsSync(join(dir, 'inputs.tar'))).toBe(false);
     expect(Object.keys(planned.archive!.entries).sort()).toEqual(['costs.json', 'job.json']);
-    expect(planned.archive!.sha256).toBe((await sha256File(join(dir, 'inputs.tar'))).sha256);
+    expect(planned.archive!.sha256).toBe(sha256Hex(planned.archive!.data!));
+    const listed = execFileSync('tar', ['-t'], { input: planned.archive!.data! }).toString();
+    expect(listed.split('\n').filter(Boolean)).toEqual(['costs.json', 'job.json']);
     expect(planned.bytes).toBe(5000 + 10 + 21);
     expect(planned.entries['features.csv']).toBe(featuresSha);
 

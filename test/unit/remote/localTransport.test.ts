@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -63,5 +63,27 @@ describe('LocalTransport files', () => {
     await expect(t.getFile(join(dir, 'missing'), join(dir, 'new/x'))).rejects.toThrow(/local get failed/);
     await t.getFile(src, join(dir, 'back/again.bin'));
     expect(await readFile(join(dir, 'back/again.bin'), 'utf8')).toBe('hello world');
+  });
+
+  it('writes bytes from memory with their mode and reads a whole file only within the bound', async () => {
+    const dir = await makeTmp();
+    const to = join(dir, 'run.sh.tmp');
+    await writeFile(to, 'an older copy, longer than the new one');
+    await t.putData(Buffer.from('echo hi\n'), to, 0o600);
+    expect(await readFile(to, 'utf8')).toBe('echo hi\n');
+    expect((await stat(to)).mode & 0o777).toBe(0o600);
+    await t.putData(Buffer.alloc(0), join(dir, 'empty'));
+    expect((await stat(join(dir, 'empty'))).size).toBe(0);
+    // No temp file is left beside either, and a missing dir is an error that names the file.
+    expect((await readdir(dir)).sort()).toEqual(['empty', 'run.sh.tmp']);
+    await expect(t.putData(Buffer.from('x'), join(dir, 'no/dir/f'))).rejects.toThrow(
+      /local put failed for .*no\/dir\/f: ENOENT/,
+    );
+
+    expect((await t.readWhole(to, 8))?.toString()).toBe('echo hi\n');
+    expect(await t.readWhole(to, 7)).toBeNull();
+    expect((await t.readWhole(join(dir, 'empty'), 0))?.length).toBe(0);
+    await expect(t.readWhole(join(dir, 'missing'), 10)).rejects.toBeInstanceOf(TransportError);
+    await expect(t.readWhole(dir, 1 << 20)).rejects.toThrow(/local read failed .*EISDIR/);
   });
 });

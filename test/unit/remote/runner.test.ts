@@ -62,6 +62,13 @@ class RecordingTransport implements Transport {
   getFile(r: string, l: string) {
     return this.inner.getFile(r, l);
   }
+  putData(d: Buffer, r: string, mode?: number) {
+    this.puts.push(r);
+    return this.inner.putData(d, r, mode);
+  }
+  readWhole(r: string, max: number) {
+    return this.inner.readWhole(r, max);
+  }
   async readRange(p: string, offset: number, max: number) {
     this.maxReadRequested = Math.max(this.maxReadRequested, max);
     const b = await this.inner.readRange(p, offset, max);

@@ -145,6 +145,8 @@ describe('runner over ssh', () => {
       exec: (c, o) => t.exec(noBase64 ? c.replace('| base64 ', '| no-such-base64 ') : c, o),
       putFile: (l, r) => t.putFile(l, r),
       getFile: (r, l) => t.getFile(r, l),
+      putData: (d, r, m) => t.putData(d, r, m),
+      readWhole: (r, max) => t.readWhole(r, max),
       readRange: (p, off, max) => {
         reads++;
         return t.readRange(p, off, max);

@@ -49,6 +49,10 @@ function counting(inner: Transport): { t: Transport; puts: string[] } {
     puts.push(remote);
     await inner.putFile(local, remote);
   };
+  wrapped.putData = async (data, remote, mode) => {
+    puts.push(remote);
+    await inner.putData(data, remote, mode);
+  };
   return { t: wrapped, puts };
 }
 
@@ -94,7 +98,7 @@ describe('staging the inputs tar over ssh', () => {
     const archive = await inputsArchive();
     const workdir = join(await makeTmp('retrain-work-'), 'BTCUSDT', 'w2');
     // What an upload cut off half-way leaves on the host.
-    const whole = await readFile(archive.localPath);
+    const whole = await readFile(archive.localPath!);
     await mkdir(workdir, { recursive: true });
     await writeFile(join(workdir, 'inputs.tar.part'), whole.subarray(0, 200_000));
     const stats: unknown[] = [];

@@ -138,6 +138,30 @@ describe('SshTransport: files', () => {
     await expect(t.getFile(join(remote, 'missing'), join(local, 'm'))).rejects.toBeInstanceOf(TransportError);
   });
 
+  it('writes bytes from memory with their mode and reads a whole small file in one go', async () => {
+    const remote = await makeTmp();
+    const data = randomBytes(100_000);
+    await writeFile(join(remote, 'f.bin'), 'an older copy');
+    await t.putData(data, join(remote, 'f.bin'));
+    expect(t.lastPutStats).toEqual({ sentBytes: 100_000, resumedFrom: 0, totalBytes: 100_000 });
+    expect((await readFile(join(remote, 'f.bin'))).equals(data)).toBe(true);
+    await t.putData(Buffer.from('echo hi\n'), join(remote, 'run.sh.tmp'), 0o600);
+    expect((await stat(join(remote, 'run.sh.tmp'))).mode & 0o777).toBe(0o600);
+    await t.putData(Buffer.alloc(0), join(remote, 'empty'));
+    expect((await stat(join(remote, 'empty'))).size).toBe(0);
+    expect(existsSync(join(remote, 'f.bin.part'))).toBe(false);
+    await expect(t.putData(data, join(remote, 'no', 'dir', 'f'))).rejects.toBeInstanceOf(TransportError);
+
+    expect((await t.readWhole(join(remote, 'f.bin'), 100_000))?.equals(data)).toBe(true);
+    expect(await t.readWhole(join(remote, 'f.bin'), 99_999)).toBeNull();
+    expect((await t.readWhole(join(remote, 'empty'), 10))?.length).toBe(0);
+    // Beyond one read's worth (256 KiB), whatever the bound: getFile's parallel reads are the way.
+    const big = randomBytes(300_000);
+    await writeFile(join(remote, 'big.bin'), big);
+    expect(await t.readWhole(join(remote, 'big.bin'), 1 << 20)).toBeNull();
+    await expect(t.readWhole(join(remote, 'missing'), 10)).rejects.toBeInstanceOf(TransportError);
+  });
+
   it('resumes an upload from a verified .part and starts over from a bad one', async () => {
     const local = await makeTmp();
     const remote = await makeTmp();
