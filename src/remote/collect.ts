@@ -1,10 +1,11 @@
 /**
  * Bringing a run's outputs back, verified against the sha256.txt the run wrote.
  */
+import { writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ChecksumError, OutputContractError, RetrainError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
-import { parseSha256Txt, readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
+import { parseSha256Txt, readIfSmall, sha256File, sha256Hex, WHOLE_FILE_BYTES } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
 import pLimit from 'p-limit';
 import { settleAll } from '../util/settle.js';
@@ -42,7 +43,9 @@ export async function collectOutputs(
  * exec (each exec or file request is a round trip to the host, 50-200 ms to a rented one), and
  * every file is then fetched at once. `contents`: the verified bytes of outputs small enough to
  * be read whole (what was hashed), at most `keepBytes` of them in all (memory stays bounded
- * whatever the outputs), so that the caller need not read those again.
+ * whatever the outputs), so that the caller need not read those again. With `memoryOnly`, a
+ * small file is read from the host straight into memory and lands in `localDir` only when it is
+ * not handed back (in `contents`, or `extras` for the regular files, by their relative name).
  */
 export async function collectRun(
   t: Transport,
@@ -50,8 +53,14 @@ export async function collectRun(
   localDir: string,
   recipe: LoadedRecipe,
   regular: string[] = [],
-  keepBytes = KEEP_BYTES,
-): Promise<{ outputs: CollectedOutput[]; regular: string[]; contents: Map<string, Buffer> }> {
+  opts: CollectOptions = {},
+): Promise<{
+  outputs: CollectedOutput[];
+  regular: string[];
+  contents: Map<string, Buffer>;
+  extras: Map<string, Buffer>;
+}> {
+  const keepBytes = opts.keepBytes ?? KEEP_BYTES;
   regular.forEach((rel) => checkName(posix.basename(rel)));
   const outDir = posix.join(workdir, 'out');
   const look = await inspect(t, workdir, regular);
@@ -93,16 +102,39 @@ export async function collectRun(
 
   const limit = pLimit(FETCH_CONCURRENCY);
   const contents = new Map<string, Buffer>();
+  const extras = new Map<string, Buffer>();
   let kept = 0;
-  const extras = look.regular.map((rel) =>
-    limit(() => t.getFile(posix.join(workdir, rel), join(localDir, posix.basename(rel)))),
+  const keep = (into: Map<string, Buffer>, name: string, data: Buffer): boolean => {
+    if (kept + data.length > keepBytes) return false;
+    kept += data.length;
+    into.set(name, data);
+    return true;
+  };
+  // A small file comes into memory and is written here only when not kept; the rest is copied.
+  const fetchOne = async (
+    remote: string,
+    local: string,
+  ): Promise<{ whole: Buffer | null; onDisk: boolean }> => {
+    const direct = opts.memoryOnly ? await t.readWhole(remote, WHOLE_FILE_BYTES) : null;
+    if (direct) return { whole: direct, onDisk: false };
+    await t.getFile(remote, local);
+    return { whole: await readIfSmall(local), onDisk: true };
+  };
+  const extraFetches = look.regular.map((rel) =>
+    limit(async () => {
+      const remote = posix.join(workdir, rel);
+      const local = join(localDir, posix.basename(rel));
+      if (!opts.memoryOnly) return t.getFile(remote, local);
+      const whole = await t.readWhole(remote, WHOLE_FILE_BYTES);
+      if (whole && keep(extras, rel, whole)) return;
+      await (whole ? writeFile(local, whole) : t.getFile(remote, local));
+    }),
   );
   const outputs = settleAll(
     wanted.map((name) =>
       limit(async (): Promise<CollectedOutput> => {
         const local = join(localDir, name);
-        await t.getFile(posix.join(outDir, name), local);
-        const whole = await readIfSmall(local);
+        const { whole, onDisk } = await fetchOne(posix.join(outDir, name), local);
         const { sha256, bytes } = whole
           ? { sha256: sha256Hex(whole), bytes: whole.length }
           : await sha256File(local);
@@ -111,17 +143,25 @@ export async function collectRun(
             `output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`,
           );
         }
-        if (whole && kept + whole.length <= keepBytes) {
-          kept += whole.length;
-          contents.set(name, whole);
-        }
+        if (whole && !keep(contents, name, whole) && !onDisk) await writeFile(local, whole);
         return { name, sha256, bytes };
       }),
     ),
   );
   // Both finish before this returns, failed or not (the caller cleans the local dir up).
-  const [got] = await settleAll<unknown>([outputs, settleAll(extras)]);
-  return { outputs: got as CollectedOutput[], regular: look.regular, contents };
+  const [got] = await settleAll<unknown>([outputs, settleAll(extraFetches)]);
+  return { outputs: got as CollectedOutput[], regular: look.regular, contents, extras };
+}
+
+export interface CollectOptions {
+  /** Most bytes of verified files handed back in memory, in all (KEEP_BYTES). */
+  keepBytes?: number;
+  /**
+   * Files handed back in memory are not also written to `localDir` (the caller stores them from
+   * there), and the regular files read whole are handed back in `extras`. Default: every file lands
+   * in `localDir`.
+   */
+  memoryOnly?: boolean;
 }
 
 /** Most bytes of verified outputs `collectRun` hands back in memory. */

@@ -93,6 +93,13 @@ function masked(bytes: Buffer, marks: Uint8Array): Buffer {
   return out;
 }
 
+/** `data` with every secret masked, as maskFile would leave a file holding it. */
+export function maskBytes(data: Buffer, secrets: Iterable<string>): Buffer {
+  const mask = new LogMask(secrets);
+  if (mask.empty) return data;
+  return Buffer.concat([mask.push(data), mask.flush()]);
+}
+
 /**
  * Rewrites the file at `path` with the secrets masked (same length), through a temporary file
  * renamed over it, so a crash leaves the old file or the new one. Nothing is written when there is

@@ -415,7 +415,7 @@ describe('runner: outputs held in memory', () => {
     const pid = await startDetached(r.t, r.workdir);
     await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
     const local = await makeTmp();
-    const { outputs, contents } = await collectRun(r.t, r.workdir, local, r.recipe, [], 4000);
+    const { outputs, contents } = await collectRun(r.t, r.workdir, local, r.recipe, [], { keepBytes: 4000 });
     expect(outputs.map((o) => o.name)).toEqual(['extra.bin', 'metrics.json', 'model.bin']);
     // Fetched at once, so which fit is a race; never more than the bound in all.
     const held = [...contents.values()].reduce((n, b) => n + b.length, 0);
@@ -426,6 +426,54 @@ describe('runner: outputs held in memory', () => {
       expect(sha256Hex(data)).toBe(outputs.find((o) => o.name === name)!.sha256);
     }
     for (const o of outputs) expect(sha256Hex(await readFile(join(local, o.name)))).toBe(o.sha256);
+  }, 30_000);
+
+  it('memoryOnly: what is handed back is not written here, the rest is, and train.log comes back too', async () => {
+    const r = await prepareRun(
+      recipeYaml({
+        train:
+          'echo "log line"; head -c 3000 /dev/zero > {{outdir}}/model.bin; echo m > {{outdir}}/metrics.json; head -c 3000 /dev/urandom > {{outdir}}/extra.bin',
+        required: ['model.bin', 'metrics.json'],
+        optional: ['extra.bin'],
+      }),
+    );
+    const pid = await startDetached(r.t, r.workdir);
+    await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
+    const local = await makeTmp();
+    const got = await collectRun(r.t, r.workdir, local, r.recipe, ['train.log'], {
+      keepBytes: 4000,
+      memoryOnly: true,
+    });
+    expect(got.outputs.map((o) => o.name)).toEqual(['extra.bin', 'metrics.json', 'model.bin']);
+    expect(got.regular).toEqual(['train.log']);
+    const log = await readFile(join(r.workdir, 'train.log'));
+    const held = new Map([...got.contents, ...got.extras]);
+    expect([...held.values()].reduce((n, b) => n + b.length, 0)).toBeLessThanOrEqual(4000);
+    if (got.extras.has('train.log')) expect(got.extras.get('train.log')!.equals(log)).toBe(true);
+    else expect((await readFile(join(local, 'train.log'))).equals(log)).toBe(true);
+    // Every output is either handed back (verified) or on disk here (verified), never both.
+    for (const o of got.outputs) {
+      const data = got.contents.get(o.name);
+      expect(existsSync(join(local, o.name))).toBe(!data);
+      expect(sha256Hex(data ?? (await readFile(join(local, o.name))))).toBe(o.sha256);
+    }
+    expect(got.contents.size).toBeGreaterThan(0);
+    expect(got.contents.size).toBeLessThan(3);
+  }, 30_000);
+
+  it('memoryOnly: an output whose bytes differ from sha256.txt is refused, naming it', async () => {
+    const r = await prepareRun(
+      recipeYaml({
+        train: `echo m > {{outdir}}/metrics.json; echo model > {{outdir}}/model.bin`,
+        required: ['model.bin', 'metrics.json'],
+      }),
+    );
+    const pid = await startDetached(r.t, r.workdir);
+    await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
+    await writeFile(join(r.workdir, 'out', 'model.bin'), 'changed after the hash\n');
+    await expect(
+      collectRun(r.t, r.workdir, await makeTmp(), r.recipe, [], { memoryOnly: true }),
+    ).rejects.toThrow(/output model\.bin: sha256 [0-9a-f]{64} does not match sha256\.txt/);
   }, 30_000);
 });
 

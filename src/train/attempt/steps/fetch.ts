@@ -10,7 +10,7 @@ import { asRetrainError, OutputContractError } from '../../../errors.js';
 import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
 import { collectRun, KEEP_BYTES } from '../../../remote/collect.js';
-import { maskFile } from '../../../remote/logMask.js';
+import { maskBytes, maskFile } from '../../../remote/logMask.js';
 import type { CollectedOutput } from '../../../remote/runner.js';
 import { keys } from '../../../storage/layout.js';
 import { EVENTS } from '../../../telemetry/events.js';
@@ -33,12 +33,14 @@ export const fetch: Step = {
     const outDir = join(ctx.stagingDir, 'out');
     await rm(outDir, { recursive: true, force: true });
     await mkdir(outDir, { recursive: true });
-    const { outputs, regular, contents } = await collectRun(
+    // What is read whole stays in memory and is stored from there; only the rest lands in outDir.
+    const { outputs, regular, contents, extras } = await collectRun(
       ctx.lease!.transport,
       ctx.workdir,
       outDir,
       ctx.recipe,
       ['train.log'],
+      { memoryOnly: true },
     );
     await ctx.hooks.afterTraining(ctx.lease!.transport, ctx.workdir, 'succeeded'); // the outputs are safe here first
     failpoint('fetching:collected');
@@ -55,7 +57,8 @@ export const fetch: Step = {
       const data = contents.get(o.name);
       if (data) held.set(o.name, { data, sha256: o.sha256 });
     }
-    const trainMinutes = await writeOwnFiles(ctx, outDir, regular.includes('train.log'), held);
+    const log = extras.get('train.log');
+    const trainMinutes = await writeOwnFiles(ctx, outDir, regular.includes('train.log'), held, log);
     const { artifacts, hashes } = await hashOutputs(ctx, outDir, outputs, held);
     await upload(ctx, outDir, artifacts, hashes, held);
     ctx.outcome = { metrics: parsed.metrics as unknown as Record<string, unknown>, trainMinutes, artifacts };
@@ -74,6 +77,7 @@ async function writeOwnFiles(
   outDir: string,
   logIsRegular: boolean,
   held: Map<string, Held>,
+  log: Buffer | undefined,
 ): Promise<number> {
   const { spec, facts, workdir } = ctx;
   const endedAt = ctx.now();
@@ -82,8 +86,11 @@ async function writeOwnFiles(
   if (!logIsRegular) {
     throw new OutputContractError(`${spec.symbol}: train.log is missing or not a regular file`);
   }
-  // Fetched with the outputs (collectRun).
-  await maskFile(join(outDir, 'train.log'), ctx.recipeSecrets());
+  // Fetched with the outputs (collectRun): in memory when small, else into outDir.
+  if (log) {
+    const data = maskBytes(log, ctx.recipeSecrets());
+    held.set('train.log', { data, sha256: sha256Hex(data) });
+  } else await maskFile(join(outDir, 'train.log'), ctx.recipeSecrets());
   const runtime = {
     jobId: spec.jobId,
     runId: ctx.runId,
