@@ -73,10 +73,7 @@ export async function loadRecipe(fullRef: string, opts: LoadRecipeOptions): Prom
   } catch (err) {
     return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  const raw = parseRecipeText(bytes.toString('utf8'), fail);
-  const parsed = RecipeSchema.safeParse(raw);
-  if (!parsed.success) return fail(describeIssues(parsed.error.issues));
-  const def = parsed.data;
+  const def = parseDefinition(bytes.toString('utf8'), fail);
 
   if (shippedName !== undefined && def.name !== shippedName) {
     fail(`name "${def.name}" does not match the shipped recipe directory "${shippedName}"`);
@@ -129,6 +126,34 @@ async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: 
     if (cst?.isFile()) return candidate;
   }
   throw new RecipeError(`recipe ${target}: directory holds no ${RECIPE_FILE_NAMES.join(', ')}`);
+}
+
+/**
+ * The validated definition of a recipe's text. A worker loads its recipe once per symbol, and the
+ * YAML parse and schema check were ~0.6 ms of each: the same text gives the same definition, so a
+ * few recent ones are kept (frozen, as every caller shares them). The file is still read and hashed
+ * each time, so an edited recipe is parsed afresh.
+ */
+function parseDefinition(text: string, fail: (what: string) => never): RecipeDef {
+  const known = parsedDefs.get(text);
+  if (known) return known;
+  const parsed = RecipeSchema.safeParse(parseRecipeText(text, fail));
+  if (!parsed.success) return fail(describeIssues(parsed.error.issues));
+  const def = deepFreeze(parsed.data);
+  if (parsedDefs.size >= PARSED_DEFS_KEPT) parsedDefs.delete(parsedDefs.keys().next().value!);
+  parsedDefs.set(text, def);
+  return def;
+}
+
+const PARSED_DEFS_KEPT = 16;
+const parsedDefs = new Map<string, RecipeDef>();
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 /** YAML (a superset of JSON) with unique keys; syntax errors carry line and column. */

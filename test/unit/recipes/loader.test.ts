@@ -130,6 +130,24 @@ describe('loadRecipe', () => {
     expect((await loadRecipe(b, { recipesDir: '/x' })).sha256).not.toBe(ra.sha256);
   });
 
+  it('loads an edited recipe afresh, and a recipe shared by loads cannot be changed by one of them', async () => {
+    const dir = await writeRecipeDir(VALID, FILES);
+    const first = await loadRecipe(dir, { recipesDir: '/x' });
+    const again = await loadRecipe(dir, { recipesDir: '/x' });
+    expect(again.def).toEqual(first.def);
+    expect(() => (again.def.train as unknown[]).push('rm -rf /')).toThrow(TypeError);
+    expect(() => Object.assign(again.def, { name: 'other' })).toThrow(TypeError);
+    const file = join(dir, 'recipe.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/^version: \d+$/m, 'version: 7'));
+    const edited = await loadRecipe(dir, { recipesDir: '/x' });
+    expect(edited.version).toBe(7);
+    expect(edited.def.version).toBe(7);
+    expect(edited.fileSha256).not.toBe(first.fileSha256);
+    // Broken after a good load: the error, never the definition it had.
+    await writeFile(file, 'name: x\nversion: 1\ntrain:\n  - run: a\n   bad: [\n');
+    await expect(loadRecipe(dir, { recipesDir: '/x' })).rejects.toThrow(/syntax error at line 5/);
+  });
+
   it('reports a YAML syntax error with its line', async () => {
     const dir = await writeRecipeDir('name: x\nversion: 1\ntrain:\n  - run: a\n   bad: [\n');
     const msg = await loadError(dir);
