@@ -1,7 +1,7 @@
 /**
  * Bringing a run's outputs back, verified against the sha256.txt the run wrote.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ChecksumError, OutputContractError, RetrainError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
@@ -110,6 +110,12 @@ export async function collectRun(
     into.set(name, data);
     return true;
   };
+  // The local dir is made when a file first lands there (getFile makes it for the files it copies).
+  let made: Promise<unknown> | undefined;
+  const spill = async (local: string, data: Buffer) => {
+    await (made ??= mkdir(localDir, { recursive: true }));
+    await writeFile(local, data);
+  };
   // A small file comes into memory and is written here only when not kept; the rest is copied.
   const fetchOne = async (
     remote: string,
@@ -127,7 +133,7 @@ export async function collectRun(
       if (!opts.memoryOnly) return t.getFile(remote, local);
       const whole = await t.readWhole(remote, WHOLE_FILE_BYTES);
       if (whole && keep(extras, rel, whole)) return;
-      await (whole ? writeFile(local, whole) : t.getFile(remote, local));
+      await (whole ? spill(local, whole) : t.getFile(remote, local));
     }),
   );
   const outputs = settleAll(
@@ -143,7 +149,7 @@ export async function collectRun(
             `output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`,
           );
         }
-        if (whole && !keep(contents, name, whole) && !onDisk) await writeFile(local, whole);
+        if (whole && !keep(contents, name, whole) && !onDisk) await spill(local, whole);
         return { name, sha256, bytes };
       }),
     ),

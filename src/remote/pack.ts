@@ -4,7 +4,8 @@
  * so the same inputs always give the same SHA-256 and an unchanged upload can be skipped.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { hashingTap, sha256Hex } from '../util/hash.js';
@@ -72,6 +73,7 @@ export async function packFiles(
 
   const pack = tar.pack();
   const { tap, result } = hashingTap();
+  await mkdir(dirname(outPath), { recursive: true });
   await viaTemp(outPath, async (tmp) => {
     const written = pipeline(pack, tap, createWriteStream(tmp, { mode: 0o644 }));
     const fill = (async () => {

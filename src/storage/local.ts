@@ -309,7 +309,8 @@ async function streamCopy(src: string, tmp: string, missing: () => Error, key: s
 
 /**
  * Writes a new file (never an existing one), fsyncs it and reads it back through the same handle:
- * the hash of what the file holds, without a second open.
+ * the hash of what the file holds, without a second open. The read asks for one byte more than
+ * was written, so a longer file shows in one read; a read short of what was written goes on.
  */
 async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string; bytes: number }> {
   const fh = await open(path, 'wx+');
@@ -320,7 +321,8 @@ async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string
     let bytes = 0;
     for (;;) {
       const { bytesRead } = await fh.read(back, bytes, back.length - bytes, bytes);
-      if (bytesRead === 0 || (bytes += bytesRead) === back.length) break;
+      bytes += bytesRead;
+      if (bytesRead === 0 || bytes >= data.length) break;
     }
     return { sha256: sha256Hex(back.subarray(0, bytes)), bytes };
   } finally {

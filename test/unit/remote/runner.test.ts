@@ -439,7 +439,8 @@ describe('runner: outputs held in memory', () => {
     );
     const pid = await startDetached(r.t, r.workdir);
     await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
-    const local = await makeTmp();
+    // Made only when a file lands there.
+    const local = join(await makeTmp(), 'not-made-yet');
     const got = await collectRun(r.t, r.workdir, local, r.recipe, ['train.log'], {
       keepBytes: 4000,
       memoryOnly: true,

@@ -3,7 +3,7 @@
  * (train.log masked, job.json, costs.json, runtime.json), then all uploaded and verified again, and
  * the candidate (what the promotion guard compares with production) written last.
  */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
@@ -31,8 +31,8 @@ export const fetch: Step = {
     const { spec } = ctx;
     await ctx.enter('FETCHING');
     const outDir = join(ctx.stagingDir, 'out');
+    // Cleared of an earlier try's files; made again only if a file lands on disk (collectRun).
     await rm(outDir, { recursive: true, force: true });
-    await mkdir(outDir, { recursive: true });
     // What is read whole stays in memory and is stored from there; only the rest lands in outDir.
     const { outputs, regular, contents, extras } = await collectRun(
       ctx.lease!.transport,

@@ -33,7 +33,8 @@ export const transfer: Step = {
     const workdir =
       facts.workdir ?? (await claimWorkdir(t, ctx.lease!.info.workRoot, spec.symbol, ctx.now()));
     await ctx.enter('TRANSFERRING', { workdir });
-    await mkdir(stagingDir, { recursive: true });
+    // The staging dir is made by whatever first needs it (a large dataset, a checkpoint, a tar too
+    // big for memory): a symbol whose inputs are small writes nothing here.
     await ctx.hooks.beforeStaging(t, ctx.lease!.info, workdir);
     // Small inputs travel as one deterministic tar (same inputs, same bytes, same SHA-256), a
     // large dataset as itself; a host that already has them (a retry on the same host, a
