@@ -9,7 +9,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { RecipeError } from '../errors.js';
-import { sha256File, sha256Hex } from '../util/hash.js';
+import { readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
 import { describeIssues, RECIPE_NAME_RE, RecipeSchema, type RecipeDef } from './schema.js';
 import { isBuiltinPlaceholder, validateVarValue } from './template.js';
 
@@ -19,6 +19,11 @@ export interface LoadedFile {
   /** Absolute local path. */
   path: string;
   sha256: string;
+  /**
+   * The bytes that were hashed, for a small file (HELD_FILE_BYTES, HELD_TOTAL_BYTES in all): staged
+   * from memory, so what reaches the host is what was hashed, and the file is not read again.
+   */
+  data?: Buffer;
 }
 
 export interface LoadedRecipe {
@@ -37,7 +42,14 @@ export interface LoadedRecipe {
   sha256: string;
   /** SHA-256 of the recipe file's own bytes (as read and validated here). */
   fileSha256: string;
+  /** Those bytes. */
+  fileBytes: Buffer;
 }
+
+/** A shipped file of at most this many bytes is held in memory once hashed (LoadedFile.data). */
+const HELD_FILE_BYTES = 1024 * 1024;
+/** Most bytes of shipped files a loaded recipe holds in all. */
+const HELD_TOTAL_BYTES = 4 * 1024 * 1024;
 
 export interface LoadRecipeOptions {
   /** Root of the shipped recipes (`<repo>/recipes`): a bare name resolves to `<dir>/<name>/`. */
@@ -87,8 +99,9 @@ export async function loadRecipe(fullRef: string, opts: LoadRecipeOptions): Prom
   if (def.files.includes(basename(file))) fail(`files: "${basename(file)}" is the recipe file itself`);
 
   const vars = mergeOverrides(def, opts.overrides ?? {}, fail);
-  const files = await hashShippedFiles(def.files, dir, fail);
-  if (shippedName !== undefined) files.push(...(await sharedFiles(opts.recipesDir, files, fail)));
+  const held = { bytes: 0 };
+  const files = await hashShippedFiles(def.files, dir, fail, held);
+  if (shippedName !== undefined) files.push(...(await sharedFiles(opts.recipesDir, files, fail, held)));
   return {
     def,
     name: def.name,
@@ -99,6 +112,7 @@ export async function loadRecipe(fullRef: string, opts: LoadRecipeOptions): Prom
     files,
     sha256: recipeHash(bytes, files),
     fileSha256: sha256Hex(bytes),
+    fileBytes: bytes,
   };
 }
 
@@ -204,6 +218,7 @@ async function hashShippedFiles(
   names: string[],
   dir: string,
   fail: (what: string) => never,
+  held: { bytes: number },
 ): Promise<LoadedFile[]> {
   const realDir = await realpath(dir);
   const out: LoadedFile[] = [];
@@ -217,9 +232,21 @@ async function hashShippedFiles(
     if (rel.startsWith('..') || isAbsolute(rel) || rel.includes(sep)) {
       fail(`files: "${name}" points outside the recipe directory`);
     }
-    out.push({ name, path, sha256: (await sha256File(path)).sha256 });
+    out.push(await loadFile(name, path, held));
   }
   return out;
+}
+
+/** A shipped file hashed, its bytes kept when small and within the recipe's budget. */
+async function loadFile(name: string, path: string, held: { bytes: number }): Promise<LoadedFile> {
+  const whole = await readIfSmall(path);
+  if (!whole) return { name, path, sha256: (await sha256File(path)).sha256 };
+  const sha256 = sha256Hex(whole);
+  if (whole.length > HELD_FILE_BYTES || held.bytes + whole.length > HELD_TOTAL_BYTES) {
+    return { name, path, sha256 };
+  }
+  held.bytes += whole.length;
+  return { name, path, sha256, data: whole };
 }
 
 /** Helpers the shipped recipes share (recipes/_shared/), shipped beside each one's own files. */
@@ -233,6 +260,7 @@ async function sharedFiles(
   recipesDir: string,
   own: LoadedFile[],
   fail: (what: string) => never,
+  held: { bytes: number },
 ): Promise<LoadedFile[]> {
   const dir = join(resolve(recipesDir), SHARED_RECIPE_DIR);
   const names = await readdir(dir).catch(() => [] as string[]);
@@ -241,7 +269,7 @@ async function sharedFiles(
     const path = join(dir, name);
     if (!(await stat(path)).isFile()) continue;
     if (own.some((f) => f.name === name)) fail(`files: "${name}" is also a shared recipe helper`);
-    out.push({ name, path, sha256: (await sha256File(path)).sha256 });
+    out.push(await loadFile(name, path, held));
   }
   return out;
 }

@@ -34,10 +34,15 @@ export type StageArchive = StageFile & {
 
 /** The recipe file and its shipped files as StageFiles under `recipe/`. */
 export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[]> {
-  // The hash of the bytes the loader validated: a file changed since fails the check on the host.
+  // The bytes the loader validated and hashed, where it holds them; a file read again here and
+  // changed since fails the check on the host.
   return [
-    { localPath: recipe.file, remoteRel: `recipe/${posix.basename(recipe.file)}`, sha256: recipe.fileSha256 },
-    ...recipe.files.map((f) => ({ localPath: f.path, remoteRel: `recipe/${f.name}`, sha256: f.sha256 })),
+    { data: recipe.fileBytes, remoteRel: `recipe/${posix.basename(recipe.file)}`, sha256: recipe.fileSha256 },
+    ...recipe.files.map((f): StageFile =>
+      f.data
+        ? { data: f.data, remoteRel: `recipe/${f.name}`, sha256: f.sha256 }
+        : { localPath: f.path, remoteRel: `recipe/${f.name}`, sha256: f.sha256 },
+    ),
   ];
 }
 

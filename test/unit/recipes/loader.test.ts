@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RecipeError } from '../../../src/errors.js';
 import { loadRecipe, shippedRecipesDir } from '../../../src/recipes/loader.js';
+import { LocalTransport } from '../../../src/remote/localTransport.js';
+import { recipeStageFiles, stageRun } from '../../../src/remote/stage.js';
 import { secretEnv } from '../../../src/recipes/secrets.js';
 import { sha256Hex } from '../../../src/util/hash.js';
 import { cleanupTmp, makeTmp, writeRecipeDir } from '../remote/fixtures.js';
@@ -146,6 +148,42 @@ describe('loadRecipe', () => {
     // Broken after a good load: the error, never the definition it had.
     await writeFile(file, 'name: x\nversion: 1\ntrain:\n  - run: a\n   bad: [\n');
     await expect(loadRecipe(dir, { recipesDir: '/x' })).rejects.toThrow(/syntax error at line 5/);
+  });
+
+  it('stages the bytes it validated: an edit after loading does not reach the host, a large file travels from disk', async () => {
+    const big = 'x'.repeat(1024 * 1024 + 1);
+    const dir = await writeRecipeDir(
+      VALID.replace('files: [train.py, util.py]', 'files: [train.py, util.py, big.bin]'),
+      {
+        ...FILES,
+        'big.bin': big,
+      },
+    );
+    const r = await loadRecipe(dir, { recipesDir: '/x' });
+    expect(r.files.find((f) => f.name === 'train.py')?.data?.toString()).toBe(FILES['train.py']);
+    expect(r.files.find((f) => f.name === 'big.bin')?.data).toBeUndefined();
+    const original = await readFile(join(dir, 'recipe.yaml'), 'utf8');
+    await writeFile(join(dir, 'recipe.yaml'), original + '# edited after loading\n');
+    await writeFile(join(dir, 'train.py'), 'print("edited")\n');
+
+    const workdir = join(await makeTmp(), 'w');
+    await stageRun(new LocalTransport(), {
+      workdir,
+      files: await recipeStageFiles(r),
+      script: '#!/usr/bin/env bash\n',
+    });
+    expect(await readFile(join(workdir, 'recipe', 'recipe.yaml'), 'utf8')).toBe(original);
+    expect(await readFile(join(workdir, 'recipe', 'train.py'), 'utf8')).toBe(FILES['train.py']);
+    expect(await readFile(join(workdir, 'recipe', 'big.bin'), 'utf8')).toBe(big);
+    // The large one is read at staging: changed since loading, it fails the check on the host.
+    await writeFile(join(dir, 'big.bin'), big.replace(/x$/, 'y'));
+    await expect(
+      stageRun(new LocalTransport(), {
+        workdir: join(await makeTmp(), 'w2'),
+        files: await recipeStageFiles(r),
+        script: '#!/usr/bin/env bash\n',
+      }),
+    ).rejects.toThrow(/staged file recipe\/big\.bin has sha256 [0-9a-f]{64} on the host, expected/);
   });
 
   it('reports a YAML syntax error with its line', async () => {
