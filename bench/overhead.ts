@@ -9,6 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startSshd } from '../test/helpers/sshd.js';
@@ -25,6 +26,7 @@ import {
 import {
   benchRedisUrl,
   figures,
+  fileCreateCpuUs,
   machineLine,
   NOOP_RECIPE,
   percentile,
@@ -68,7 +70,8 @@ function report(name: string, r: RunTimings): Variant {
       `(recipe's own run time: mean ${round(mean(recipe), 2)} ms)`,
   );
   say(
-    `  CPU per symbol: ${round(r.cpuMs / r.jobs.length)} ms in this process + ` +
+    `  CPU per symbol: ${round(r.cpuMs / r.jobs.length)} ms in this process ` +
+      `(${round(r.mainCpuMs / r.jobs.length)} on its main thread, the rest in libuv's and V8's threads) + ` +
       `${round(r.childCpuMs / r.jobs.length)} ms in the commands it ran (2 cores: at most ` +
       `${round(2000 / ((r.cpuMs + r.childCpuMs) / r.jobs.length), 1)} symbols/s from these alone)`,
   );
@@ -142,6 +145,10 @@ export async function overhead(): Promise<void> {
   const n = Number(process.env.BENCH_N ?? 1000);
   const redisUrl = await benchRedisUrl();
   say(machineLine());
+  say(
+    `file creation on this machine now: ${round(fileCreateCpuUs(tmpdir()))} µs of CPU to create, write, ` +
+      'fsync and rename a small file (its VM makes this vary several times over; file operations are a large part of a symbol)',
+  );
   say(`overhead: ${n} symbols, no-op recipe, concurrency ${CONCURRENCY}, Redis ${redisUrl}`);
   const symbols = syntheticSymbols(n);
   try {

@@ -72,8 +72,25 @@ export interface RunTimings {
   wallMs: number;
   /** CPU time of this process while the workers ran (user + system). */
   cpuMs: number;
+  /** Of cpuMs, the main thread's (mainThreadCpuMs). */
+  mainCpuMs: number;
   /** CPU time of the commands it ran and waited for (bash, sha256sum, tar, ...; not run.sh) and of the helper starting them. */
   childCpuMs: number;
+}
+
+/**
+ * User + system CPU of this process's main thread (JavaScript, and the system calls it makes
+ * itself), from /proc (Linux; NaN elsewhere). The rest of the process's CPU is its helper threads:
+ * libuv's pool (file operations) and V8's (garbage collection, compilation).
+ */
+export async function mainThreadCpuMs(): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -162,6 +179,7 @@ export async function runPipeline(
     t = performance.now();
     const cpu0 = process.cpuUsage();
     const child0 = await childCpuMs();
+    const main0 = await mainThreadCpuMs();
     const workers = await startWorkers(config, logs);
     let outcome;
     try {
@@ -180,6 +198,7 @@ export async function runPipeline(
     const cpu = process.cpuUsage(cpu0);
     const cpuMs = (cpu.user + cpu.system) / 1000;
     const childMs = (await childCpuMs()) - child0;
+    const mainMs = (await mainThreadCpuMs()) - main0;
     const failed = Object.values(outcome.ledger)
       .filter((e) => e.status !== 'success')
       .map((e) => `${e.symbol}: ${e.status} ${e.reason ?? ''} ${e.error?.message ?? ''}`);
@@ -207,7 +226,17 @@ export async function runPipeline(
         states,
       });
     }
-    return { jobs, failed, enqueueMs, enqueuedAt, planMs, wallMs, cpuMs, childCpuMs: childMs };
+    return {
+      jobs,
+      failed,
+      enqueueMs,
+      enqueuedAt,
+      planMs,
+      wallMs,
+      cpuMs,
+      mainCpuMs: mainMs,
+      childCpuMs: childMs,
+    };
   } finally {
     await trainQueue.close();
     await redis.quit().catch(() => redis.disconnect());

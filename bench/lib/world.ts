@@ -4,7 +4,7 @@
  * line of output (one JSON object of figures).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { cpus, freemem, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -135,6 +135,30 @@ export function machineLine(): string {
     `machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ` +
     `${gib(totalmem())} GiB RAM (${gib(freemem())} free), node ${process.version}`
   );
+}
+
+/**
+ * CPU (µs, this process) to create, write, fsync and rename one small file in `dir`, over 200 files:
+ * what the store and the work dir's files cost here, which varies with the machine's state.
+ */
+export function fileCreateCpuUs(dir: string): number {
+  const d = mkdtempSync(join(dir, 'retrain-fscal-'));
+  const data = Buffer.alloc(400, 120);
+  const n = 200;
+  try {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) {
+      const fd = openSync(join(d, `.t${i}`), 'wx');
+      writeSync(fd, data);
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(join(d, `.t${i}`), join(d, `f${i}`));
+    }
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 }
 
 /** Human-readable lines go to stdout as they come; the figures are the last line, one JSON object. */
