@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { constants as fsConstants, createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -13,9 +13,9 @@ import type { ArtifactStore, PutResult } from './store.js';
  *
  * Guarantees:
  * - every key and prefix is validated (see storage/keys.ts) before the filesystem is touched;
- * - writes are atomic: data goes to a temp file in the destination folder, is fsynced, verified, and
- *   only then renamed over the key, so a reader sees the old object or the whole new one, never a
- *   partial or unverified one;
+ * - writes are atomic: data goes to a temp file in the destination folder, is synced to disk
+ *   (O_DSYNC writes, or fsync), verified, and only then renamed over the key, so a reader sees the
+ *   old object or the whole new one, never a partial or unverified one;
  * - `putFile`, `copy` and `getFile` stream (memory stays flat; a file of up to 4 MiB is read whole)
  *   and hash the bytes both while reading the source and again from the written file (a small one
  *   read back through the handle that wrote it); `putBytes` given the bytes' known hash holds the
@@ -308,15 +308,26 @@ async function streamCopy(src: string, tmp: string, missing: () => Error, key: s
 }
 
 /**
- * Writes a new file (never an existing one), fsyncs it and reads it back through the same handle:
- * the hash of what the file holds, without a second open. The read asks for one byte more than
- * was written, so a longer file shows in one read; a read short of what was written goes on.
+ * A new file (never an existing one) whose writes reach the disk before they return (O_DSYNC: what
+ * an fdatasync after each write does, the size included), where the platform has the flag: a
+ * store put is then one file operation fewer than a write and an fsync. Elsewhere, null: fsync.
+ */
+const CREATE_SYNCED =
+  fsConstants.O_DSYNC !== undefined
+    ? fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_DSYNC
+    : null;
+
+/**
+ * Writes a new file (never an existing one), synced to disk, and reads it back through the same
+ * handle: the hash of what the file holds, without a second open. The read asks for one byte more
+ * than was written, so a longer file shows in one read; a read short of what was written goes on.
  */
 async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string; bytes: number }> {
-  const fh = await open(path, 'wx+');
+  const fh = await open(path, CREATE_SYNCED ?? 'wx+');
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    // Nothing written, nothing synced by the flag: the empty file itself is.
+    if (CREATE_SYNCED === null || data.length === 0) await fh.sync();
     const back = Buffer.allocUnsafe(data.length + 1);
     let bytes = 0;
     for (;;) {
