@@ -5,7 +5,7 @@
  * command tree; a run started inside it with `setsid ... &` is in another session and survives
  * both the exec and the Node process.
  */
-import { copyFile, mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { CancelledError, TransportError } from '../errors.js';
@@ -123,47 +123,25 @@ export class LocalTransport implements Transport {
   }
 
   /** The whole file when it holds at most maxBytes, else null. TransportError when missing. */
-  async readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
-    let fh;
-    try {
-      fh = await open(remotePath, 'r');
-    } catch (err) {
-      throw ioError('read', remotePath, err);
-    }
-    try {
-      const size = (await fh.stat()).size;
+  readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
+    return readOpen(remotePath, async (fh, size) => {
       if (size > maxBytes) return null;
       // One read of the size it had; a file still growing is cut there, as a copy would be.
       const buf = Buffer.allocUnsafe(size);
       const { bytesRead } = size ? await fh.read(buf, 0, size, 0) : { bytesRead: 0 };
       return buf.subarray(0, bytesRead);
-    } catch (err) {
-      throw ioError('read', remotePath, err);
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   /** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
-  async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
-    let fh;
-    try {
-      fh = await open(remotePath, 'r');
-    } catch (err) {
-      throw ioError('read', remotePath, err);
-    }
-    try {
-      const size = (await fh.stat()).size;
+  readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
+    return readOpen(remotePath, async (fh, size) => {
       const want = Math.max(0, Math.min(maxBytes, size - offset));
       if (want === 0) return Buffer.alloc(0);
       const buf = Buffer.alloc(want);
       const { bytesRead } = await fh.read(buf, 0, want, offset);
       return buf.subarray(0, bytesRead);
-    } catch (err) {
-      throw ioError('read', remotePath, err);
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   /** null when the path does not exist. */
@@ -186,6 +164,23 @@ export class LocalTransport implements Transport {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Opens `path` for reading and hands `read` the handle and the size; TransportError on failure. */
+async function readOpen<T>(path: string, read: (fh: FileHandle, size: number) => Promise<T>): Promise<T> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw ioError('read', path, err);
+  }
+  try {
+    return await read(fh, (await fh.stat()).size);
+  } catch (err) {
+    throw ioError('read', path, err);
+  } finally {
+    await fh.close();
+  }
 }
 
 function tempBeside(path: string): string {

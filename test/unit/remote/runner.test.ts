@@ -402,18 +402,21 @@ describe('runner: output contract', () => {
   }, 30_000);
 });
 
+/** A run of `train` (model.bin and metrics.json required, extra.bin optional) staged, run and ended. */
+async function endedRun(train: string) {
+  const r = await prepareRun(
+    recipeYaml({ train, required: ['model.bin', 'metrics.json'], optional: ['extra.bin'] }),
+  );
+  const pid = await startDetached(r.t, r.workdir);
+  await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
+  return r;
+}
+
 describe('runner: outputs held in memory', () => {
   it('hands back the verified bytes of outputs within the bound only, and every output is on disk', async () => {
-    const r = await prepareRun(
-      recipeYaml({
-        train:
-          'head -c 3000 /dev/zero > {{outdir}}/model.bin; echo m > {{outdir}}/metrics.json; head -c 3000 /dev/zero > {{outdir}}/extra.bin',
-        required: ['model.bin', 'metrics.json'],
-        optional: ['extra.bin'],
-      }),
+    const r = await endedRun(
+      'head -c 3000 /dev/zero > {{outdir}}/model.bin; echo m > {{outdir}}/metrics.json; head -c 3000 /dev/zero > {{outdir}}/extra.bin',
     );
-    const pid = await startDetached(r.t, r.workdir);
-    await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
     const local = await makeTmp();
     const { outputs, contents } = await collectRun(r.t, r.workdir, local, r.recipe, [], { keepBytes: 4000 });
     expect(outputs.map((o) => o.name)).toEqual(['extra.bin', 'metrics.json', 'model.bin']);
@@ -429,16 +432,9 @@ describe('runner: outputs held in memory', () => {
   }, 30_000);
 
   it('memoryOnly: what is handed back is not written here, the rest is, and train.log comes back too', async () => {
-    const r = await prepareRun(
-      recipeYaml({
-        train:
-          'echo "log line"; head -c 3000 /dev/zero > {{outdir}}/model.bin; echo m > {{outdir}}/metrics.json; head -c 3000 /dev/urandom > {{outdir}}/extra.bin',
-        required: ['model.bin', 'metrics.json'],
-        optional: ['extra.bin'],
-      }),
+    const r = await endedRun(
+      'echo "log line"; head -c 3000 /dev/zero > {{outdir}}/model.bin; echo m > {{outdir}}/metrics.json; head -c 3000 /dev/urandom > {{outdir}}/extra.bin',
     );
-    const pid = await startDetached(r.t, r.workdir);
-    await followRun(r.t, r.workdir, { pid, deadline: Date.now() + 20_000, pollMs: 100 });
     // Made only when a file lands there.
     const local = join(await makeTmp(), 'not-made-yet');
     const got = await collectRun(r.t, r.workdir, local, r.recipe, ['train.log'], {
