@@ -116,31 +116,36 @@ export async function collectRun(
     await (made ??= mkdir(localDir, { recursive: true }));
     await writeFile(local, data);
   };
-  // A small file comes into memory and is written here only when not kept; the rest is copied.
+  /**
+   * One file: with memoryOnly, a small one comes into memory and is kept in `into` (or written to
+   * `local` past the bound); any other is copied to `local`, and read back when `readBack` (its
+   * bytes kept within the bound too). The bytes, when it was read whole.
+   */
   const fetchOne = async (
     remote: string,
     local: string,
-  ): Promise<{ whole: Buffer | null; onDisk: boolean }> => {
+    into: Map<string, Buffer>,
+    key: string,
+    readBack: boolean,
+  ): Promise<Buffer | null> => {
     const direct = opts.memoryOnly ? await t.readWhole(remote, WHOLE_FILE_BYTES) : null;
-    if (direct) return { whole: direct, onDisk: false };
+    if (direct) {
+      if (!keep(into, key, direct)) await spill(local, direct);
+      return direct;
+    }
     await t.getFile(remote, local);
-    return { whole: await readIfSmall(local), onDisk: true };
+    const whole = readBack ? await readIfSmall(local) : null;
+    if (whole) keep(into, key, whole);
+    return whole;
   };
   const extraFetches = look.regular.map((rel) =>
-    limit(async () => {
-      const remote = posix.join(workdir, rel);
-      const local = join(localDir, posix.basename(rel));
-      if (!opts.memoryOnly) return t.getFile(remote, local);
-      const whole = await t.readWhole(remote, WHOLE_FILE_BYTES);
-      if (whole && keep(extras, rel, whole)) return;
-      await (whole ? spill(local, whole) : t.getFile(remote, local));
-    }),
+    limit(() => fetchOne(posix.join(workdir, rel), join(localDir, posix.basename(rel)), extras, rel, false)),
   );
   const outputs = settleAll(
     wanted.map((name) =>
       limit(async (): Promise<CollectedOutput> => {
         const local = join(localDir, name);
-        const { whole, onDisk } = await fetchOne(posix.join(outDir, name), local);
+        const whole = await fetchOne(posix.join(outDir, name), local, contents, name, true);
         const { sha256, bytes } = whole
           ? { sha256: sha256Hex(whole), bytes: whole.length }
           : await sha256File(local);
@@ -149,7 +154,6 @@ export async function collectRun(
             `output ${name}: sha256 ${sha256} does not match sha256.txt (${listed[name]})`,
           );
         }
-        if (whole && !keep(contents, name, whole) && !onDisk) await spill(local, whole);
         return { name, sha256, bytes };
       }),
     ),
