@@ -82,18 +82,19 @@ export class SshTransport implements Transport {
 
   /** Resumable upload through `<remote>.part` (see ssh/upload.ts); `lastPutStats` tells what was sent. */
   async putFile(localPath: string, remotePath: string): Promise<void> {
-    this.lastPutStats = await putFile(this.connection, localPath, remotePath);
-    this.putStats.delete(remotePath);
-    this.putStats.set(remotePath, this.lastPutStats);
-    // A pooled connection lives for many symbols: keep the recent ones only.
-    if (this.putStats.size > 64) this.putStats.delete(this.putStats.keys().next().value!);
+    this.recordPut(remotePath, await putFile(this.connection, localPath, remotePath));
   }
 
   /** Bytes from memory, through `<remote>.part` and a rename (nothing to resume: they are all here). */
   async putData(data: Buffer, remotePath: string, mode = 0o644): Promise<void> {
-    this.lastPutStats = await putData(this.connection, data, remotePath, mode);
+    this.recordPut(remotePath, await putData(this.connection, data, remotePath, mode));
+  }
+
+  private recordPut(remotePath: string, stats: PutStats): void {
+    this.lastPutStats = stats;
     this.putStats.delete(remotePath);
-    this.putStats.set(remotePath, this.lastPutStats);
+    this.putStats.set(remotePath, stats);
+    // A pooled connection lives for many symbols: keep the recent ones only.
     if (this.putStats.size > 64) this.putStats.delete(this.putStats.keys().next().value!);
   }
 

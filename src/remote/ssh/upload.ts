@@ -63,24 +63,23 @@ export async function putFile(conn: SshConnection, localPath: string, remotePath
       sent = await streamUp(conn, localPath, part, from, size, mode);
       now = await sftpStat(s, part);
     } else {
-      const handle = await sftpCall<Buffer>((cb) => s.open(part, from > 0 ? 'r+' : 'w', { mode }, cb));
+      const fh = await open(localPath, 'r');
       try {
-        sent = await upload(s, handle, localPath, from, size);
-      } catch (err) {
-        await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
-        throw err;
+        ({ sent, now } = await writePart(s, part, from > 0 ? 'r+' : 'w', mode, from, size, () => {
+          // One buffer per writer, no bigger than the bytes need: a small file takes one request
+          // and its own size, not PUT_DEPTH buffers of PUT_CHUNK (1 MiB of garbage per put).
+          const buf = Buffer.allocUnsafe(Math.min(PUT_CHUNK, size - from));
+          return async (at, len) => {
+            const { bytesRead } = await fh.read(buf, 0, len, at);
+            if (bytesRead !== len) throw new TransportError(`${localPath} changed while it was uploaded`);
+            return [buf, 0];
+          };
+        }));
+      } finally {
+        await fh.close();
       }
-      // Every write was answered, so the size is final before the close: the stat goes out with
-      // it, one round trip for both.
-      [, now] = await Promise.all([
-        sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined),
-        sftpStat(s, part),
-      ]);
     }
-    if (!now || now.size !== size) {
-      throw new TransportError(`uploaded ${part} has ${now?.size ?? 0} bytes, expected ${size}`);
-    }
-    await renameOver(conn, s, part, remotePath);
+    await installPart(conn, s, part, remotePath, size, now);
     return { sentBytes: sent, resumedFrom: from, totalBytes: size };
   });
 }
@@ -98,33 +97,78 @@ export async function putData(
   const part = `${remotePath}.part`;
   const size = data.length;
   return conn.withSftp('put', remotePath, async (s) => {
-    const handle = await sftpCall<Buffer>((cb) => s.open(part, 'w', { mode }, cb));
-    try {
-      let next = 0;
-      const worker = async () => {
-        while (next < size) {
-          const at = next;
-          const len = Math.min(PUT_CHUNK, size - at);
-          next += len;
-          await sftpCall<void>((cb) => s.write(handle, data, at, len, at, cb));
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PUT_DEPTH, Math.ceil(size / PUT_CHUNK)) }, worker));
-    } catch (err) {
-      await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
-      throw err;
-    }
-    // As putFile: the size is final once every write was answered; the stat rides with the close.
-    const [, now] = await Promise.all([
-      sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined),
-      sftpStat(s, part),
-    ]);
-    if (!now || now.size !== size) {
-      throw new TransportError(`uploaded ${part} has ${now?.size ?? 0} bytes, expected ${size}`);
-    }
-    await renameOver(conn, s, part, remotePath);
-    return { sentBytes: size, resumedFrom: 0, totalBytes: size };
+    const { sent, now } = await writePart(s, part, 'w', mode, 0, size, () => async (at) => [data, at]);
+    await installPart(conn, s, part, remotePath, size, now);
+    return { sentBytes: sent, resumedFrom: 0, totalBytes: size };
   });
+}
+
+/** Where a writer's next request takes its bytes from: a buffer and the offset in it. */
+type ChunkSource = (at: number, len: number) => Promise<[Buffer, number]>;
+
+/**
+ * Writes bytes [from, size) into `part` (opened with `flags` and `mode`) at the same offsets,
+ * PUT_DEPTH requests in flight, each writer taking its bytes from a source of its own. Every write
+ * was answered, so the size is final before the close: the stat goes out with it, one round trip
+ * for both. What was sent, and the part's stat.
+ */
+async function writePart(
+  s: SFTPWrapper,
+  part: string,
+  flags: 'w' | 'r+',
+  mode: number,
+  from: number,
+  size: number,
+  source: () => ChunkSource,
+): Promise<{ sent: number; now: Stats | null }> {
+  const handle = await sftpCall<Buffer>((cb) => s.open(part, flags, { mode }, cb));
+  let next = from;
+  let sent = 0;
+  let failed = false;
+  const worker = async () => {
+    const chunkAt = source();
+    while (!failed && next < size) {
+      const at = next;
+      const len = Math.min(PUT_CHUNK, size - at);
+      next += len;
+      const [buf, offset] = await chunkAt(at, len);
+      await sftpCall<void>((cb) => s.write(handle, buf, offset, len, at, cb));
+      sent += len;
+    }
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(PUT_DEPTH, Math.ceil((size - from) / PUT_CHUNK)) }, () =>
+        worker().catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
+  } catch (err) {
+    await sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined);
+    throw err;
+  }
+  const [, now] = await Promise.all([
+    sftpCall<void>((cb) => s.close(handle, cb)).catch(() => undefined),
+    sftpStat(s, part),
+  ]);
+  return { sent, now };
+}
+
+/** Renames a complete `part` over `remotePath`; TransportError when it does not hold `size` bytes. */
+async function installPart(
+  conn: SshConnection,
+  s: SFTPWrapper,
+  part: string,
+  remotePath: string,
+  size: number,
+  now: Stats | null,
+): Promise<void> {
+  if (!now || now.size !== size) {
+    throw new TransportError(`uploaded ${part} has ${now?.size ?? 0} bytes, expected ${size}`);
+  }
+  await renameOver(conn, s, part, remotePath);
 }
 
 /**
@@ -179,42 +223,6 @@ async function streamUp(
     });
     src.pipe(ch);
   });
-}
-
-/** Writes local bytes [from, size) at the same offsets, PUT_DEPTH requests in flight. */
-async function upload(s: SFTPWrapper, handle: Buffer, localPath: string, from: number, size: number) {
-  const fh = await open(localPath, 'r');
-  let next = from;
-  let sent = 0;
-  let failed = false;
-  // No more writers, and no bigger buffers, than the bytes need: a small file takes one request
-  // and its own size, not PUT_DEPTH buffers of PUT_CHUNK (1 MiB of garbage per put).
-  const chunks = Math.ceil((size - from) / PUT_CHUNK);
-  const worker = async () => {
-    const buf = Buffer.allocUnsafe(Math.min(PUT_CHUNK, size - from));
-    while (!failed && next < size) {
-      const at = next;
-      const len = Math.min(PUT_CHUNK, size - at);
-      next += len;
-      const { bytesRead } = await fh.read(buf, 0, len, at);
-      if (bytesRead !== len) throw new TransportError(`${localPath} changed while it was uploaded`);
-      await sftpCall<void>((cb) => s.write(handle, buf, 0, len, at, cb));
-      sent += len;
-    }
-  };
-  try {
-    await Promise.all(
-      Array.from({ length: Math.min(PUT_DEPTH, chunks) }, () =>
-        worker().catch((err: unknown) => {
-          failed = true;
-          throw err;
-        }),
-      ),
-    );
-  } finally {
-    await fh.close();
-  }
-  return sent;
 }
 
 async function remotePrefixSha(
