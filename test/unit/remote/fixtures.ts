@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRecipe, type LoadedRecipe } from '../../../src/recipes/loader.js';
 import { buildRunScript, standardRunContext, type RunContext } from '../../../src/remote/runScript.js';
-import { recipeStageFiles, stageRun, type StageFile } from '../../../src/remote/runner.js';
+import {
+  followRun,
+  recipeStageFiles,
+  stageRun,
+  startDetached,
+  type FollowResult,
+  type StageFile,
+} from '../../../src/remote/runner.js';
 import { LocalTransport } from '../../../src/remote/localTransport.js';
 import type { Transport } from '../../../src/remote/transport.js';
 import { sha256File } from '../../../src/util/hash.js';
@@ -145,4 +152,23 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Starts the run staged in `workdir` and follows it to its end: its pid, the result, the log text it brought. */
+export async function followToEnd(
+  t: Transport,
+  workdir: string,
+  opts: { pollMs?: number; deadlineMs?: number } = {},
+): Promise<{ pid: number; res: FollowResult; text: string }> {
+  const pid = await startDetached(t, workdir);
+  let text = '';
+  const res = await followRun(t, workdir, {
+    pid,
+    deadline: Date.now() + (opts.deadlineMs ?? 20_000),
+    pollMs: opts.pollMs ?? 100,
+    onLog: (chunk) => {
+      text += chunk;
+    },
+  });
+  return { pid, res, text };
 }

@@ -10,7 +10,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { probeRun } from '../../../src/remote/lifecycle.js';
 import { followRun, killRun, startDetached } from '../../../src/remote/runner.js';
 import type { ExecOptions, Transport } from '../../../src/remote/transport.js';
-import { cleanupTmp, makeTmp, prepareRun, processes, recipeYaml, runProcesses } from './fixtures.js';
+import {
+  cleanupTmp,
+  followToEnd,
+  makeTmp,
+  prepareRun,
+  processes,
+  recipeYaml,
+  runProcesses,
+} from './fixtures.js';
 
 afterAll(cleanupTmp);
 
@@ -89,16 +97,7 @@ describe('the local follow and the log', () => {
       commands.push(command);
       return r.t.exec(command, opts);
     };
-    const pid = await startDetached(t, r.workdir);
-    let text = '';
-    const res = await followRun(t, r.workdir, {
-      pid,
-      deadline: Date.now() + 20_000,
-      pollMs: 100,
-      onLog: (chunk) => {
-        text += chunk;
-      },
-    });
+    const { pid, res, text } = await followToEnd(t, r.workdir);
     expect(res.exitCode).toBe(0);
     const probes = commands.filter((c) => c.includes('echo "pid=$fp"'));
     expect(probes.length).toBeGreaterThan(0);

@@ -20,6 +20,7 @@ import { sha256Hex } from '../../../src/util/hash.js';
 import { startSshd, type SshdHandle } from '../../helpers/sshd.js';
 import {
   cleanupTmp,
+  followToEnd,
   makeTmp,
   processes,
   recipeYaml,
@@ -139,35 +140,17 @@ describe('runner over ssh', () => {
   it('brings the log in the probe: a small one needs no separate read, a long one arrives whole, characters uncut', async () => {
     let reads = 0;
     let noBase64 = false;
-    const counted: Transport = {
-      kind: 'ssh',
-      // A host without base64 answers an empty tail.
-      exec: (c, o) => t.exec(noBase64 ? c.replace('| base64 ', '| no-such-base64 ') : c, o),
-      putFile: (l, r) => t.putFile(l, r),
-      getFile: (r, l) => t.getFile(r, l),
-      putData: (d, r, m) => t.putData(d, r, m),
-      readWhole: (r, max) => t.readWhole(r, max),
-      readRange: (p, off, max) => {
-        reads++;
-        return t.readRange(p, off, max);
-      },
-      stat: (p) => t.stat(p),
-      mkdirp: (p) => t.mkdirp(p),
-      close: () => Promise.resolve(),
+    const counted = Object.create(t) as Transport;
+    // A host without base64 answers an empty tail.
+    counted.exec = (c, o) => t.exec(noBase64 ? c.replace('| base64 ', '| no-such-base64 ') : c, o);
+    counted.readRange = (p, off, max) => {
+      reads++;
+      return t.readRange(p, off, max);
     };
     const follow = async (train: string) => {
       const { workdir } = await stageOn(t, recipeYaml({ train: `${train}; echo m > {{outdir}}/model.bin` }));
-      const pid = await startDetached(counted, workdir);
       reads = 0;
-      let text = '';
-      const res = await followRun(counted, workdir, {
-        pid,
-        deadline: Date.now() + 30_000,
-        pollMs: 200,
-        onLog: (chunk) => {
-          text += chunk;
-        },
-      });
+      const { res, text } = await followToEnd(counted, workdir, { pollMs: 200, deadlineMs: 30_000 });
       expect(res.exitCode).toBe(0);
       expect(text).toBe(await readFile(join(workdir, 'train.log'), 'utf8'));
       return text;
