@@ -1,14 +1,22 @@
 /**
  * The local driver's Transport: commands run as `bash -c` child processes (started by the
  * process-wide Spawner helper, which spares this process a fork per command), files move with
- * node:fs. Each exec runs in a process group of its own, so a timeout or an abort kills the whole
+ * node:fs (small reads in place: src/util/inPlaceFs.ts). Each exec runs in a process group of its own, so a timeout or an abort kills the whole
  * command tree; a run started inside it with `setsid ... &` is in another session and survives
  * both the exec and the Node process.
  */
+import { statSync } from 'node:fs';
 import { copyFile, mkdir, open, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { CancelledError, TransportError } from '../errors.js';
+import {
+  ensureDir,
+  IN_PLACE_MAX_BYTES,
+  readAtInPlace,
+  withFileInPlace,
+  yieldToLoop,
+} from '../util/inPlaceFs.js';
 import { Capped } from './execUtil.js';
 import { Spawner } from './spawner.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
@@ -123,47 +131,66 @@ export class LocalTransport implements Transport {
   }
 
   /** The whole file when it holds at most maxBytes, else null. TransportError when missing. */
-  readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
+  async readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
+    // One read of the size it had; a file still growing is cut there, as a copy would be.
+    const small = inPlace(remotePath, (fd, size) =>
+      size > maxBytes ? null : size <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, 0, size) : undefined,
+    );
+    if (small !== undefined) return yieldToLoop().then(() => small);
     return readOpen(remotePath, async (fh, size) => {
-      if (size > maxBytes) return null;
-      // One read of the size it had; a file still growing is cut there, as a copy would be.
       const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = size ? await fh.read(buf, 0, size, 0) : { bytesRead: 0 };
+      const { bytesRead } = await fh.read(buf, 0, size, 0);
       return buf.subarray(0, bytesRead);
     });
   }
 
   /** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
-  readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
+  async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
+    const want = (size: number) => Math.max(0, Math.min(maxBytes, size - offset));
+    const small = inPlace(remotePath, (fd, size) =>
+      want(size) <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, offset, want(size)) : undefined,
+    );
+    if (small !== undefined) return yieldToLoop().then(() => small);
     return readOpen(remotePath, async (fh, size) => {
-      const want = Math.max(0, Math.min(maxBytes, size - offset));
-      if (want === 0) return Buffer.alloc(0);
-      const buf = Buffer.alloc(want);
-      const { bytesRead } = await fh.read(buf, 0, want, offset);
+      const buf = Buffer.alloc(want(size));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
       return buf.subarray(0, bytesRead);
     });
   }
 
   /** null when the path does not exist. */
   async stat(remotePath: string): Promise<RemoteStat | null> {
+    let st;
     try {
-      const st = await stat(remotePath);
-      return { size: st.size, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory() };
+      st = statSync(remotePath, { throwIfNoEntry: false });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw ioError('stat', remotePath, err);
     }
+    await yieldToLoop();
+    return st ? { size: st.size, mtimeMs: st.mtimeMs, isDirectory: st.isDirectory() } : null;
   }
 
   async mkdirp(remotePath: string): Promise<void> {
     try {
-      await mkdir(remotePath, { recursive: true });
+      await ensureDir(remotePath);
     } catch (err) {
       throw ioError('mkdir', remotePath, err);
     }
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * A read of this machine's file done in place (src/util/inPlaceFs.ts): what `use` returns, or
+ * undefined when the part is too large for that. TransportError on failure.
+ */
+function inPlace<T>(path: string, use: (fd: number, size: number) => T): T {
+  try {
+    return withFileInPlace(path, use);
+  } catch (err) {
+    throw ioError('read', path, err);
+  }
 }
 
 /** Opens `path` for reading and hands `read` the handle and the size; TransportError on failure. */

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CancelledError, TransportError } from '../../../src/errors.js';
 import { LocalTransport } from '../../../src/remote/localTransport.js';
+import { IN_PLACE_MAX_BYTES } from '../../../src/util/inPlaceFs.js';
 import { cleanupTmp, makeTmp, processes, waitFor } from './fixtures.js';
 
 afterAll(cleanupTmp);
@@ -85,5 +86,38 @@ describe('LocalTransport files', () => {
     expect((await t.readWhole(join(dir, 'empty'), 0))?.length).toBe(0);
     await expect(t.readWhole(join(dir, 'missing'), 10)).rejects.toBeInstanceOf(TransportError);
     await expect(t.readWhole(dir, 1 << 20)).rejects.toThrow(/local read failed .*EISDIR/);
+  });
+
+  it('reads files on both sides of the in-place bound the same way (ranges, whole, the bound)', async () => {
+    const dir = await makeTmp();
+    const big = randomBytes(IN_PLACE_MAX_BYTES + 4099);
+    const path = join(dir, 'big.bin');
+    await writeFile(path, big);
+    expect((await t.readWhole(path, big.length))?.equals(big)).toBe(true);
+    expect(await t.readWhole(path, big.length - 1)).toBeNull();
+    expect((await t.readRange(path, 0, big.length + 10)).equals(big)).toBe(true);
+    expect(
+      (await t.readRange(path, 5, IN_PLACE_MAX_BYTES)).equals(big.subarray(5, 5 + IN_PLACE_MAX_BYTES)),
+    ).toBe(true);
+    expect(
+      (await t.readRange(path, 17, IN_PLACE_MAX_BYTES + 1)).equals(big.subarray(17, 18 + IN_PLACE_MAX_BYTES)),
+    ).toBe(true);
+    expect((await t.readRange(path, big.length - 3, 100)).equals(big.subarray(-3))).toBe(true);
+    await t.putData(big, join(dir, 'copy.bin'));
+    expect((await readFile(join(dir, 'copy.bin'))).equals(big)).toBe(true);
+  });
+
+  it('a loop of small reads lets timers run (they are done in place)', async () => {
+    const dir = await makeTmp();
+    await writeFile(join(dir, 'log'), 'line\n');
+    let fired = false;
+    setTimeout(() => (fired = true), 5);
+    // Bounded: reads that never yield would spin here for good.
+    for (let i = 0; i < 20_000 && !fired; i++) {
+      await t.readRange(join(dir, 'log'), 0, 100);
+      await t.readWhole(join(dir, 'log'), 100);
+      await t.stat(join(dir, 'log'));
+    }
+    expect(fired).toBe(true);
   });
 });

@@ -1,0 +1,81 @@
+/**
+ * Reads of this machine's own files done in place (synchronously) instead of through libuv's
+ * thread pool; changes to the file system stay in the pool.
+ *
+ * Why: on a small VM a round trip through the pool costs ~35 µs of CPU in thread wake-ups, while a
+ * stat, an open of an existing file or a read of a few KiB from the page cache costs 2-8 µs, and a
+ * symbol made dozens of them (bench/RESULTS.md §1f). A change (create, mkdir, write, rename,
+ * unlink) is not done in place: what it costs depends on the file system (creating a file took
+ * 20 µs to 800 µs of CPU on the same VM within a day) and may wait for the disk, and the event
+ * loop must not wait on that. Reads are bounded by IN_PLACE_MAX_BYTES, and an async API that reads
+ * in place yields to the event loop once before it answers (yieldToLoop). These are for the worker's
+ * own home and the local driver's host (this machine), not for a file system that may be remote.
+ */
+import { closeSync, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { setImmediate as turn } from 'node:timers/promises';
+
+/** The most bytes read in place: a copy of 1 MiB from the page cache is ~100 µs. */
+export const IN_PLACE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Opens the file in place and hands `use` its descriptor and size; the descriptor is closed after.
+ * Throws the system error (ENOENT, EISDIR, ...) as node:fs does.
+ */
+export function withFileInPlace<T>(path: string, use: (fd: number, size: number) => T): T {
+  const fd = openSync(path, 'r');
+  try {
+    return use(fd, fstatSync(fd).size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * At most `length` bytes from `offset` (length at most IN_PLACE_MAX_BYTES). A file still growing is
+ * cut at what was asked; one that shrank gives what is there.
+ */
+export function readAtInPlace(fd: number, offset: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, offset + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/** The whole file read in place when it holds at most IN_PLACE_MAX_BYTES, else null. */
+export function readSmallInPlace(path: string): Buffer | null {
+  return withFileInPlace(path, (fd, size) =>
+    size <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, 0, size) : null,
+  );
+}
+
+/**
+ * Lets the event loop run once (timers, I/O callbacks) after work done in place. An async API whose
+ * work is all done in place would otherwise never yield, and a caller's loop over it (a reader
+ * polling the store while a publish is under way) would starve the rest of the process. ~5 µs.
+ */
+export function yieldToLoop(): Promise<void> {
+  return turn();
+}
+
+/**
+ * Makes the directory (and its parents) unless it is there: asked in place, made in the pool. Most
+ * calls find it there (a symbol's log folder, the local driver's root).
+ */
+export async function ensureDir(path: string): Promise<void> {
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return yieldToLoop();
+  await mkdir(path, { recursive: true });
+}
+
+/**
+ * Removes a file or a tree. Whether there is one is asked in place: a symbol's staging dir is often
+ * never made. What there is goes through the pool.
+ */
+export async function removeIfPresent(path: string): Promise<void> {
+  if (!lstatSync(path, { throwIfNoEntry: false })) return yieldToLoop();
+  await rm(path, { recursive: true, force: true });
+}
