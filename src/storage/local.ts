@@ -1,10 +1,22 @@
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, createReadStream, createWriteStream } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  createReadStream,
+  createWriteStream,
+  fsync,
+  open as openFd,
+  read,
+  readSync,
+  statSync,
+  write,
+} from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
 import { hashingTap, readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
+import { IN_PLACE_MAX_BYTES, readSmallInPlace, yieldToLoop } from '../util/inPlaceFs.js';
 import { parseStoredJson, TEMP_MARKER, validateKey, validatePrefix } from './keys.js';
 import type { ArtifactStore, PutResult } from './store.js';
 
@@ -23,6 +35,11 @@ import type { ArtifactStore, PutResult } from './store.js';
  *   removed, nothing is renamed into place, and ChecksumError names the key. An object previously
  *   stored under the key is left as it was;
  * - `list` never returns temp files of in-flight writes.
+ *
+ * Reads of small objects, stats and the read-back of a small write are done in place
+ * (src/util/inPlaceFs.ts); every change (a temp file, a synced write, a rename, a folder) goes
+ * through libuv's pool. Keep the store on a local disk: a network file system would stall the
+ * worker's event loop on those reads.
  *
  * A key cannot be both an object and a prefix of other keys here (a file cannot be a folder); such a
  * put fails with StoreError.
@@ -80,7 +97,10 @@ export class LocalStore implements ArtifactStore {
   async getBytes(key: string): Promise<Buffer> {
     const path = this.locate(key);
     try {
-      return await readFile(path);
+      const small = readSmallInPlace(path);
+      if (!small) return await readFile(path);
+      await yieldToLoop();
+      return small;
     } catch (err) {
       throw fsError(err, key, 'read');
     }
@@ -123,12 +143,15 @@ export class LocalStore implements ArtifactStore {
 
   async exists(key: string): Promise<boolean> {
     const path = this.locate(key);
+    let found;
     try {
-      return (await stat(path)).isFile();
+      found = statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
     } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return false;
-      throw fsError(err, key, 'stat');
+      if (!isCode(err, 'ENOTDIR')) throw fsError(err, key, 'stat');
+      found = false;
     }
+    await yieldToLoop();
+    return found;
   }
 
   /**
@@ -319,26 +342,55 @@ const CREATE_SYNCED =
 
 /**
  * Writes a new file (never an existing one), synced to disk, and reads it back through the same
- * handle: the hash of what the file holds, without a second open. The read asks for one byte more
- * than was written, so a longer file shows in one read; a read short of what was written goes on.
+ * descriptor: the hash of what the file holds, without a second open. The read asks for one byte
+ * more than was written, so a longer file shows in one read; a read short of what was written goes
+ * on. The create and the writes go through the pool; a small read-back and the close are done in
+ * place (src/util/inPlaceFs.ts).
  */
 async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string; bytes: number }> {
-  const fh = await open(path, CREATE_SYNCED ?? 'wx+');
+  const fd = await createFd(path, CREATE_SYNCED ?? 'wx+');
   try {
-    await fh.writeFile(data);
+    for (let done = 0; done < data.length;) done += await writeAt(fd, data, done);
     // Nothing written, nothing synced by the flag: the empty file itself is.
-    if (CREATE_SYNCED === null || data.length === 0) await fh.sync();
+    if (CREATE_SYNCED === null || data.length === 0) await syncFd(fd);
     const back = Buffer.allocUnsafe(data.length + 1);
     let bytes = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(back, bytes, back.length - bytes, bytes);
+      const bytesRead =
+        data.length <= IN_PLACE_MAX_BYTES
+          ? readSync(fd, back, bytes, back.length - bytes, bytes)
+          : await readAt(fd, back, bytes);
       bytes += bytesRead;
       if (bytesRead === 0 || bytes >= data.length) break;
     }
     return { sha256: sha256Hex(back.subarray(0, bytes)), bytes };
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
+}
+
+function createFd(path: string, flags: number | string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    openFd(path, flags, 0o666, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+}
+
+/** One write of data from `from` at that position, through the pool: the bytes written. */
+function writeAt(fd: number, data: Buffer, from: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    write(fd, data, from, data.length - from, from, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+}
+
+/** One read into `buf` from `from` at that position, through the pool: the bytes read. */
+function readAt(fd: number, buf: Buffer, from: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, buf, from, buf.length - from, from, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+}
+
+function syncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 function notFound(key: string): StoreError {
