@@ -2,9 +2,9 @@
  * The local ComputeProvider: "renting" is a no-op and the host is this machine. Work dirs live
  * under `root` (e.g. <RETRAIN_HOME>/models) and commands run through LocalTransport.
  */
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CancelledError } from '../errors.js';
+import { ensureDir } from '../util/inPlaceFs.js';
 import type { JobSpec } from '../jobspec/types.js';
 import { LocalTransport, type LocalTransportOptions } from '../remote/localTransport.js';
 import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
@@ -27,7 +27,7 @@ export class LocalProvider implements ComputeProvider {
   /** Creates the root and returns the local lease (id `local`, cost 0). */
   async acquire(_spec: JobSpec, ctx: AcquireContext): Promise<Lease> {
     if (ctx.signal.aborted) throw new CancelledError('acquire cancelled');
-    await mkdir(this.root, { recursive: true });
+    await ensureDir(this.root);
     const info: LeaseInfo = {
       driver: 'local',
       id: 'local',

@@ -4,12 +4,14 @@
  * `recipe <file>: <what is wrong>`.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { RecipeError } from '../errors.js';
 import { readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
+import { readSmallInPlace } from '../util/inPlaceFs.js';
 import { describeIssues, RECIPE_NAME_RE, RecipeSchema, type RecipeDef } from './schema.js';
 import { isBuiltinPlaceholder, validateVarValue } from './template.js';
 
@@ -81,7 +83,8 @@ export async function loadRecipe(fullRef: string, opts: LoadRecipeOptions): Prom
 
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    // A worker loads its recipe for every symbol: a small one is read in place (inPlaceFs.ts).
+    bytes = readSmallInPlace(file) ?? (await readFile(file));
   } catch (err) {
     return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
@@ -128,7 +131,7 @@ export function splitVersion(ref: string): { ref: string; version?: number } {
 
 async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: string): Promise<string> {
   const target = shippedName !== undefined ? join(resolve(recipesDir), shippedName) : resolve(ref);
-  const st = await stat(target).catch(() => null);
+  const st = statOrNull(target);
   if (!st) {
     const what = shippedName !== undefined ? `no shipped recipe named "${shippedName}"` : 'not found';
     throw new RecipeError(`recipe ${target}: ${what}`);
@@ -136,7 +139,7 @@ async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: 
   if (!st.isDirectory()) return target;
   for (const name of RECIPE_FILE_NAMES) {
     const candidate = join(target, name);
-    const cst = await stat(candidate).catch(() => null);
+    const cst = statOrNull(candidate);
     if (cst?.isFile()) return candidate;
   }
   throw new RecipeError(`recipe ${target}: directory holds no ${RECIPE_FILE_NAMES.join(', ')}`);
@@ -220,14 +223,14 @@ async function hashShippedFiles(
   fail: (what: string) => never,
   held: { bytes: number },
 ): Promise<LoadedFile[]> {
-  const realDir = await realpath(dir);
+  const realDir = realpathSync.native(dir);
   const out: LoadedFile[] = [];
   for (const name of [...names].sort()) {
     const path = join(dir, name);
-    const st = await stat(path).catch(() => null);
+    const st = statOrNull(path);
     if (!st) fail(`files: "${name}" does not exist beside the recipe`);
     if (!st!.isFile()) fail(`files: "${name}" is not a regular file`);
-    const real = await realpath(path);
+    const real = realpathSync.native(path);
     const rel = relative(realDir, real);
     if (rel.startsWith('..') || isAbsolute(rel) || rel.includes(sep)) {
       fail(`files: "${name}" points outside the recipe directory`);
@@ -263,11 +266,16 @@ async function sharedFiles(
   held: { bytes: number },
 ): Promise<LoadedFile[]> {
   const dir = join(resolve(recipesDir), SHARED_RECIPE_DIR);
-  const names = await readdir(dir).catch(() => [] as string[]);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    names = [];
+  }
   const out: LoadedFile[] = [];
   for (const name of names.sort()) {
     const path = join(dir, name);
-    if (!(await stat(path)).isFile()) continue;
+    if (!statSync(path).isFile()) continue;
     if (own.some((f) => f.name === name)) fail(`files: "${name}" is also a shared recipe helper`);
     out.push(await loadFile(name, path, held));
   }
@@ -285,4 +293,13 @@ export function recipeHash(recipeBytes: Buffer, files: readonly { name: string; 
 
 function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, ' ').trim();
+}
+
+/** A stat done in place (inPlaceFs.ts): null when the path cannot be stat'ed. */
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
 }

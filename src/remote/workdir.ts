@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { InputError, TransportError } from '../errors.js';
+import { ensureDir } from '../util/inPlaceFs.js';
 import { shellQuote as q } from '../recipes/template.js';
 import type { Transport } from './transport.js';
 
@@ -61,7 +62,7 @@ export async function claimWorkdir(
 async function claimHere(parent: string, base: string): Promise<string> {
   const fail = (why: string) => new TransportError(`cannot create a work dir under ${parent}: ${why}`);
   try {
-    await mkdir(parent, { recursive: true });
+    await ensureDir(parent);
   } catch (err) {
     throw fail((err as NodeJS.ErrnoException).code ?? String(err));
   }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Transform } from 'node:stream';
+import { IN_PLACE_MAX_BYTES, readAtInPlace, withFileInPlace, yieldToLoop } from './inPlaceFs.js';
 
 export function sha256Hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -16,6 +17,11 @@ export const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
 
 /** The whole file when it is at most WHOLE_FILE_BYTES (one read, no stream), else null. */
 export async function readIfSmall(path: string): Promise<Buffer | null> {
+  // Most are small enough to read in place (inPlaceFs.ts): no round trips through the pool.
+  const inPlace = withFileInPlace(path, (fd, size) =>
+    size <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, 0, size) : size > WHOLE_FILE_BYTES ? null : undefined,
+  );
+  if (inPlace !== undefined) return yieldToLoop().then(() => inPlace);
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();

@@ -3,7 +3,7 @@
  * (train.log masked, job.json, costs.json, runtime.json), then all uploaded and verified again, and
  * the candidate (what the promotion guard compares with production) written last.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
@@ -15,6 +15,7 @@ import type { CollectedOutput } from '../../../remote/runner.js';
 import { keys } from '../../../storage/layout.js';
 import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
+import { removeIfPresent } from '../../../util/inPlaceFs.js';
 import { formatSha256Txt, readIfSmall, sha256File, sha256Hex } from '../../../util/hash.js';
 import { stableStringify } from '../../../util/stableJson.js';
 import { reached } from '../../states.js';
@@ -32,7 +33,7 @@ export const fetch: Step = {
     await ctx.enter('FETCHING');
     const outDir = join(ctx.stagingDir, 'out');
     // Cleared of an earlier try's files; made again only if a file lands on disk (collectRun).
-    await rm(outDir, { recursive: true, force: true });
+    await removeIfPresent(outDir);
     // What is read whole stays in memory and is stored from there; only the rest lands in outDir.
     const { outputs, regular, contents, extras } = await collectRun(
       ctx.lease!.transport,

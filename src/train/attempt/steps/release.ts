@@ -3,13 +3,13 @@
  * attempt's local copies removed; then SUCCEEDED, with the attempt's result (the one place it is
  * built: from what FETCHING produced here, or from the store after a resume).
  */
-import { rm } from 'node:fs/promises';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
 import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
 import { keys } from '../../../storage/layout.js';
 import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
+import { removeIfPresent } from '../../../util/inPlaceFs.js';
 import { parseSha256Txt } from '../../../util/hash.js';
 import { reached } from '../../states.js';
 import type { TrainResult } from '../../types.js';
@@ -40,7 +40,7 @@ export const release: Step = {
     );
     failpoint('releasing:released');
     await held.transport.close().catch(() => undefined);
-    await rm(ctx.stagingDir, { recursive: true, force: true });
+    await removeIfPresent(ctx.stagingDir);
   },
 };
 

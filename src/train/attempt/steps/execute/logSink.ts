@@ -3,17 +3,20 @@
  * begins at `facts.localLogBase`) and the job log, masked of the recipe's secrets. The offset read
  * so far is saved every few seconds and at the end; a resume reads again from the saved one.
  */
-import { appendFile, mkdir, stat, truncate } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { appendFile, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { LogMask } from '../../../../remote/logMask.js';
+import { ensureDir } from '../../../../util/inPlaceFs.js';
 import type { AttemptContext } from '../../context.js';
 
 /** How often the read offset is saved while the log grows. */
 const SAVE_EVERY_MS = 5000;
 
-async function fileSize(path: string): Promise<number> {
+/** Asked in place (src/util/inPlaceFs.ts). */
+function fileSize(path: string): number {
   try {
-    return (await stat(path)).size;
+    return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
   } catch {
     return 0;
   }
@@ -38,8 +41,8 @@ export class LogSink {
    * the local training.log that will be read again: they are cut.
    */
   static async open(ctx: AttemptContext): Promise<LogSink> {
-    await mkdir(dirname(ctx.trainingLog), { recursive: true });
-    const localSize = await fileSize(ctx.trainingLog);
+    await ensureDir(dirname(ctx.trainingLog));
+    const localSize = fileSize(ctx.trainingLog);
     if (ctx.facts.localLogBase === undefined) await ctx.save({ localLogBase: localSize });
     const expected = ctx.facts.localLogBase! + (ctx.facts.logOffset ?? 0);
     if (localSize > expected) await truncate(ctx.trainingLog, expected);
