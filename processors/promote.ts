@@ -44,7 +44,7 @@ export function createPromoteProcessor(deps: {
         ...(d.synthetic ? { syntheticData: true } : {}),
         lock: deps.lock,
       });
-      await deps.ledger.update(d.date, d.symbol, {
+      await deps.ledger.apply(d.date, d.symbol, {
         decision: result.decision,
         ...(result.downgradedBy === 'synthetic_data' ? { reason: 'synthetic_data' } : {}),
       });
@@ -61,7 +61,7 @@ export function createPromoteProcessor(deps: {
       return result;
     } catch (err) {
       if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-        await deps.ledger.update(d.date, d.symbol, { decision: 'error' });
+        await deps.ledger.apply(d.date, d.symbol, { decision: 'error' });
       }
       throw err;
     }

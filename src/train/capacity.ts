@@ -19,7 +19,7 @@ export function capacityRecorder(deps: {
     if (e.state === 'waiting') {
       // A waiting job is not stuck in PROVISIONING (src/train/stuck.ts reads capacityWaitSince).
       await deps.saveFacts({ capacityWaitSince: e.since });
-      await ledger.update(spec.date, spec.symbol, { status: 'waiting_capacity', waitingSince: e.since });
+      await ledger.apply(spec.date, spec.symbol, { status: 'waiting_capacity', waitingSince: e.since });
       return;
     }
     const entry = e.since || e.gpu ? await ledger.getEntry(spec.date, spec.symbol) : undefined;
@@ -33,6 +33,6 @@ export function capacityRecorder(deps: {
     }
     if (e.gpu) patch.gpu = e.gpu;
     if (e.gpuClass) patch.gpuClass = e.gpuClass;
-    if (Object.keys(patch).length > 0) await ledger.update(spec.date, spec.symbol, patch);
+    if (Object.keys(patch).length > 0) await ledger.apply(spec.date, spec.symbol, patch);
   };
 }

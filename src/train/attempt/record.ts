@@ -24,7 +24,7 @@ export interface AttemptRecordTarget {
 /** A new attempt: the ledger entry is running again, with a history item for this attempt. */
 export async function attemptStarted(a: AttemptRecordTarget, startedAt: string): Promise<void> {
   const { spec, job } = a;
-  await a.ledger.update(
+  await a.ledger.apply(
     spec.date,
     spec.symbol,
     {
@@ -51,7 +51,7 @@ export function attemptResumed(a: AttemptRecordTarget): void {
 /** The display writes of a transition (the ledger's state, the job's progress and its log line). */
 export function stateWrites(a: AttemptRecordTarget, next: TrainState): Promise<unknown>[] {
   return [
-    a.ledger.update(a.spec.date, a.spec.symbol, { state: next }),
+    a.ledger.apply(a.spec.date, a.spec.symbol, { state: next }),
     a.job.progress({ state: next }),
     a.job.log(formatStateLine(a.now(), next)),
   ];
@@ -66,7 +66,7 @@ export async function costBooked(
   a: Pick<AttemptRecordTarget, 'spec' | 'ledger'>,
   usd: number,
 ): Promise<void> {
-  await a.ledger.update(a.spec.date, a.spec.symbol, {}, { increment: { costUsd: usd } });
+  await a.ledger.apply(a.spec.date, a.spec.symbol, {}, { increment: { costUsd: usd } });
 }
 
 /** A resume from a checkpoint: the training minutes it saves, on the entry and this attempt's history. */
@@ -76,7 +76,7 @@ export async function resumeBooked(
 ): Promise<void> {
   const savedMin = from.trainedSec / 60;
   const rounded = Math.round(savedMin * 1000) / 1000;
-  await a.ledger.update(
+  await a.ledger.apply(
     a.spec.date,
     a.spec.symbol,
     {},
@@ -98,7 +98,7 @@ export interface AttemptEnd {
 /** A successful attempt: the entry is a success awaiting its promotion decision (or `off`). */
 export async function attemptSucceeded(e: AttemptEnd, result: TrainResult, promote: boolean): Promise<void> {
   const { spec } = e;
-  await e.ledger.update(
+  await e.ledger.apply(
     spec.date,
     spec.symbol,
     {
@@ -128,7 +128,7 @@ export async function attemptFailed(
 ): Promise<void> {
   const { spec } = e;
   const endedAt = new Date().toISOString();
-  await e.ledger.update(
+  await e.ledger.apply(
     spec.date,
     spec.symbol,
     {

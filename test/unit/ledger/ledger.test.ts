@@ -176,6 +176,37 @@ describe('Ledger (real Redis)', () => {
     ]);
   });
 
+  it('apply makes the change update makes (fields, history, increments, onlyIf), without an answer', async () => {
+    const ledger = make();
+    // The same writes, with apply on one date and update on another.
+    for (const [date, write] of [
+      ['20240501', ledger.apply.bind(ledger)],
+      ['20240502', ledger.update.bind(ledger)],
+    ] as const) {
+      await write(
+        date,
+        'ADAUSDT',
+        { status: 'running', attempts: 1 },
+        {
+          appendHistory: { attempt: 1, startedAt: 's1' },
+        },
+      );
+      await write(date, 'ADAUSDT', {}, { increment: { costUsd: 0.25 } });
+      await write(date, 'ADAUSDT', { status: 'success' }, { patchLastHistory: { outcome: 'success' } });
+      await write(date, 'ADAUSDT', { status: 'failed' }, { onlyIf: { statusNot: ['success'] } });
+    }
+    expect(await ledger.apply('20240501', 'ADAUSDT', { state: 'FETCHING' })).toBeUndefined();
+    await ledger.update('20240502', 'ADAUSDT', { state: 'FETCHING' });
+    const applied = (await ledger.get('20240501')).ADAUSDT!;
+    const updated = (await ledger.get('20240502')).ADAUSDT!;
+    expect(applied).toMatchObject({ status: 'success', costUsd: 0.25, state: 'FETCHING', attempts: 1 });
+    expect(applied.history).toEqual([{ attempt: 1, startedAt: 's1', outcome: 'success' }]);
+    expect({ ...applied, updatedAt: '' }).toEqual({ ...updated, updatedAt: '' });
+    await expect(ledger.apply('20240501', 'ADAUSDT', { status: 'bogus' as never })).rejects.toThrow(
+      InputError,
+    );
+  });
+
   it('onlyIf.statusNot blocks the update and reports it', async () => {
     const ledger = make();
     await ledger.update(DATE, 'BTCUSDT', { status: 'success', decision: 'promote' });
