@@ -123,9 +123,20 @@ export class AttemptContext {
     failpoint(`enter:${next}`);
   }
 
-  /** Persists facts in the current state (the only way facts change). */
+  /**
+   * Persists facts in the current state (the only way facts change). A save that changes nothing
+   * the job holds (a lease saved as rented, then again as acquired) writes nothing.
+   */
   async save(patch: Partial<TrainFacts>): Promise<void> {
     this.facts = { ...this.facts, ...patch };
+    const held = this.job.data;
+    if (
+      held.state === this.state &&
+      held.attempt === this.job.attempt &&
+      JSON.stringify(held.facts) === JSON.stringify(this.facts)
+    ) {
+      return;
+    }
     await this.job.save({ state: this.state, attempt: this.job.attempt, facts: this.facts });
   }
 

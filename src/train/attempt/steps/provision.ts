@@ -51,5 +51,6 @@ async function acquire(ctx: AttemptContext): Promise<void> {
     onLeaseReleased: (info) => bookBootFailure(ctx, info),
   });
   ctx.lease = lease;
-  await ctx.save({ lease: lease.info, workdir: undefined, pid: undefined, logOffset: 0 });
+  // A new host: nothing of an earlier one's run is followed (no offset: from the start).
+  await ctx.save({ lease: lease.info, workdir: undefined, pid: undefined, logOffset: undefined });
 }
