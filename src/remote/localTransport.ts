@@ -183,9 +183,10 @@ export class LocalTransport implements Transport {
 
 /**
  * A read of this machine's file done in place (src/util/inPlaceFs.ts): what `use` returns, or
- * undefined when the part is too large for that. TransportError on failure.
+ * undefined when the part is too large for that or the path is not a regular file (then the pool
+ * reads it, or reports why not). TransportError on failure.
  */
-function inPlace<T>(path: string, use: (fd: number, size: number) => T): T {
+function inPlace<T>(path: string, use: (fd: number, size: number) => T): T | undefined {
   try {
     return withFileInPlace(path, use);
   } catch (err) {

@@ -11,21 +11,37 @@
  * in place yields to the event loop once before it answers (yieldToLoop). These are for the worker's
  * own home and the local driver's host (this machine), not for a file system that may be remote.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { setImmediate as turn } from 'node:timers/promises';
 
 /** The most bytes read in place: a copy of 1 MiB from the page cache is ~100 µs. */
 export const IN_PLACE_MAX_BYTES = 1024 * 1024;
 
+/** A regular file ignores O_NONBLOCK; a path swapped for a FIFO after the stat then cannot block. */
+const OPEN_FLAGS =
+  fsConstants.O_NONBLOCK !== undefined ? fsConstants.O_RDONLY | fsConstants.O_NONBLOCK : fsConstants.O_RDONLY;
+
 /**
- * Opens the file in place and hands `use` its descriptor and size; the descriptor is closed after.
- * Throws the system error (ENOENT, EISDIR, ...) as node:fs does.
+ * Opens a regular file in place and hands `use` its descriptor and size; the descriptor is closed
+ * after. undefined when the path is not a regular file (a pipe, a directory, a device), which is
+ * not opened here: read it through the pool, which waits on a pipe and reports a directory as
+ * before. Throws the system error (ENOENT, EACCES, ...) as node:fs does.
  */
-export function withFileInPlace<T>(path: string, use: (fd: number, size: number) => T): T {
-  const fd = openSync(path, 'r');
+export function withFileInPlace<T>(path: string, use: (fd: number, size: number) => T): T | undefined {
+  if (!statSync(path).isFile()) return undefined;
+  const fd = openSync(path, OPEN_FLAGS);
   try {
-    return use(fd, fstatSync(fd).size);
+    const st = fstatSync(fd);
+    return st.isFile() ? use(fd, st.size) : undefined;
   } finally {
     closeSync(fd);
   }
@@ -46,11 +62,15 @@ export function readAtInPlace(fd: number, offset: number, length: number): Buffe
   return buf.subarray(0, got);
 }
 
-/** The whole file read in place when it holds at most IN_PLACE_MAX_BYTES, else null. */
+/**
+ * The whole file read in place when it is a regular file of at most IN_PLACE_MAX_BYTES, else null
+ * (read it through the pool).
+ */
 export function readSmallInPlace(path: string): Buffer | null {
-  return withFileInPlace(path, (fd, size) =>
+  const small = withFileInPlace(path, (fd, size) =>
     size <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, 0, size) : null,
   );
+  return small ?? null;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -65,6 +66,21 @@ describe('loadRecipe', () => {
     expect(r.files[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     // The recipe file's own hash, which staging sends with it for the host's check.
     expect(r.fileSha256).toBe(sha256Hex(await readFile(join(dir, 'recipe.yaml'))));
+  });
+
+  it('loads a recipe read from a pipe (a process substitution) as it loads the file', async () => {
+    const text = VALID.replace('files: [train.py, util.py]\n', '');
+    const dir = await makeTmp();
+    const fifo = join(dir, 'recipe.pipe');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', 'printf %s "$T" > "$F"'], {
+      env: { ...process.env, T: text, F: fifo },
+    });
+    const written = new Promise((resolve) => writer.once('exit', resolve));
+    const r = await loadRecipe(fifo, { recipesDir: '/nonexistent' });
+    expect(await written).toBe(0);
+    expect(r.name).toBe('reference');
+    expect(r.fileSha256).toBe(sha256Hex(text));
   });
 
   it('resolves a file path, a directory, a JSON recipe and a shipped name', async () => {
