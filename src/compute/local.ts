@@ -4,9 +4,9 @@
  */
 import { resolve } from 'node:path';
 import { CancelledError } from '../errors.js';
-import { ensureDir } from '../util/inPlaceFs.js';
 import type { JobSpec } from '../jobspec/types.js';
 import { LocalTransport, type LocalTransportOptions } from '../remote/localTransport.js';
+import { ensureDir } from '../util/inPlaceFs.js';
 import type { AcquireContext, ComputeProvider, Lease, LeaseInfo } from './provider.js';
 
 export interface LocalProviderOptions extends LocalTransportOptions {

@@ -1,9 +1,9 @@
 /**
  * The local driver's Transport: commands run as `bash -c` child processes (started by the
  * process-wide Spawner helper, which spares this process a fork per command), files move with
- * node:fs (small reads in place: src/util/inPlaceFs.ts). Each exec runs in a process group of its own, so a timeout or an abort kills the whole
- * command tree; a run started inside it with `setsid ... &` is in another session and survives
- * both the exec and the Node process.
+ * node:fs (small reads in place: src/util/inPlaceFs.ts). Each exec runs in a process group of its
+ * own, so a timeout or an abort kills the whole command tree; a run started inside it with
+ * `setsid ... &` is in another session and survives both the exec and the Node process.
  */
 import { statSync } from 'node:fs';
 import { copyFile, mkdir, open, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
@@ -147,9 +147,10 @@ export class LocalTransport implements Transport {
   /** Reads at most maxBytes from offset; empty past the end. TransportError when missing. */
   async readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {
     const want = (size: number) => Math.max(0, Math.min(maxBytes, size - offset));
-    const small = inPlace(remotePath, (fd, size) =>
-      want(size) <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, offset, want(size)) : undefined,
-    );
+    const small = inPlace(remotePath, (fd, size) => {
+      const n = want(size);
+      return n <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, offset, n) : undefined;
+    });
     if (small !== undefined) return yieldToLoop().then(() => small);
     return readOpen(remotePath, async (fh, size) => {
       const buf = Buffer.alloc(want(size));

@@ -4,8 +4,8 @@
 import { mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { InputError, TransportError } from '../errors.js';
-import { ensureDir } from '../util/inPlaceFs.js';
 import { shellQuote as q } from '../recipes/template.js';
+import { ensureDir } from '../util/inPlaceFs.js';
 import type { Transport } from './transport.js';
 
 /** The dirs every work dir has: inputs, the recipe, the run's outputs. */

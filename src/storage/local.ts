@@ -14,6 +14,7 @@ import {
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { ChecksumError, RetrainError, StoreError } from '../errors.js';
 import { hashingTap, readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
 import { IN_PLACE_MAX_BYTES, readSmallInPlace, yieldToLoop } from '../util/inPlaceFs.js';
@@ -340,6 +341,12 @@ const CREATE_SYNCED =
     ? fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_DSYNC
     : null;
 
+// The put's own descriptor (not a FileHandle): its read-back and close are done in place.
+const createFd = promisify(openFd);
+const writeAt = promisify(write);
+const readAt = promisify(read);
+const syncFd = promisify(fsync);
+
 /**
  * Writes a new file (never an existing one), synced to disk, and reads it back through the same
  * descriptor: the hash of what the file holds, without a second open. The read asks for one byte
@@ -348,9 +355,11 @@ const CREATE_SYNCED =
  * place (src/util/inPlaceFs.ts).
  */
 async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string; bytes: number }> {
-  const fd = await createFd(path, CREATE_SYNCED ?? 'wx+');
+  const fd = await createFd(path, CREATE_SYNCED ?? 'wx+', 0o666);
   try {
-    for (let done = 0; done < data.length;) done += await writeAt(fd, data, done);
+    for (let done = 0; done < data.length;) {
+      done += (await writeAt(fd, data, done, data.length - done, done)).bytesWritten;
+    }
     // Nothing written, nothing synced by the flag: the empty file itself is.
     if (CREATE_SYNCED === null || data.length === 0) await syncFd(fd);
     const back = Buffer.allocUnsafe(data.length + 1);
@@ -359,7 +368,7 @@ async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string
       const bytesRead =
         data.length <= IN_PLACE_MAX_BYTES
           ? readSync(fd, back, bytes, back.length - bytes, bytes)
-          : await readAt(fd, back, bytes);
+          : (await readAt(fd, back, bytes, back.length - bytes, bytes)).bytesRead;
       bytes += bytesRead;
       if (bytesRead === 0 || bytes >= data.length) break;
     }
@@ -367,30 +376,6 @@ async function writeSynced(path: string, data: Buffer): Promise<{ sha256: string
   } finally {
     closeSync(fd);
   }
-}
-
-function createFd(path: string, flags: number | string): Promise<number> {
-  return new Promise((resolve, reject) =>
-    openFd(path, flags, 0o666, (err, fd) => (err ? reject(err) : resolve(fd))),
-  );
-}
-
-/** One write of data from `from` at that position, through the pool: the bytes written. */
-function writeAt(fd: number, data: Buffer, from: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    write(fd, data, from, data.length - from, from, (err, n) => (err ? reject(err) : resolve(n))),
-  );
-}
-
-/** One read into `buf` from `from` at that position, through the pool: the bytes read. */
-function readAt(fd: number, buf: Buffer, from: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    read(fd, buf, from, buf.length - from, from, (err, n) => (err ? reject(err) : resolve(n))),
-  );
-}
-
-function syncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 function notFound(key: string): StoreError {
