@@ -1,6 +1,7 @@
 /**
  * Bringing a run's outputs back, verified against the sha256.txt the run wrote.
  */
+import { lstatSync, statSync, type Stats } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ChecksumError, OutputContractError, RetrainError, TransportError } from '../errors.js';
@@ -8,6 +9,7 @@ import type { LoadedRecipe } from '../recipes/loader.js';
 import { parseSha256Txt, readIfSmall, sha256File, sha256Hex, WHOLE_FILE_BYTES } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
 import pLimit from 'p-limit';
+import { readAtInPlace, withFileInPlace, yieldToLoop } from '../util/inPlaceFs.js';
 import { settleAll } from '../util/settle.js';
 import { checkName, SAFE_SEGMENT_RE } from './execUtil.js';
 import type { Transport } from './transport.js';
@@ -63,7 +65,8 @@ export async function collectRun(
   const keepBytes = opts.keepBytes ?? KEEP_BYTES;
   regular.forEach((rel) => checkName(posix.basename(rel)));
   const outDir = posix.join(workdir, 'out');
-  const look = await inspect(t, workdir, regular);
+  // The local driver's host is this machine: the same look, taken here without starting a shell.
+  const look = t.kind === 'local' ? await inspectHere(workdir, regular) : await inspect(t, workdir, regular);
   // Outputs are only read from the work dir's own out/: one the recipe replaced by a symlink would
   // lead every read below somewhere else on the host.
   if (look.out !== 'dir') {
@@ -180,16 +183,22 @@ export const KEEP_BYTES = 16 * 1024 * 1024;
 /** Files fetched at once (each a few round trips on its own). */
 const FETCH_CONCURRENCY = 8;
 
+/** What collectRun looks at before fetching anything. */
+export interface OutLook {
+  /** out/ is a `dir`, a `link` or `none` (missing or another kind of file). */
+  out: string;
+  /** Those of the asked `regular` that are regular files reached without a symlink. */
+  regular: string[];
+  /** out/sha256.txt's bytes (at most one past MAX_SHA256_TXT_BYTES); absent when there is none. */
+  sha256Txt?: Buffer;
+}
+
 /**
  * One exec: what out/ is (dir, link or none), which of `regular` are regular files reached
  * without a symlink, and out/sha256.txt (followed like any read of it; absent when missing or a
  * directory), at most one byte past MAX_SHA256_TXT_BYTES so that a larger one is seen as such.
  */
-async function inspect(
-  t: Transport,
-  workdir: string,
-  regular: string[],
-): Promise<{ out: string; regular: string[]; sha256Txt?: Buffer }> {
+export async function inspect(t: Transport, workdir: string, regular: string[]): Promise<OutLook> {
   const cmd = [
     `cd -- ${q(workdir)} || exit 1`,
     'if [ -L out ]; then echo link; elif [ -d out ]; then echo dir; else echo none; fi',
@@ -214,6 +223,58 @@ async function inspect(
     regular: regular.filter((rel) => found.has(rel)),
     ...(hasSha ? { sha256Txt: Buffer.from(lines.slice(i + 1).join('\n'), 'utf8') } : {}),
   };
+}
+
+/**
+ * `inspect` for a work dir on this machine, answered with the same tests as the shell's (`-L`,
+ * `-d`, `-e`, `-f` on the same paths) in place: a local symbol saves a shell and a `head` process.
+ * Differs only where the shell would hang: an out/sha256.txt that is a pipe or a device is refused
+ * here (OutputContractError) instead of read.
+ */
+export async function inspectHere(workdir: string, regular: string[]): Promise<OutLook> {
+  const at = (rel: string) => posix.join(workdir, rel);
+  if (!look(workdir, statSync)?.isDirectory()) {
+    throw new TransportError(`could not inspect out/: work dir ${workdir} is missing`);
+  }
+  const outL = look(at('out'), lstatSync);
+  const outIsDir = !outL?.isSymbolicLink() && !!look(at('out'), statSync)?.isDirectory();
+  const out = outL?.isSymbolicLink() ? 'link' : outIsDir ? 'dir' : 'none';
+  const found = regular.filter((rel) => {
+    const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : undefined;
+    if (dir !== undefined && look(at(dir), lstatSync)?.isSymbolicLink()) return false;
+    const st = look(at(rel), lstatSync);
+    return !!st && !st.isSymbolicLink() && st.isFile();
+  });
+  let sha256Txt: Buffer | undefined;
+  const shaPath = at('out/sha256.txt');
+  const sha = outIsDir ? look(shaPath, statSync) : undefined;
+  if (sha && !sha.isDirectory()) {
+    try {
+      sha256Txt = withFileInPlace(shaPath, (fd, size) =>
+        readAtInPlace(fd, 0, Math.min(size, MAX_SHA256_TXT_BYTES + 1)),
+      );
+    } catch (err) {
+      throw new TransportError(`could not inspect out/: reading out/sha256.txt failed (${errCode(err)})`, {
+        cause: err,
+      });
+    }
+    if (sha256Txt === undefined) throw new OutputContractError('out/sha256.txt is not a regular file');
+  }
+  await yieldToLoop();
+  return { out, regular: found, ...(sha256Txt ? { sha256Txt } : {}) };
+}
+
+/** A stat as the shell's tests see it: nothing when the path cannot be looked at, whatever the reason. */
+function look(path: string, how: typeof statSync | typeof lstatSync): Stats | undefined {
+  try {
+    return how(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+function errCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 }
 
 /**
