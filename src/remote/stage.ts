@@ -120,7 +120,8 @@ export async function stageRun(
   const scriptRel = before['run.sh'] === scriptSha ? 'run.sh' : 'run.sh.tmp';
   if (scriptRel === 'run.sh.tmp') {
     const script = Buffer.from(opts.script, 'utf8');
-    sends.push(limit(() => t.putData(script, posix.join(workdir, 'run.sh.tmp'), 0o600)));
+    // Sent with run.sh's final mode: installing it is then a rename alone (no chmod process).
+    sends.push(limit(() => t.putData(script, posix.join(workdir, 'run.sh.tmp'), 0o700)));
   }
   await settleAll(sends);
   await early.settled();
@@ -157,7 +158,7 @@ export async function stageRun(
       ];
     }),
     scriptRel === 'run.sh.tmp'
-      ? `chmod 700 run.sh.tmp && mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
+      ? `mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
       : `chmod 700 run.sh || { echo "stage install $?"; exit 0; }`,
     "echo 'stage ok'",
   ];
