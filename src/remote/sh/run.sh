@@ -77,22 +77,27 @@ retrain_reap() {
 # An out dir the recipe removed or replaced by a symlink gets nothing (never a write outside the
 # work dir); the collector then refuses it.
 retrain_checksums() {
+  local LC_ALL=C f
+  local -a names=()
   if [ -L "$RETRAIN_OUT" ] || [ ! -d "$RETRAIN_OUT" ]; then
     printf '[retrain] out/ is not a directory of the work dir (removed or a symlink): no sha256.txt\n' >>train.log
     return 0
   fi
-  (
-    cd -- "$RETRAIN_OUT" || exit 1
-    LC_ALL=C
-    shopt -s nullglob dotglob
-    names=()
-    for f in *; do
-      [ -f "$f" ] && [ ! -L "$f" ] && [ "$f" != sha256.txt ] || continue
-      case $f in *$'\n'* | *\\*) continue ;; esac
-      names+=("$f")
-    done
-    [ "${#names[@]}" -eq 0 ] || sha256sum -- "${names[@]}"
-  ) >sha256.txt.tmp && mv -f -- sha256.txt.tmp "$RETRAIN_OUT/sha256.txt"
+  # The names are gathered in this shell (globs restored after, as in retrain_out_empty): the only
+  # process is sha256sum's.
+  shopt -s nullglob dotglob
+  for f in "$RETRAIN_OUT"/*; do
+    f=${f#"$RETRAIN_OUT"/}
+    [ -f "$RETRAIN_OUT/$f" ] && [ ! -L "$RETRAIN_OUT/$f" ] && [ "$f" != sha256.txt ] || continue
+    case $f in *$'\n'* | *\\*) continue ;; esac
+    names+=("$f")
+  done
+  shopt -u nullglob dotglob
+  if [ "${#names[@]}" -eq 0 ]; then
+    : >sha256.txt.tmp
+  else
+    (cd -- "$RETRAIN_OUT" && exec sha256sum -- "${names[@]}") >sha256.txt.tmp
+  fi && mv -f -- sha256.txt.tmp "$RETRAIN_OUT/sha256.txt"
 }
 
 # retrain_finish CODE: the only way out. Writing exit_code is the last thing done.
