@@ -4,11 +4,14 @@
  * between probes itself. Also what run.sh does around the training without starting processes: the
  * process scan's parsing of /proc stat lines (its reap) and keeping the empty out/ staging made.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { copyFile, lstat, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probeRun } from '../../../src/remote/lifecycle.js';
 import { followRun, killRun, startDetached } from '../../../src/remote/runner.js';
+import { COMMON_SH } from '../../../src/remote/shellLib.js';
 import type { ExecOptions, Transport } from '../../../src/remote/transport.js';
 import {
   cleanupTmp,
@@ -21,6 +24,15 @@ import {
 } from './fixtures.js';
 
 afterAll(cleanupTmp);
+
+/** A process's stat line; null once it is gone. */
+function readStatOrNull(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 /** A transport whose host cannot nap (as a bash without fractional `read -t`), counting probes. */
 function withoutNaps(inner: Transport): Transport & { probes: number } {
@@ -126,6 +138,52 @@ describe('the process scan', () => {
     expect(processes().filter((p) => p.args.includes(odd))).toEqual([]);
     expect(runProcesses(pid)).toEqual([]);
   }, 30_000);
+
+  it("skips unread only the kernel's threads, which are in no run's session, and still finds every process of its own", async () => {
+    const dir = await makeTmp('retrain-scan-');
+    const script = join(dir, 'scan.sh');
+    await writeFile(
+      script,
+      [
+        COMMON_SH,
+        'sleep 30 >/dev/null & a=$!',
+        '( sleep 31 & wait ) >/dev/null & b=$!',
+        'retrain_kthreads',
+        'echo "skip ${!RETRAIN_SKIP[*]}"',
+        'retrain_scan $$',
+        'echo "found ${RETRAIN_PIDS[*]}"',
+        'echo "started $a $b"',
+        'kill "${RETRAIN_PIDS[@]}" 2>/dev/null; exit 0',
+      ].join('\n'),
+    );
+    // In a session of its own, as run.sh is.
+    const out = execFileSync('setsid', ['bash', script], { encoding: 'utf8' });
+    const line = (key: string) =>
+      (out.split('\n').find((l) => l.startsWith(`${key} `)) ?? '').split(' ').slice(1);
+    const skipped = line('skip').map(Number);
+    const found = line('found').map(Number);
+    const started = line('started').map(Number);
+    // Both sleeps and the subshell between one of them and the scan: three processes, all found.
+    expect(found).toHaveLength(3);
+    expect(found).toEqual(expect.arrayContaining(started));
+    expect(skipped).toContain(1);
+    const kthreadd = readFileSync('/proc/2/stat', 'utf8').startsWith('2 (kthreadd) ');
+    if (kthreadd) {
+      const kids = readFileSync('/proc/2/task/2/children', 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
+      expect(skipped).toEqual(expect.arrayContaining([2, ...kids]));
+      // What is skipped is never in a user's session (a kernel thread's session is 0).
+      for (const p of skipped.filter((p) => p > 2)) {
+        const stat = readStatOrNull(p);
+        if (stat !== null) expect(Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[3])).toBe(0);
+      }
+    } else {
+      expect(skipped).toEqual([1]);
+    }
+  });
 });
 
 describe('out/ when the run starts', () => {
