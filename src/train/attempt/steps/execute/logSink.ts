@@ -58,10 +58,16 @@ export class LogSink {
   async write(text: string, readTo: number, raw: Buffer): Promise<void> {
     const kept = this.mask.empty ? raw : this.mask.push(raw);
     const offset = readTo - this.mask.heldBytes;
-    await appendFile(this.ctx.trainingLog, kept);
-    const lines = kept === raw ? text : kept.toString('utf8');
-    for (const line of lines.split('\n').slice(0, 50))
-      if (line.trim()) await this.ctx.job.log(line.slice(0, 2000));
+    const lines = (kept === raw ? text : kept.toString('utf8'))
+      .split('\n')
+      .slice(0, 50)
+      .filter((line) => line.trim());
+    // The job's lines are sent together (one connection keeps their order): a chunk waits for one
+    // Redis round trip, not one per line. The local copy is appended meanwhile.
+    await Promise.all([
+      appendFile(this.ctx.trainingLog, kept),
+      ...lines.map((line) => this.ctx.job.log(line.slice(0, 2000))),
+    ]);
     this.offset = offset;
     if (Date.now() - this.lastSave > SAVE_EVERY_MS) {
       this.lastSave = Date.now();
