@@ -140,6 +140,14 @@ export class AttemptContext {
     await this.job.save({ state: this.state, attempt: this.job.attempt, facts: this.facts });
   }
 
+  /**
+   * Changes facts in memory only: they are written with the next state change or save. For a fact a
+   * resume before that write can do without (it redoes a little work), not worth a write of its own.
+   */
+  note(patch: Partial<TrainFacts>): void {
+    this.facts = { ...this.facts, ...patch };
+  }
+
   /** When following a training on this lease must stop: the attempt's deadline or the rental's. */
   runLimit(info: LeaseInfo): { deadline: number; timeLimitMs: number } {
     const maxRuntimeMs = this.config.vast.maxRuntimeMin * 60_000;

@@ -1,11 +1,16 @@
 /**
  * AttemptContext.save with a fake job handle: what reaches the job data, and when a save is skipped.
  */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../../src/config/load.js';
 import { ConfigSchema } from '../../../src/config/schema.js';
 import { AttemptContext, type TrainDeps } from '../../../src/train/attempt/context.js';
+import type { LoadedRecipe } from '../../../src/recipes/loader.js';
+import { LogSink } from '../../../src/train/attempt/steps/execute/logSink.js';
 import type { JobHandle, TrainJobData } from '../../../src/train/types.js';
 import type { LeaseInfo } from '../../../src/compute/provider.js';
 
@@ -71,5 +76,38 @@ describe('AttemptContext.save', () => {
     await ctx.save({ pid: 7 });
     expect(job.writes).toHaveLength(1);
     expect(job.data).toMatchObject({ state: 'PENDING', attempt: 2, facts: { pid: 7 } });
+  });
+});
+
+describe('facts that ride with a state change', () => {
+  it("the local log's base is written with EXECUTING, and the follow's last offset with FETCHING: no write of their own", async () => {
+    const home = await mkdtemp(join(tmpdir(), 'retrain-ride-'));
+    try {
+      const job = fakeJob({ state: 'TRANSFERRING', attempt: 1, facts: { workdir: '/tmp/w/x' } });
+      const ledger = { apply: async () => undefined };
+      const config = ConfigSchema.parse(defaultConfig(home));
+      const ctx = new AttemptContext(job, { ...deps, config, ledger } as unknown as TrainDeps);
+      ctx.recipe = { def: { secrets: [] } } as unknown as LoadedRecipe;
+      // An earlier attempt's part of the local log.
+      await mkdir(dirname(ctx.trainingLog), { recursive: true });
+      await writeFile(ctx.trainingLog, 'earlier\n');
+
+      await ctx.enter('EXECUTING', LogSink.baseFacts(ctx));
+      expect(job.writes).toHaveLength(1);
+      expect(job.data.facts).toMatchObject({ localLogBase: 8 });
+      const sink = await LogSink.open(ctx);
+      await sink.close(120);
+      expect(job.writes).toHaveLength(1);
+      expect(ctx.facts.logOffset).toBe(120);
+      expect(job.data.facts?.logOffset).toBeUndefined();
+
+      await ctx.enter('FETCHING');
+      expect(job.writes).toHaveLength(2);
+      expect(job.data).toMatchObject({ state: 'FETCHING', facts: { localLogBase: 8, logOffset: 120 } });
+      // A resume in EXECUTING already has its base: nothing more to write.
+      expect(LogSink.baseFacts(ctx)).toEqual({});
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });

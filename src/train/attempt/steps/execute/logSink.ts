@@ -8,6 +8,7 @@ import { appendFile, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { LogMask } from '../../../../remote/logMask.js';
 import { ensureDir } from '../../../../util/inPlaceFs.js';
+import type { TrainFacts } from '../../../types.js';
 import type { AttemptContext } from '../../context.js';
 
 /** How often the read offset is saved while the log grows. */
@@ -34,6 +35,14 @@ export class LogSink {
   private constructor(private readonly ctx: AttemptContext) {
     this.offset = ctx.facts.logOffset ?? 0;
     this.mask = new LogMask(ctx.recipeSecrets());
+  }
+
+  /**
+   * `localLogBase` when the attempt has none yet (the local log's size now, before anything of this
+   * attempt is appended): entering EXECUTING writes it with the state.
+   */
+  static baseFacts(ctx: AttemptContext): Partial<TrainFacts> {
+    return ctx.facts.localLogBase === undefined ? { localLogBase: fileSize(ctx.trainingLog) } : {};
   }
 
   /**
@@ -75,7 +84,11 @@ export class LogSink {
     }
   }
 
-  /** The training ended with the log read to `logOffset`: what the mask held is kept, the offset saved. */
+  /**
+   * The training ended with the log read to `logOffset`: what the mask held is kept. The offset is
+   * written with the next state change: a resume before it reads the log's end again from the offset
+   * saved last, after cutting what was appended since (`open`).
+   */
   async close(logOffset: number): Promise<void> {
     const rest = this.mask.flush();
     if (rest.length) {
@@ -83,6 +96,6 @@ export class LogSink {
       const line = rest.toString('utf8');
       if (line.trim()) await this.ctx.job.log(line.slice(0, 2000));
     }
-    await this.ctx.save({ logOffset });
+    this.ctx.note({ logOffset });
   }
 }
