@@ -17,7 +17,6 @@ import {
   withFileInPlace,
   yieldToLoop,
 } from '../util/inPlaceFs.js';
-import { Capped } from './execUtil.js';
 import { Spawner } from './spawner.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
@@ -49,21 +48,12 @@ export class LocalTransport implements Transport {
     if (opts.signal?.aborted) return Promise.reject(new CancelledError('command cancelled before start'));
     const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
     return new Promise<ExecResult>((resolve, reject) => {
-      const stdout = new Capped(max);
-      const stderr = new Capped(max);
-      let pid: number | undefined;
       let failure: Error | undefined;
-      const killTree = () => {
-        try {
-          if (pid !== undefined) process.kill(-pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      };
+      let kill = () => {};
       const fail = (err: Error) => {
         if (failure) return;
         failure = err;
-        killTree();
+        kill();
       };
       const timer =
         opts.timeoutMs !== undefined
@@ -79,21 +69,16 @@ export class LocalTransport implements Transport {
         opts.signal?.removeEventListener('abort', onAbort);
       };
 
-      this.spawner.run(command, { ...(this.baseEnv ?? process.env), ...opts.env }, max, {
-        onStart: (p) => {
-          pid = p;
-          if (failure) killTree();
-        },
-        onOutput: (fd, b) => (fd === 1 ? stdout : stderr).add(b),
+      kill = this.spawner.run(command, { ...(this.baseEnv ?? process.env), ...opts.env }, max, {
         onError: (err) => {
           done();
           reject(failure ?? err);
         },
-        onExit: (code, signal) => {
+        onExit: (code, signal, out, err) => {
           done();
           if (failure) return reject(failure);
           const exit = code ?? 128 + signalNumber(signal);
-          resolve({ code: exit, stdout: stdout.text(), stderr: stderr.text() });
+          resolve({ code: exit, stdout: out.toString('utf8'), stderr: err.toString('utf8') });
         },
       });
     });

@@ -12,12 +12,25 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { TransportError } from '../errors.js';
 
-/** What the helper runs: plain CommonJS, so it needs no build step and no loader. */
+/**
+ * What the helper runs: plain CommonJS, so it needs no build step and no loader. A command's output
+ * is kept here (up to the caller's cap; the rest is read and dropped) and sent back with its exit,
+ * one message per command: each message wakes the caller's event loop, and a command's start and
+ * output as messages of their own cost a short command three wake-ups more.
+ */
 const HELPER_SOURCE = `
 const { spawn } = require('node:child_process');
 const send = (m) => { if (process.connected) process.send(m); };
+const running = new Map();
+const killGroup = (pid) => { try { process.kill(-pid, 'SIGKILL'); } catch {} };
 process.on('message', (m) => {
-  if (!m || m.t !== 'run') return;
+  if (!m) return;
+  if (m.t === 'kill') {
+    const r = running.get(m.id);
+    if (r) { r.killed = true; if (r.pid !== undefined) killGroup(r.pid); }
+    return;
+  }
+  if (m.t !== 'run') return;
   let child;
   try {
     child = spawn('bash', ['-c', m.cmd], { env: m.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -25,35 +38,43 @@ process.on('message', (m) => {
     send({ t: 'error', id: m.id, message: String((e && e.message) || e) });
     return;
   }
+  const r = { pid: child.pid, killed: false };
+  running.set(m.id, r);
   let failed = false;
-  child.on('error', (e) => { failed = true; send({ t: 'error', id: m.id, message: e.message }); });
-  if (child.pid !== undefined) send({ t: 'start', id: m.id, pid: child.pid });
-  // Output past the caller's cap is read and dropped here, not sent.
+  child.on('error', (e) => { failed = true; running.delete(m.id); send({ t: 'error', id: m.id, message: e.message }); });
+  const kept = [[], [], []];
   const left = [0, m.max, m.max];
-  const forward = (fd) => (b) => {
+  const keep = (fd) => (b) => {
     if (left[fd] <= 0) return;
     const part = b.length > left[fd] ? b.subarray(0, left[fd]) : b;
     left[fd] -= part.length;
-    send({ t: 'out', id: m.id, fd, data: part });
+    kept[fd].push(part);
   };
-  child.stdout.on('data', forward(1));
-  child.stderr.on('data', forward(2));
-  child.on('close', (code, signal) => { if (!failed) send({ t: 'exit', id: m.id, code, signal }); });
+  child.stdout.on('data', keep(1));
+  child.stderr.on('data', keep(2));
+  child.on('close', (code, signal) => {
+    running.delete(m.id);
+    if (failed) return;
+    send({ t: 'exit', id: m.id, code, signal, out: Buffer.concat(kept[1]), err: Buffer.concat(kept[2]) });
+  });
 });
 process.on('disconnect', () => process.exit(0));
 `;
 
 type HelperMessage =
-  | { t: 'start'; id: number; pid: number }
-  | { t: 'out'; id: number; fd: 1 | 2; data: Uint8Array }
-  | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null }
+  | {
+      t: 'exit';
+      id: number;
+      code: number | null;
+      signal: NodeJS.Signals | null;
+      out: Uint8Array;
+      err: Uint8Array;
+    }
   | { t: 'error'; id: number; message: string };
 
 export interface SpawnHandlers {
-  /** The command's pid (also its process group id). */
-  onStart(pid: number): void;
-  onOutput(fd: 1 | 2, data: Buffer): void;
-  onExit(code: number | null, signal: NodeJS.Signals | null): void;
+  /** The command ended: its exit, and at most the cap of each of its stdout and stderr. */
+  onExit(code: number | null, signal: NodeJS.Signals | null, stdout: Buffer, stderr: Buffer): void;
   /** bash could not be started, or the helper went away: no onExit follows. */
   onError(err: TransportError): void;
 }
@@ -70,10 +91,11 @@ export class Spawner {
   }
 
   /**
-   * Runs `bash -c command` with exactly `env`; the handlers hear how it goes, with at most
-   * `maxOutputBytes` of each of stdout and stderr.
+   * Runs `bash -c command` with exactly `env`; the handlers hear how it ends, with at most
+   * `maxOutputBytes` of each of stdout and stderr. Returns what kills the command's whole process
+   * group (it runs in one of its own); harmless once the command is over.
    */
-  run(command: string, env: NodeJS.ProcessEnv, maxOutputBytes: number, handlers: SpawnHandlers): void {
+  run(command: string, env: NodeJS.ProcessEnv, maxOutputBytes: number, handlers: SpawnHandlers): () => void {
     const helper = this.ensureHelper();
     const id = this.nextId++;
     this.running.set(id, handlers);
@@ -81,6 +103,9 @@ export class Spawner {
     helper.send({ t: 'run', id, cmd: command, env, max: maxOutputBytes }, (err) => {
       if (err) this.finish(id)?.onError(helperGone(err.message));
     });
+    return () => {
+      if (this.running.has(id) && helper.connected) helper.send({ t: 'kill', id }, () => undefined);
+    };
   }
 
   /** The helper's pid while it runs (benchmarks read its CPU time). */
@@ -113,15 +138,9 @@ export class Spawner {
     const handlers = this.running.get(m.id);
     if (!handlers) return;
     switch (m.t) {
-      case 'start':
-        handlers.onStart(m.pid);
-        break;
-      case 'out':
-        handlers.onOutput(m.fd, Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-        break;
       case 'exit':
         this.finish(m.id);
-        handlers.onExit(m.code, m.signal);
+        handlers.onExit(m.code, m.signal, asBuffer(m.out), asBuffer(m.err));
         break;
       case 'error':
         this.finish(m.id);
@@ -150,6 +169,11 @@ export class Spawner {
       channel?.unref?.();
     }
   }
+}
+
+/** The bytes of a Buffer sent over the channel (it arrives as a Uint8Array), without a copy. */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 function helperGone(why: string): TransportError {
