@@ -20,8 +20,8 @@ export const AGENT_START_TIMEOUT_MS = 30_000;
 export interface AgentHandlers {
   /** The command's pid (also its process group and session id). */
   onStart(pid: number): void;
-  onOutput(fd: 1 | 2, data: Buffer): void;
-  onExit(code: number): void;
+  /** The command ended: its exit code and at most `max` bytes of each of its stdout and stderr. */
+  onExit(code: number, stdout: Buffer, stderr: Buffer): void;
   /** The command could not start, or the agent went away: no onExit follows. */
   onError(err: Error): void;
 }
@@ -29,8 +29,7 @@ export interface AgentHandlers {
 type AgentMessage =
   | { t: 'hello'; v: number; pid: number }
   | { t: 'start'; id: number; pid: number }
-  | { t: 'out'; id: number; fd: 1 | 2; b64: string }
-  | { t: 'exit'; id: number; code: number }
+  | { t: 'exit'; id: number; code: number; out: string; err: string }
   | { t: 'error'; id: number; message: string };
 
 /** The exec that starts the agent: the login shell runs it, so the agent has the rc files' env. */
@@ -151,11 +150,9 @@ export class SshAgent {
     switch (m.t) {
       case 'start':
         return h.onStart(m.pid);
-      case 'out':
-        return h.onOutput(m.fd, Buffer.from(m.b64, 'base64'));
       case 'exit':
         this.running.delete(m.id);
-        return h.onExit(m.code);
+        return h.onExit(m.code, Buffer.from(m.out, 'base64'), Buffer.from(m.err, 'base64'));
       case 'error':
         this.running.delete(m.id);
         return h.onError(new TransportError(`cannot start bash on ${this.label}: ${m.message}`));

@@ -5,9 +5,11 @@
  *
  * Protocol, one JSON object per line each way:
  *   in:  {"t":"run","id":N,"cmd":STR,"env":{NAME:VALUE},"max":BYTES}   {"t":"kill","id":N}
- *   out: {"t":"hello","v":1,"pid":P}  {"t":"start","id":N,"pid":P}
- *        {"t":"out","id":N,"fd":1|2,"b64":STR}  {"t":"exit","id":N,"code":C}
- *        {"t":"error","id":N,"message":STR}
+ *   out: {"t":"hello","v":2,"pid":P}  {"t":"start","id":N,"pid":P}
+ *        {"t":"exit","id":N,"code":C,"out":B64,"err":B64}  {"t":"error","id":N,"message":STR}
+ * A command's output is kept by the agent (up to `max` bytes of each; the rest is read and dropped)
+ * and sent with its exit: each message is a packet the caller decrypts and wakes for. `start` stays
+ * a message of its own: a connection lost before it means the command never ran (sent again).
  * Each command is `bash --norc --noprofile -c CMD` in a session (and process group) of its own, with
  * stdin empty and the agent's environment (the login shell's, rc files included) plus `env`; so env
  * values (secrets) arrive on stdin, never on a command line. `exit` comes after both output pipes
@@ -33,7 +35,8 @@ def start(m):
     except Exception as e:
         send({'t': 'error', 'id': rid, 'message': str(e)})
         return
-    procs[rid] = {'p': p, 'open': 2, 'left': {1: m.get('max', 1048576), 2: m.get('max', 1048576)}}
+    procs[rid] = {'p': p, 'open': 2, 'left': {1: m.get('max', 1048576), 2: m.get('max', 1048576)},
+        'kept': {1: [], 2: []}}
     send({'t': 'start', 'id': rid, 'pid': p.pid})
     for fd, f in ((1, p.stdout), (2, p.stderr)):
         os.set_blocking(f.fileno(), False)
@@ -56,7 +59,7 @@ def main():
     fin = sys.stdin.buffer.fileno()
     os.set_blocking(fin, False)
     sel.register(fin, selectors.EVENT_READ, None)
-    send({'t': 'hello', 'v': 1, 'pid': os.getpid()})
+    send({'t': 'hello', 'v': 2, 'pid': os.getpid()})
     buf = b''
     while True:
         waiting = [rid for rid, r in procs.items() if r['open'] == 0]
@@ -81,7 +84,7 @@ def main():
                 keep = chunk[:max(0, r['left'][fd])]
                 r['left'][fd] -= len(keep)
                 if keep:
-                    send({'t': 'out', 'id': rid, 'fd': fd, 'b64': base64.b64encode(keep).decode('ascii')})
+                    r['kept'][fd].append(keep)
             else:
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
@@ -89,8 +92,9 @@ def main():
         for rid in [rid for rid, r in procs.items() if r['open'] == 0]:
             code = procs[rid]['p'].poll()
             if code is not None:
-                del procs[rid]
-                send({'t': 'exit', 'id': rid, 'code': code if code >= 0 else 128 - code})
+                r = procs.pop(rid)
+                b64 = lambda fd: base64.b64encode(b''.join(r['kept'][fd])).decode('ascii')
+                send({'t': 'exit', 'id': rid, 'code': code if code >= 0 else 128 - code, 'out': b64(1), 'err': b64(2)})
 try:
     main()
 except (BrokenPipeError, KeyboardInterrupt):

@@ -75,8 +75,6 @@ function agentExec(
     c,
     () =>
       new Promise<ExecResult>((resolve, reject) => {
-        const stdout = new Capped(max);
-        const stderr = new Capped(max);
         let failure: Error | undefined;
         const done = () => {
           unwatch();
@@ -91,15 +89,14 @@ function agentExec(
           onStart: () => {
             state.started = true;
           },
-          onOutput: (fd, b) => (fd === 1 ? stdout : stderr).add(b),
           onError: (err) => {
             done();
             reject(failure ?? err);
           },
-          onExit: (code) => {
+          onExit: (code, out, err) => {
             done();
             if (failure) return reject(failure);
-            resolve({ code, stdout: stdout.text(), stderr: stderr.text() });
+            resolve({ code, stdout: out.toString('utf8'), stderr: err.toString('utf8') });
           },
         });
       }),

@@ -184,6 +184,21 @@ describe('ssh command agent', () => {
     expect(after).toBeLessThanOrEqual(before + 1 + 3 + 1);
   }, 30_000);
 
+  it("brings a command's whole output back with its exit: both streams, many chunks, characters uncut", async () => {
+    const t = await connect();
+    // 'é' is two bytes: 70,000 of them on stdout, 30,000 'ü' on stderr, written in many pieces.
+    const r = await t.exec(
+      'for i in $(seq 1 100); do printf "é%.0s" $(seq 1 700); printf "ü%.0s" $(seq 1 300) >&2; done; exit 4',
+    );
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe('é'.repeat(70_000));
+    expect(r.stderr).toBe('ü'.repeat(30_000));
+    const capped = await t.exec('printf "é%.0s" $(seq 1 5000)', { maxOutputBytes: 4001 });
+    expect(Buffer.byteLength(capped.stdout)).toBeLessThanOrEqual(4003);
+    expect(capped.stdout.startsWith('é'.repeat(2000))).toBe(true);
+    expect(t.agentStarts).toBe(1);
+  }, 30_000);
+
   it('kills the command on a timeout through the agent, which keeps serving', async () => {
     const t = await connect();
     const s = `${(300 + Math.random() * 400).toFixed(3)}`;
