@@ -19,8 +19,9 @@ import { shellQuote as q } from '../recipes/template.js';
 import { SshConnection, type SshConnectOptions } from './ssh/connection.js';
 import { oneLine } from './ssh/errors.js';
 import { sshExec } from './ssh/exec.js';
-import { getFile, readRange, readWhole, statRemote } from './ssh/sftp.js';
+import { getFile, readRange, statRemote } from './ssh/sftp.js';
 import { putData, putFile, type PutStats } from './ssh/upload.js';
+import { WholeReads } from './ssh/wholeReads.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
 export type { PutStats, SshConnectOptions };
@@ -34,10 +35,12 @@ export class SshTransport implements Transport {
   /** What the recent uploads sent, by remote path (uploads run side by side while staging). */
   readonly putStats = new Map<string, PutStats>();
   private readonly connection: SshConnection;
+  private readonly wholeReads: WholeReads;
 
   private constructor(opts: SshConnectOptions) {
     this.connection = new SshConnection(opts);
     this.label = this.connection.label;
+    this.wholeReads = new WholeReads(this.connection);
   }
 
   /**
@@ -103,7 +106,8 @@ export class SshTransport implements Transport {
   }
 
   readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
-    return readWhole(this.connection, remotePath, maxBytes);
+    // Reads asked together go to the command agent as one request (ssh/wholeReads.ts).
+    return this.wholeReads.read(remotePath, maxBytes);
   }
 
   readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {

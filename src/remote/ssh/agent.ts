@@ -26,8 +26,12 @@ export interface AgentHandlers {
   onError(err: Error): void;
 }
 
+/** A file read by the agent: its bytes, `big` when it holds the limit or more, or an errno name. */
+export type AgentFile = { data: Buffer } | { big: true } | { error: string };
+
 type AgentMessage =
   | { t: 'hello'; v: number; pid: number }
+  | { t: 'files'; id: number; files: ({ b64: string } | { big: true } | { error: string })[] }
   | { t: 'start'; id: number; pid: number }
   | { t: 'exit'; id: number; code: number; out: string; err: string }
   | { t: 'error'; id: number; message: string };
@@ -40,6 +44,7 @@ export function agentCommand(interpreter: string): string {
 export class SshAgent {
   private nextId = 1;
   private readonly running = new Map<number, AgentHandlers>();
+  private readonly reads = new Map<number, { resolve(f: AgentFile[]): void; reject(e: Error): void }>();
   private buf = '';
   private gone: Error | undefined;
 
@@ -116,6 +121,19 @@ export class SshAgent {
     return id;
   }
 
+  /**
+   * Reads whole files on the host in one request, each up to its limit (exclusive): the answers in
+   * the order asked. Rejects when the agent goes away first.
+   */
+  read(files: [path: string, limit: number][]): Promise<AgentFile[]> {
+    if (this.gone) return Promise.reject(this.gone);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.reads.set(id, { resolve, reject });
+      this.ch.write(JSON.stringify({ t: 'read', id, files }) + '\n');
+    });
+  }
+
   /** Kills the process group of request `id` (SIGKILL); nothing when it already ended. */
   kill(id: number): void {
     if (!this.gone) this.ch.write(JSON.stringify({ t: 'kill', id }) + '\n');
@@ -145,6 +163,20 @@ export class SshAgent {
 
   private onMessage(m: AgentMessage): void {
     if (m.t === 'hello') return;
+    if (m.t === 'files') {
+      const r = this.reads.get(m.id);
+      this.reads.delete(m.id);
+      r?.resolve(
+        m.files.map((f) =>
+          'b64' in f
+            ? { data: Buffer.from(f.b64, 'base64') }
+            : 'big' in f
+              ? { big: true }
+              : { error: f.error },
+        ),
+      );
+      return;
+    }
     const h = this.running.get(m.id);
     if (!h) return;
     switch (m.t) {
@@ -164,6 +196,9 @@ export class SshAgent {
     const handlers = [...this.running.values()];
     this.running.clear();
     for (const h of handlers) h.onError(this.gone);
+    const reads = [...this.reads.values()];
+    this.reads.clear();
+    for (const r of reads) r.reject(this.gone);
   }
 }
 

@@ -5,8 +5,10 @@
  *
  * Protocol, one JSON object per line each way:
  *   in:  {"t":"run","id":N,"cmd":STR,"env":{NAME:VALUE},"max":BYTES}   {"t":"kill","id":N}
+ *        {"t":"read","id":N,"files":[[PATH,BYTES],...]}
  *   out: {"t":"hello","v":2,"pid":P}  {"t":"start","id":N,"pid":P}
  *        {"t":"exit","id":N,"code":C,"out":B64,"err":B64}  {"t":"error","id":N,"message":STR}
+ *        {"t":"files","id":N,"files":[{"b64":B64} | {"big":true} | {"error":CODE},...]}
  * A command's output is kept by the agent (up to `max` bytes of each; the rest is read and dropped)
  * and sent with its exit: each message is a packet the caller decrypts and wakes for. `start` stays
  * a message of its own: a connection lost before it means the command never ran (sent again).
@@ -16,9 +18,12 @@
  * closed and the command was reaped, as an ssh exec channel closes. When its stdin ends (the
  * connection dropped or was closed), the agent exits and leaves running commands alone, as sshd
  * does with a plain exec: a detached run (setsid) keeps running and is reattached as today.
+ * `read` answers with each file's bytes when it holds fewer than BYTES (else `big`), or the errno
+ * name that stopped it (`ENOTREG` for what is not a regular file: a pipe is never waited on),
+ * in the order asked: the outputs of a run in one round trip.
  */
 export const AGENT_SOURCE = String.raw`
-import base64, json, os, selectors, signal, subprocess, sys
+import base64, errno, json, os, selectors, signal, stat, subprocess, sys
 sel = selectors.DefaultSelector()
 out = sys.stdout.buffer
 def send(m):
@@ -49,12 +54,39 @@ def kill(m):
         os.killpg(r['p'].pid, signal.SIGKILL)
     except OSError:
         pass
+def read_one(path, limit):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        return {'error': errno.errorcode.get(e.errno, str(e.errno))}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {'error': 'ENOTREG'}
+        parts = []
+        got = 0
+        while got < limit:
+            b = os.read(fd, min(1048576, limit - got))
+            if not b:
+                break
+            parts.append(b)
+            got += len(b)
+        if got >= limit:
+            return {'big': True}
+        return {'b64': base64.b64encode(b''.join(parts)).decode('ascii')}
+    except OSError as e:
+        return {'error': errno.errorcode.get(e.errno, str(e.errno))}
+    finally:
+        os.close(fd)
+def read(m):
+    send({'t': 'files', 'id': m['id'], 'files': [read_one(p, int(n)) for p, n in m['files']]})
 def request(line):
     m = json.loads(line.decode('utf-8'))
     if m.get('t') == 'run':
         start(m)
     elif m.get('t') == 'kill':
         kill(m)
+    elif m.get('t') == 'read':
+        read(m)
 def main():
     fin = sys.stdin.buffer.fileno()
     os.set_blocking(fin, False)

@@ -27,7 +27,7 @@ export async function sftpStat(s: SFTPWrapper, path: string): Promise<Stats | nu
 }
 
 /** Files up to this size are fetched with a single read. */
-const SMALL_GET_BYTES = 256 * 1024; // = SCRATCH_BYTES: its read reuses a buffer
+export const SMALL_GET_BYTES = 256 * 1024; // = SCRATCH_BYTES: its read reuses a buffer
 
 /** Downloads to a temp file beside `localPath` and renames it (creating the local parent dir). */
 export async function getFile(conn: SshConnection, remotePath: string, localPath: string): Promise<void> {
