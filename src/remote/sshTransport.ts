@@ -20,8 +20,8 @@ import { SshConnection, type SshConnectOptions } from './ssh/connection.js';
 import { oneLine } from './ssh/errors.js';
 import { sshExec } from './ssh/exec.js';
 import { getFile, readRange, statRemote } from './ssh/sftp.js';
-import { putData, putFile, type PutStats } from './ssh/upload.js';
-import { WholeReads } from './ssh/wholeReads.js';
+import { putFile, type PutStats } from './ssh/upload.js';
+import { AgentFiles } from './ssh/agentFiles.js';
 import type { ExecOptions, ExecResult, RemoteStat, Transport } from './transport.js';
 
 export type { PutStats, SshConnectOptions };
@@ -35,12 +35,12 @@ export class SshTransport implements Transport {
   /** What the recent uploads sent, by remote path (uploads run side by side while staging). */
   readonly putStats = new Map<string, PutStats>();
   private readonly connection: SshConnection;
-  private readonly wholeReads: WholeReads;
+  private readonly agentFiles: AgentFiles;
 
   private constructor(opts: SshConnectOptions) {
     this.connection = new SshConnection(opts);
     this.label = this.connection.label;
-    this.wholeReads = new WholeReads(this.connection);
+    this.agentFiles = new AgentFiles(this.connection);
   }
 
   /**
@@ -88,9 +88,12 @@ export class SshTransport implements Transport {
     this.recordPut(remotePath, await putFile(this.connection, localPath, remotePath));
   }
 
-  /** Bytes from memory, through `<remote>.part` and a rename (nothing to resume: they are all here). */
+  /**
+   * Bytes from memory, through `<remote>.part` and a rename (nothing to resume: they are all here).
+   * Puts asked together go to the command agent as one request (ssh/agentFiles.ts).
+   */
   async putData(data: Buffer, remotePath: string, mode = 0o644): Promise<void> {
-    this.recordPut(remotePath, await putData(this.connection, data, remotePath, mode));
+    this.recordPut(remotePath, await this.agentFiles.write(data, remotePath, mode));
   }
 
   private recordPut(remotePath: string, stats: PutStats): void {
@@ -106,8 +109,8 @@ export class SshTransport implements Transport {
   }
 
   readWhole(remotePath: string, maxBytes: number): Promise<Buffer | null> {
-    // Reads asked together go to the command agent as one request (ssh/wholeReads.ts).
-    return this.wholeReads.read(remotePath, maxBytes);
+    // Reads asked together go to the command agent as one request (ssh/agentFiles.ts).
+    return this.agentFiles.read(remotePath, maxBytes);
   }
 
   readRange(remotePath: string, offset: number, maxBytes: number): Promise<Buffer> {

@@ -28,10 +28,13 @@ export interface AgentHandlers {
 
 /** A file read by the agent: its bytes, `big` when it holds the limit or more, or an errno name. */
 export type AgentFile = { data: Buffer } | { big: true } | { error: string };
+/** A file written by the agent: done, or the errno name that stopped it. */
+export type AgentWritten = { ok: true } | { error: string };
 
 type AgentMessage =
   | { t: 'hello'; v: number; pid: number }
   | { t: 'files'; id: number; files: ({ b64: string } | { big: true } | { error: string })[] }
+  | { t: 'written'; id: number; files: AgentWritten[] }
   | { t: 'start'; id: number; pid: number }
   | { t: 'exit'; id: number; code: number; out: string; err: string }
   | { t: 'error'; id: number; message: string };
@@ -44,7 +47,11 @@ export function agentCommand(interpreter: string): string {
 export class SshAgent {
   private nextId = 1;
   private readonly running = new Map<number, AgentHandlers>();
-  private readonly reads = new Map<number, { resolve(f: AgentFile[]): void; reject(e: Error): void }>();
+  /** File requests waiting for their answer (`files` or `written`), by id. */
+  private readonly fileCalls = new Map<
+    number,
+    { resolve(answer: unknown[]): void; reject(e: Error): void }
+  >();
   private buf = '';
   private gone: Error | undefined;
 
@@ -125,12 +132,30 @@ export class SshAgent {
    * Reads whole files on the host in one request, each up to its limit (exclusive): the answers in
    * the order asked. Rejects when the agent goes away first.
    */
-  read(files: [path: string, limit: number][]): Promise<AgentFile[]> {
+  async read(files: [path: string, limit: number][]): Promise<AgentFile[]> {
+    const answers = (await this.fileRequest('read', files)) as (
+      { b64: string } | { big: true } | { error: string }
+    )[];
+    return answers.map((f) =>
+      'b64' in f ? { data: Buffer.from(f.b64, 'base64') } : 'big' in f ? { big: true } : { error: f.error },
+    );
+  }
+
+  /**
+   * Writes whole files on the host in one request (each through `.part` and a rename): the answers
+   * in the order asked. Rejects when the agent goes away first.
+   */
+  async write(files: [path: string, mode: number, data: Buffer][]): Promise<AgentWritten[]> {
+    const wire = files.map(([path, mode, data]) => [path, mode, data.toString('base64')]);
+    return (await this.fileRequest('write', wire)) as AgentWritten[];
+  }
+
+  private fileRequest(t: 'read' | 'write', files: unknown[]): Promise<unknown[]> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.reads.set(id, { resolve, reject });
-      this.ch.write(JSON.stringify({ t: 'read', id, files }) + '\n');
+      this.fileCalls.set(id, { resolve, reject });
+      this.ch.write(JSON.stringify({ t, id, files }) + '\n');
     });
   }
 
@@ -163,18 +188,10 @@ export class SshAgent {
 
   private onMessage(m: AgentMessage): void {
     if (m.t === 'hello') return;
-    if (m.t === 'files') {
-      const r = this.reads.get(m.id);
-      this.reads.delete(m.id);
-      r?.resolve(
-        m.files.map((f) =>
-          'b64' in f
-            ? { data: Buffer.from(f.b64, 'base64') }
-            : 'big' in f
-              ? { big: true }
-              : { error: f.error },
-        ),
-      );
+    if (m.t === 'files' || m.t === 'written') {
+      const r = this.fileCalls.get(m.id);
+      this.fileCalls.delete(m.id);
+      r?.resolve(m.files);
       return;
     }
     const h = this.running.get(m.id);
@@ -196,9 +213,9 @@ export class SshAgent {
     const handlers = [...this.running.values()];
     this.running.clear();
     for (const h of handlers) h.onError(this.gone);
-    const reads = [...this.reads.values()];
-    this.reads.clear();
-    for (const r of reads) r.reject(this.gone);
+    const calls = [...this.fileCalls.values()];
+    this.fileCalls.clear();
+    for (const r of calls) r.reject(this.gone);
   }
 }
 

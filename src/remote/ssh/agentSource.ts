@@ -5,10 +5,11 @@
  *
  * Protocol, one JSON object per line each way:
  *   in:  {"t":"run","id":N,"cmd":STR,"env":{NAME:VALUE},"max":BYTES}   {"t":"kill","id":N}
- *        {"t":"read","id":N,"files":[[PATH,BYTES],...]}
+ *        {"t":"read","id":N,"files":[[PATH,BYTES],...]}   {"t":"write","id":N,"files":[[PATH,MODE,B64],...]}
  *   out: {"t":"hello","v":2,"pid":P}  {"t":"start","id":N,"pid":P}
  *        {"t":"exit","id":N,"code":C,"out":B64,"err":B64}  {"t":"error","id":N,"message":STR}
  *        {"t":"files","id":N,"files":[{"b64":B64} | {"big":true} | {"error":CODE},...]}
+ *        {"t":"written","id":N,"files":[{"ok":true} | {"error":CODE},...]}
  * A command's output is kept by the agent (up to `max` bytes of each; the rest is read and dropped)
  * and sent with its exit: each message is a packet the caller decrypts and wakes for. `start` stays
  * a message of its own: a connection lost before it means the command never ran (sent again).
@@ -20,7 +21,9 @@
  * does with a plain exec: a detached run (setsid) keeps running and is reattached as today.
  * `read` answers with each file's bytes when it holds fewer than BYTES (else `big`), or the errno
  * name that stopped it (`ENOTREG` for what is not a regular file: a pipe is never waited on),
- * in the order asked: the outputs of a run in one round trip.
+ * in the order asked: the outputs of a run in one round trip. `write` puts each file's bytes into
+ * `PATH.part` (removed first and created anew with MODE, so a file or link planted there is never
+ * written through) and renames it over PATH: a run's staged files in one round trip.
  */
 export const AGENT_SOURCE = String.raw`
 import base64, errno, json, os, selectors, signal, stat, subprocess, sys
@@ -79,6 +82,26 @@ def read_one(path, limit):
         os.close(fd)
 def read(m):
     send({'t': 'files', 'id': m['id'], 'files': [read_one(p, int(n)) for p, n in m['files']]})
+def write_one(path, mode, b64):
+    part = path + '.part'
+    try:
+        try:
+            os.unlink(part)
+        except FileNotFoundError:
+            pass
+        view = memoryview(base64.b64decode(b64))
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, int(mode))
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(part, path)
+        return {'ok': True}
+    except OSError as e:
+        return {'error': errno.errorcode.get(e.errno, str(e.errno))}
+def write(m):
+    send({'t': 'written', 'id': m['id'], 'files': [write_one(p, n, b) for p, n, b in m['files']]})
 def request(line):
     m = json.loads(line.decode('utf-8'))
     if m.get('t') == 'run':
@@ -87,6 +110,8 @@ def request(line):
         kill(m)
     elif m.get('t') == 'read':
         read(m)
+    elif m.get('t') == 'write':
+        write(m)
 def main():
     fin = sys.stdin.buffer.fileno()
     os.set_blocking(fin, False)

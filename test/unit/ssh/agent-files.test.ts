@@ -1,12 +1,13 @@
 /**
- * readWhole over ssh through the command agent (src/remote/ssh/wholeReads.ts), against a real sshd:
- * the reads asked together are one request, each answers as SFTP's readWhole does (bytes, null past
- * the bound, TransportError naming the file), a pipe is refused instead of waited on, and without an
- * agent the same calls go through SFTP.
+ * readWhole and putData over ssh through the command agent (src/remote/ssh/agentFiles.ts), against
+ * a real sshd: the calls made together are one request; each answers as its SFTP version does
+ * (bytes, null past the bound, TransportError naming the file; a file in place with its mode); a
+ * pipe is refused instead of waited on, a link planted at the temp name is not written through;
+ * without an agent, or when it is lost, the same calls go through SFTP.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from '../../../src/errors.js';
@@ -53,18 +54,22 @@ async function connect(agent = true) {
   return t;
 }
 
-/** Counts the agent's read requests (and the files in each) while `fn` runs. */
-async function countingReads<T>(fn: () => Promise<T>): Promise<{ value: T; requests: number[] }> {
+/** Counts the agent's `op` requests (and the files in each) while `fn` runs. */
+async function counting<T>(
+  op: 'read' | 'write',
+  fn: () => Promise<T>,
+): Promise<{ value: T; requests: number[] }> {
   const requests: number[] = [];
-  const orig = SshAgent.prototype.read;
-  SshAgent.prototype.read = function (this: SshAgent, files) {
+  const proto = SshAgent.prototype as unknown as Record<string, (files: unknown[]) => Promise<unknown>>;
+  const orig = proto[op]!;
+  proto[op] = function (this: SshAgent, files: unknown[]) {
     requests.push(files.length);
     return orig.call(this, files);
   };
   try {
     return { value: await fn(), requests };
   } finally {
-    SshAgent.prototype.read = orig;
+    proto[op] = orig;
   }
 }
 
@@ -72,7 +77,7 @@ describe('readWhole over ssh', () => {
   for (const agent of [true, false]) {
     it(`${agent ? 'through the agent' : 'over SFTP (no agent)'}: bytes, empty, binary, null past the bound, missing named`, async () => {
       const t = await connect(agent);
-      const { value, requests } = await countingReads(() =>
+      const { value, requests } = await counting('read', () =>
         Promise.all([
           t.readWhole(join(dir, 'small.txt'), 1024),
           t.readWhole(join(dir, 'empty'), 1024),
@@ -100,6 +105,54 @@ describe('readWhole over ssh', () => {
     }, 30_000);
   }
 
+  for (const agent of [true, false]) {
+    it(`putData ${agent ? 'through the agent' : 'over SFTP (no agent)'}: in place with its mode, over an old file, a missing dir named`, async () => {
+      const t = await connect(agent);
+      const to = join(dir, `put-${agent}`);
+      await mkdir(to);
+      await writeFile(join(to, 'old.txt'), 'old');
+      const { requests } = await counting('write', () =>
+        Promise.all([
+          t.putData(Buffer.from('#!/bin/bash\necho hi\n'), join(to, 'run.sh'), 0o700),
+          t.putData(binary, join(to, 'inputs.tar')),
+          t.putData(Buffer.alloc(0), join(to, 'empty')),
+          t.putData(Buffer.from('new'), join(to, 'old.txt')),
+        ]),
+      );
+      expect(requests).toEqual(agent ? [4] : []);
+      expect(await readFile(join(to, 'run.sh'), 'utf8')).toBe('#!/bin/bash\necho hi\n');
+      expect((await stat(join(to, 'run.sh'))).mode & 0o777).toBe(0o700);
+      expect((await stat(join(to, 'inputs.tar'))).mode & 0o777).toBe(0o644);
+      expect((await readFile(join(to, 'inputs.tar'))).equals(binary)).toBe(true);
+      expect((await stat(join(to, 'empty'))).size).toBe(0);
+      expect(await readFile(join(to, 'old.txt'), 'utf8')).toBe('new');
+      await expect(lstat(join(to, 'run.sh.part'))).rejects.toThrow(/ENOENT/);
+      expect(t.putStats.get(join(to, 'inputs.tar'))).toEqual({
+        sentBytes: binary.length,
+        resumedFrom: 0,
+        totalBytes: binary.length,
+      });
+
+      const err = await t.putData(Buffer.from('x'), join(to, 'no-dir', 'f')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TransportError);
+      expect((err as Error).message).toMatch(/^ssh put failed for .*no-dir\/f on .*: ENOENT/);
+    }, 30_000);
+  }
+
+  it('never writes through a link planted at the temp name', async () => {
+    const t = await connect();
+    const to = join(dir, 'planted');
+    await mkdir(to);
+    const victim = join(dir, 'victim.txt');
+    await writeFile(victim, 'keep me');
+    await symlink(victim, join(to, 'run.sh.part'));
+    await t.putData(Buffer.from('echo run\n'), join(to, 'run.sh'), 0o700);
+    expect(await readFile(victim, 'utf8')).toBe('keep me');
+    expect(await readFile(join(to, 'run.sh'), 'utf8')).toBe('echo run\n');
+    expect((await lstat(join(to, 'run.sh'))).isSymbolicLink()).toBe(false);
+    await expect(readlink(join(to, 'run.sh.part'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('refuses a pipe through the agent instead of waiting for a writer', async () => {
     const t = await connect();
     const started = Date.now();
@@ -108,6 +161,25 @@ describe('readWhole over ssh', () => {
     expect((err as Error).message).toMatch(/fifo on .*: ENOTREG$/);
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it('writes through SFTP when the agent is lost during the write', async () => {
+    const t = await connect();
+    const to = join(dir, 'lost-write');
+    await mkdir(to);
+    await t.putData(Buffer.from('one'), join(to, 'a'));
+    const pid = (await t.agentPid())!;
+    const orig = SshAgent.prototype.write;
+    SshAgent.prototype.write = function (this: SshAgent, files) {
+      process.kill(pid, 'SIGKILL');
+      return orig.call(this, files);
+    };
+    try {
+      await t.putData(Buffer.from('two'), join(to, 'a'));
+    } finally {
+      SshAgent.prototype.write = orig;
+    }
+    expect(await readFile(join(to, 'a'), 'utf8')).toBe('two');
+  }, 30_000);
 
   it('reads through SFTP when the agent is lost during the read', async () => {
     const t = await connect();
