@@ -5,7 +5,8 @@
  *
  * Protocol, one JSON object per line each way:
  *   in:  {"t":"run","id":N,"cmd":STR,"env":{NAME:VALUE},"max":BYTES}   {"t":"kill","id":N}
- *        {"t":"read","id":N,"files":[[PATH,BYTES],...]}   {"t":"write","id":N,"files":[[PATH,MODE,B64],...]}
+ *        {"t":"read","id":N,"files":[[PATH,BYTES],...]}
+ *        {"t":"write","id":N,"files":[[PATH,MODE,SIZE],...]} followed by the files' raw bytes, in order
  *   out: {"t":"hello","v":2,"pid":P}  {"t":"start","id":N,"pid":P}
  *        {"t":"exit","id":N,"code":C,"out":B64,"err":B64}  {"t":"error","id":N,"message":STR}
  *        {"t":"files","id":N,"files":[{"b64":B64} | {"big":true} | {"error":CODE},...]}
@@ -82,14 +83,13 @@ def read_one(path, limit):
         os.close(fd)
 def read(m):
     send({'t': 'files', 'id': m['id'], 'files': [read_one(p, int(n)) for p, n in m['files']]})
-def write_one(path, mode, b64):
+def write_one(path, mode, view):
     part = path + '.part'
     try:
         try:
             os.unlink(part)
         except FileNotFoundError:
             pass
-        view = memoryview(base64.b64decode(b64))
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, int(mode))
         try:
             while view:
@@ -100,9 +100,15 @@ def write_one(path, mode, b64):
         return {'ok': True}
     except OSError as e:
         return {'error': errno.errorcode.get(e.errno, str(e.errno))}
-def write(m):
-    send({'t': 'written', 'id': m['id'], 'files': [write_one(p, n, b) for p, n, b in m['files']]})
+def write(m, body):
+    view = memoryview(body)
+    answers = []
+    for p, mode, size in m['files']:
+        answers.append(write_one(p, mode, view[:int(size)]))
+        view = view[int(size):]
+    send({'t': 'written', 'id': m['id'], 'files': answers})
 def request(line):
+    # A write's bytes follow its line: how many, for the reader to take before the next line.
     m = json.loads(line.decode('utf-8'))
     if m.get('t') == 'run':
         start(m)
@@ -111,25 +117,40 @@ def request(line):
     elif m.get('t') == 'read':
         read(m)
     elif m.get('t') == 'write':
-        write(m)
+        return m, sum(int(f[2]) for f in m['files'])
+    return None
 def main():
     fin = sys.stdin.buffer.fileno()
     os.set_blocking(fin, False)
     sel.register(fin, selectors.EVENT_READ, None)
     send({'t': 'hello', 'v': 2, 'pid': os.getpid()})
-    buf = b''
+    buf = bytearray()
+    body = None
     while True:
         waiting = [rid for rid, r in procs.items() if r['open'] == 0]
         for key, _ in sel.select(0.01 if waiting else None):
             if key.data is None:
-                chunk = os.read(fin, 65536)
+                chunk = os.read(fin, 1048576)
                 if not chunk:
                     return
                 buf += chunk
-                while b'\n' in buf:
-                    line, buf = buf.split(b'\n', 1)
+                while True:
+                    if body is not None:
+                        m, size = body
+                        if len(buf) < size:
+                            break
+                        data = bytes(buf[:size])
+                        del buf[:size]
+                        body = None
+                        write(m, data)
+                        continue
+                    nl = buf.find(b'\n')
+                    if nl < 0:
+                        break
+                    line = bytes(buf[:nl])
+                    del buf[:nl + 1]
                     if line.strip():
-                        request(line)
+                        body = request(line)
                 continue
             rid, fd = key.data
             r = procs[rid]
