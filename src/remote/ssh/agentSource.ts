@@ -3,7 +3,7 @@
  * command line by ssh/agent.ts and started with one exec per connection, so nothing is installed on
  * the host. Kept in a string so that it needs no asset copying at build time.
  *
- * Protocol, one JSON object per line each way:
+ * Protocol, one JSON object per line each way (a write's line is followed by its files' raw bytes):
  *   in:  {"t":"run","id":N,"cmd":STR,"env":{NAME:VALUE},"max":BYTES}   {"t":"kill","id":N}
  *        {"t":"read","id":N,"files":[[PATH,BYTES],...]}
  *        {"t":"write","id":N,"files":[[PATH,MODE,SIZE],...]} followed by the files' raw bytes, in order
