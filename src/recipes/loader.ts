@@ -4,14 +4,14 @@
  * `recipe <file>: <what is wrong>`.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { RecipeError } from '../errors.js';
 import { readIfSmall, sha256File, sha256Hex } from '../util/hash.js';
-import { readSmallInPlace } from '../util/inPlaceFs.js';
+import { readSmallInPlace, statInPlace } from '../util/inPlaceFs.js';
 import { describeIssues, RECIPE_NAME_RE, RecipeSchema, type RecipeDef } from './schema.js';
 import { isBuiltinPlaceholder, validateVarValue } from './template.js';
 
@@ -131,7 +131,7 @@ export function splitVersion(ref: string): { ref: string; version?: number } {
 
 async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: string): Promise<string> {
   const target = shippedName !== undefined ? join(resolve(recipesDir), shippedName) : resolve(ref);
-  const st = statOrNull(target);
+  const st = statInPlace(target);
   if (!st) {
     const what = shippedName !== undefined ? `no shipped recipe named "${shippedName}"` : 'not found';
     throw new RecipeError(`recipe ${target}: ${what}`);
@@ -139,7 +139,7 @@ async function resolveRecipeFile(ref: string, recipesDir: string, shippedName?: 
   if (!st.isDirectory()) return target;
   for (const name of RECIPE_FILE_NAMES) {
     const candidate = join(target, name);
-    const cst = statOrNull(candidate);
+    const cst = statInPlace(candidate);
     if (cst?.isFile()) return candidate;
   }
   throw new RecipeError(`recipe ${target}: directory holds no ${RECIPE_FILE_NAMES.join(', ')}`);
@@ -227,7 +227,7 @@ async function hashShippedFiles(
   const out: LoadedFile[] = [];
   for (const name of [...names].sort()) {
     const path = join(dir, name);
-    const st = statOrNull(path);
+    const st = statInPlace(path);
     if (!st) fail(`files: "${name}" does not exist beside the recipe`);
     if (!st!.isFile()) fail(`files: "${name}" is not a regular file`);
     const real = realpathSync.native(path);
@@ -293,13 +293,4 @@ export function recipeHash(recipeBytes: Buffer, files: readonly { name: string; 
 
 function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, ' ').trim();
-}
-
-/** A stat done in place (inPlaceFs.ts): null when the path cannot be stat'ed. */
-function statOrNull(path: string): Stats | null {
-  try {
-    return statSync(path, { throwIfNoEntry: false }) ?? null;
-  } catch {
-    return null;
-  }
 }

@@ -1,7 +1,6 @@
 /**
  * Bringing a run's outputs back, verified against the sha256.txt the run wrote.
  */
-import { lstatSync, statSync, type Stats } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ChecksumError, OutputContractError, RetrainError, TransportError } from '../errors.js';
@@ -9,7 +8,7 @@ import type { LoadedRecipe } from '../recipes/loader.js';
 import { parseSha256Txt, readIfSmall, sha256File, sha256Hex, WHOLE_FILE_BYTES } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
 import pLimit from 'p-limit';
-import { readAtInPlace, withFileInPlace, yieldToLoop } from '../util/inPlaceFs.js';
+import { readAtInPlace, statInPlace, withFileInPlace, yieldToLoop } from '../util/inPlaceFs.js';
 import { settleAll } from '../util/settle.js';
 import { checkName, SAFE_SEGMENT_RE } from './execUtil.js';
 import type { Transport } from './transport.js';
@@ -233,28 +232,29 @@ export async function inspect(t: Transport, workdir: string, regular: string[]):
  */
 export async function inspectHere(workdir: string, regular: string[]): Promise<OutLook> {
   const at = (rel: string) => posix.join(workdir, rel);
-  if (!look(workdir, statSync)?.isDirectory()) {
+  if (!statInPlace(workdir)?.isDirectory()) {
     throw new TransportError(`could not inspect out/: work dir ${workdir} is missing`);
   }
-  const outL = look(at('out'), lstatSync);
-  const outIsDir = !outL?.isSymbolicLink() && !!look(at('out'), statSync)?.isDirectory();
+  const outL = statInPlace(at('out'), { link: true });
+  const outIsDir = !outL?.isSymbolicLink() && !!statInPlace(at('out'))?.isDirectory();
   const out = outL?.isSymbolicLink() ? 'link' : outIsDir ? 'dir' : 'none';
   const found = regular.filter((rel) => {
     const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : undefined;
-    if (dir !== undefined && look(at(dir), lstatSync)?.isSymbolicLink()) return false;
-    const st = look(at(rel), lstatSync);
+    if (dir !== undefined && statInPlace(at(dir), { link: true })?.isSymbolicLink()) return false;
+    const st = statInPlace(at(rel), { link: true });
     return !!st && !st.isSymbolicLink() && st.isFile();
   });
   let sha256Txt: Buffer | undefined;
   const shaPath = at('out/sha256.txt');
-  const sha = outIsDir ? look(shaPath, statSync) : undefined;
+  const sha = outIsDir ? statInPlace(shaPath) : undefined;
   if (sha && !sha.isDirectory()) {
     try {
       sha256Txt = withFileInPlace(shaPath, (fd, size) =>
         readAtInPlace(fd, 0, Math.min(size, MAX_SHA256_TXT_BYTES + 1)),
       );
     } catch (err) {
-      throw new TransportError(`could not inspect out/: reading out/sha256.txt failed (${errCode(err)})`, {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new TransportError(`could not inspect out/: reading out/sha256.txt failed (${code})`, {
         cause: err,
       });
     }
@@ -262,19 +262,6 @@ export async function inspectHere(workdir: string, regular: string[]): Promise<O
   }
   await yieldToLoop();
   return { out, regular: found, ...(sha256Txt ? { sha256Txt } : {}) };
-}
-
-/** A stat as the shell's tests see it: nothing when the path cannot be looked at, whatever the reason. */
-function look(path: string, how: typeof statSync | typeof lstatSync): Stats | undefined {
-  try {
-    return how(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
-
-function errCode(err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 }
 
 /**

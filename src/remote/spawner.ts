@@ -21,13 +21,13 @@ import { TransportError } from '../errors.js';
 const HELPER_SOURCE = `
 const { spawn } = require('node:child_process');
 const send = (m) => { if (process.connected) process.send(m); };
-const running = new Map();
+const running = new Map(); // request id -> pid (its process group)
 const killGroup = (pid) => { try { process.kill(-pid, 'SIGKILL'); } catch {} };
 process.on('message', (m) => {
   if (!m) return;
   if (m.t === 'kill') {
-    const r = running.get(m.id);
-    if (r) { r.killed = true; if (r.pid !== undefined) killGroup(r.pid); }
+    const pid = running.get(m.id);
+    if (pid !== undefined) killGroup(pid);
     return;
   }
   if (m.t !== 'run') return;
@@ -38,8 +38,7 @@ process.on('message', (m) => {
     send({ t: 'error', id: m.id, message: String((e && e.message) || e) });
     return;
   }
-  const r = { pid: child.pid, killed: false };
-  running.set(m.id, r);
+  if (child.pid !== undefined) running.set(m.id, child.pid);
   let failed = false;
   child.on('error', (e) => { failed = true; running.delete(m.id); send({ t: 'error', id: m.id, message: e.message }); });
   const kept = [[], [], []];

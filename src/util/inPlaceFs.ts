@@ -19,6 +19,7 @@ import {
   openSync,
   readSync,
   statSync,
+  type Stats,
 } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { setImmediate as turn } from 'node:timers/promises';
@@ -71,6 +72,18 @@ export function readSmallInPlace(path: string): Buffer | null {
     size <= IN_PLACE_MAX_BYTES ? readAtInPlace(fd, 0, size) : null,
   );
   return small ?? null;
+}
+
+/**
+ * A stat (an lstat with `link`) done in place; undefined when the path cannot be stat'ed, whatever
+ * the reason (missing, a file where a dir was expected, no permission), as a shell's `[ -e ]` sees it.
+ */
+export function statInPlace(path: string, opts: { link?: boolean } = {}): Stats | undefined {
+  try {
+    return (opts.link ? lstatSync : statSync)(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 /**

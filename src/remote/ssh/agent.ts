@@ -28,12 +28,14 @@ export interface AgentHandlers {
 
 /** A file read by the agent: its bytes, `big` when it holds the limit or more, or an errno name. */
 export type AgentFile = { data: Buffer } | { big: true } | { error: string };
+/** The same, as the agent sends it. */
+type WireFile = { b64: string } | { big: true } | { error: string };
 /** A file written by the agent: done, or the errno name that stopped it. */
 export type AgentWritten = { ok: true } | { error: string };
 
 type AgentMessage =
   | { t: 'hello'; v: number; pid: number }
-  | { t: 'files'; id: number; files: ({ b64: string } | { big: true } | { error: string })[] }
+  | { t: 'files'; id: number; files: WireFile[] }
   | { t: 'written'; id: number; files: AgentWritten[] }
   | { t: 'start'; id: number; pid: number }
   | { t: 'exit'; id: number; code: number; out: string; err: string }
@@ -133,9 +135,7 @@ export class SshAgent {
    * the order asked. Rejects when the agent goes away first.
    */
   async read(files: [path: string, limit: number][]): Promise<AgentFile[]> {
-    const answers = (await this.fileRequest('read', files)) as (
-      { b64: string } | { big: true } | { error: string }
-    )[];
+    const answers = (await this.fileRequest('read', files)) as WireFile[];
     return answers.map((f) =>
       'b64' in f ? { data: Buffer.from(f.b64, 'base64') } : 'big' in f ? { big: true } : { error: f.error },
     );

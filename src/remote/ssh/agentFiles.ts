@@ -11,13 +11,13 @@
  * Without an agent, or when it is lost during the request (these calls change nothing or redo the
  * same atomic write), each call goes through SFTP as before.
  */
-import { TransportError } from '../../errors.js';
 import type { SshAgent } from './agent.js';
 import type { SshConnection } from './connection.js';
+import { hostFileError } from './errors.js';
 import { readWhole as sftpReadWhole, SMALL_GET_BYTES } from './sftp.js';
 import { putData as sftpPutData, type PutStats } from './upload.js';
 
-/** Bytes one write through the agent may carry (base64 in one line); bigger ones go by SFTP. */
+/** Bytes one write through the agent may carry (held in memory on both sides); bigger ones go by SFTP. */
 const AGENT_WRITE_MAX_BYTES = 8 * 1024 * 1024;
 
 interface Call<A, R> {
@@ -71,7 +71,7 @@ export class AgentFiles {
       if (!a) return void sftpReadWhole(this.conn, c.args.path, c.args.maxBytes).then(c.resolve, c.reject);
       if ('data' in a) return c.resolve(a.data);
       if ('big' in a) return c.resolve(null);
-      c.reject(this.failed('get', c.args.path, a.error));
+      c.reject(hostFileError('get', c.args.path, a.error, this.conn.label));
     });
   }
 
@@ -85,7 +85,7 @@ export class AgentFiles {
       const a = answers?.[i];
       const { data, path, mode } = c.args;
       if (!a) return void sftpPutData(this.conn, data, path, mode).then(c.resolve, c.reject);
-      if ('error' in a) return c.reject(this.failed('put', path, a.error));
+      if ('error' in a) return c.reject(hostFileError('put', path, a.error, this.conn.label));
       c.resolve({ sentBytes: data.length, resumedFrom: 0, totalBytes: data.length });
     });
   }
@@ -99,12 +99,5 @@ export class AgentFiles {
     } catch {
       return undefined; // SFTP says what is wrong, or reconnects
     }
-  }
-
-  /** As SFTP's errors read: permission denied is not retried, anything else is. */
-  private failed(op: string, path: string, code: string): TransportError {
-    return new TransportError(`ssh ${op} failed for ${path} on ${this.conn.label}: ${code}`, {
-      retryable: code !== 'EACCES',
-    });
   }
 }

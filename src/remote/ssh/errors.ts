@@ -88,9 +88,24 @@ export function sftpError(op: string, path: string, err: unknown, label: string)
         : typeof code === 'string'
           ? code
           : oneLine(err instanceof Error ? err.message : String(err));
+  return hostFileError(op, path, what, label, code !== SFTP_PERMISSION_DENIED, err);
+}
+
+/**
+ * A file operation on the host that failed with `what` (an errno name, as the command agent answers,
+ * or SFTP's status named alike): the same message and retry rule whichever way the file went.
+ */
+export function hostFileError(
+  op: string,
+  path: string,
+  what: string,
+  label: string,
+  retryable = what !== 'EACCES',
+  cause?: unknown,
+): TransportError {
   return new TransportError(`ssh ${op} failed for ${path} on ${label}: ${what}`, {
-    retryable: code !== SFTP_PERMISSION_DENIED,
-    cause: err,
+    retryable,
+    ...(cause !== undefined ? { cause } : {}),
   });
 }
 

@@ -3,11 +3,10 @@
  * begins at `facts.localLogBase`) and the job log, masked of the recipe's secrets. The offset read
  * so far is saved every few seconds and at the end; a resume reads again from the saved one.
  */
-import { statSync } from 'node:fs';
 import { appendFile, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { LogMask } from '../../../../remote/logMask.js';
-import { ensureDir } from '../../../../util/inPlaceFs.js';
+import { ensureDir, statInPlace } from '../../../../util/inPlaceFs.js';
 import type { TrainFacts } from '../../../types.js';
 import type { AttemptContext } from '../../context.js';
 
@@ -16,11 +15,7 @@ const SAVE_EVERY_MS = 5000;
 
 /** Asked in place (src/util/inPlaceFs.ts). */
 function fileSize(path: string): number {
-  try {
-    return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-  } catch {
-    return 0;
-  }
+  return statInPlace(path)?.size ?? 0;
 }
 
 export class LogSink {
