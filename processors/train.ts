@@ -1,4 +1,5 @@
 import { DelayedError, Queue, UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Config } from '../src/config/schema.js';
 import type { ComputeProvider } from '../src/compute/provider.js';
 import { asRetrainError, CancelledError, RunCancelledError } from '../src/errors.js';
@@ -11,6 +12,7 @@ import { attemptFailed, attemptHandedBack, attemptSucceeded } from '../src/train
 import type { RunSpend } from '../src/train/spend.js';
 import { watchRunCancel } from '../src/train/runCancel.js';
 import { trainSymbol } from '../src/train/trainSymbol.js';
+import { sendTogether } from '../src/util/redisTogether.js';
 import type { JobHandle, TrainJobData, TrainResult } from '../src/train/types.js';
 import { promoteJobOptions } from '../queues/options.js';
 
@@ -28,9 +30,14 @@ export interface TrainProcessorDeps {
   shutdown: AbortSignal;
   /** Told when a symbol finally fails (a grouped alert); never blocks. */
   notifier?: Notifier;
+  /**
+   * The connection the train worker and the ledger share: a state change's writes leave on it in
+   * one write (src/util/redisTogether.ts).
+   */
+  connection?: Redis;
 }
 
-function handleFor(job: Job<TrainJobData>): JobHandle {
+function handleFor(job: Job<TrainJobData>, connection: Redis | undefined): JobHandle {
   return {
     get data() {
       return job.data;
@@ -46,6 +53,7 @@ function handleFor(job: Job<TrainJobData>): JobHandle {
     log: async (line) => {
       await job.log(line);
     },
+    ...(connection ? { together: <T>(issue: () => T) => sendTogether(connection, issue) } : {}),
   };
 }
 
@@ -58,7 +66,7 @@ export function createTrainProcessor(deps: TrainProcessorDeps) {
   return async (job: Job<TrainJobData>, token?: string): Promise<TrainResult> => {
     const spec = job.data.spec;
     const logger = deps.logs.forDate(spec.date);
-    const handle = handleFor(job);
+    const handle = handleFor(job, deps.connection);
     const log = logger.child({ runId: job.data.runId, symbol: spec.symbol, jobId: spec.jobId });
     try {
       const watch = deps.isRunCancelled

@@ -80,6 +80,7 @@ export async function startWorkers(config: Config, logs: LogHub): Promise<Runnin
       isRunCancelled: (runId, symbol) => isAttemptCancelled(connection, config.queuePrefix, runId, symbol),
       shutdown: shutdown.signal,
       notifier,
+      connection,
     }),
     { ...base, connection, concurrency: config.train.workerConcurrency },
   );

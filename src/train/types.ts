@@ -56,6 +56,12 @@ export interface JobHandle {
   save(patch: Partial<TrainJobData>): Promise<void>;
   progress(p: TrainProgress): Promise<void>;
   log(line: string): Promise<void>;
+  /**
+   * Runs `issue`, which starts several writes (this handle's and the ledger's), and sends what it
+   * started to Redis in one write where the queue and the ledger share a connection (the worker's);
+   * absent, the writes go one by one.
+   */
+  together?<T>(issue: () => T): T;
 }
 
 export interface TrainResult {

@@ -113,12 +113,15 @@ export class AttemptContext {
   async enter(next: TrainState, patch: Partial<TrainFacts> = {}): Promise<void> {
     this.state = next;
     this.facts = { ...this.facts, ...patch, stateSince: this.now().toISOString() };
-    // Independent writes, sent together (one round trip's wait, not four); a crash between them
-    // leaves the job data, which a resume goes by, and the displays in any mix, as before.
-    await Promise.all([
-      this.job.save({ state: next, attempt: this.job.attempt, facts: this.facts }),
-      ...stateWrites(this, next),
-    ]);
+    // Independent writes, sent together (one write to Redis and one round trip's wait, not four);
+    // a crash between them leaves the job data, which a resume goes by, and the displays in any
+    // mix, as before.
+    const writes = () =>
+      Promise.all([
+        this.job.save({ state: next, attempt: this.job.attempt, facts: this.facts }),
+        ...stateWrites(this, next),
+      ]);
+    await (this.job.together ? this.job.together(writes) : writes());
     stateEntered(this, next);
     failpoint(`enter:${next}`);
   }

@@ -111,3 +111,36 @@ describe('facts that ride with a state change', () => {
     }
   });
 });
+
+describe('AttemptContext.enter', () => {
+  it("starts the state change's four writes inside the handle's together (one write to Redis), and waits for them", async () => {
+    const started: string[] = [];
+    let inside = false;
+    let answered = 0;
+    const answer = (what: string) => {
+      started.push(`${what}${inside ? ' (together)' : ''}`);
+      return new Promise<void>((r) => setTimeout(() => r(void answered++), 5));
+    };
+    const job = fakeJob({ state: 'PENDING', attempt: 1, facts: {} });
+    job.save = () => answer('job data');
+    job.progress = () => answer('progress');
+    job.log = () => answer('log line');
+    job.together = <T>(issue: () => T): T => {
+      inside = true;
+      try {
+        return issue();
+      } finally {
+        inside = false;
+      }
+    };
+    const ledger = { apply: () => answer('ledger') };
+    const ctx = new AttemptContext(job, { ...deps, ledger } as unknown as TrainDeps);
+
+    await ctx.enter('PROVISIONING');
+
+    expect(started.sort()).toEqual(
+      ['job data', 'ledger', 'log line', 'progress'].map((w) => `${w} (together)`),
+    );
+    expect(answered).toBe(4);
+  });
+});

@@ -66,12 +66,12 @@ export class LogSink {
       .split('\n')
       .slice(0, 50)
       .filter((line) => line.trim());
-    // The job's lines are sent together (one connection keeps their order): a chunk waits for one
-    // Redis round trip, not one per line. The local copy is appended meanwhile.
-    await Promise.all([
-      appendFile(this.ctx.trainingLog, kept),
-      ...lines.map((line) => this.ctx.job.log(line.slice(0, 2000))),
-    ]);
+    // The job's lines are sent together, in one write where the handle can (one connection keeps
+    // their order): a chunk waits for one Redis round trip, not one per line. The local copy is
+    // appended meanwhile.
+    const { job } = this.ctx;
+    const send = () => Promise.all(lines.map((line) => job.log(line.slice(0, 2000))));
+    await Promise.all([appendFile(this.ctx.trainingLog, kept), job.together ? job.together(send) : send()]);
     this.offset = offset;
     if (Date.now() - this.lastSave > SAVE_EVERY_MS) {
       this.lastSave = Date.now();
