@@ -6,7 +6,7 @@
  * `setsid ... &` is in another session and survives both the exec and the Node process.
  */
 import { statSync } from 'node:fs';
-import { copyFile, mkdir, open, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import { CancelledError, TransportError } from '../errors.js';
@@ -15,6 +15,7 @@ import {
   IN_PLACE_MAX_BYTES,
   readAtInPlace,
   withFileInPlace,
+  writeAndClose,
   yieldToLoop,
 } from '../util/inPlaceFs.js';
 import { Spawner } from './spawner.js';
@@ -107,7 +108,7 @@ export class LocalTransport implements Transport {
   async putData(data: Buffer, remotePath: string, mode = 0o644): Promise<void> {
     const tmp = tempBeside(remotePath);
     try {
-      await writeFile(tmp, data, { mode, flag: 'wx' });
+      await writeAndClose(tmp, data, 'wx', mode);
       await rename(tmp, remotePath);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   readSmallInPlace,
   removeIfPresent,
   withFileInPlace,
+  writeAndClose,
 } from '../../../src/util/inPlaceFs.js';
 
 const roots: string[] = [];
@@ -90,5 +91,33 @@ describe('changes through the pool', () => {
     await removeIfPresent(join(d, 'dangling'));
     await removeIfPresent(join(d, 'never-made'));
     expect(await readdir(d)).toEqual([]);
+  });
+
+  it('writeAndClose makes a new file with its mode, refuses one that is there, and appends', async () => {
+    const d = await tmp();
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7, 'a');
+    await writeAndClose(join(d, 'run.sh'), big, 'wx', 0o700);
+    expect((await readFile(join(d, 'run.sh'))).equals(big)).toBe(true);
+    expect((await stat(join(d, 'run.sh'))).mode & 0o777).toBe(0o700 & ~process.umask());
+    // 'wx' never writes over a file (or through a link) that is there.
+    await symlink(join(d, 'target'), join(d, 'link'));
+    await expect(writeAndClose(join(d, 'run.sh'), Buffer.from('x'), 'wx')).rejects.toThrow(/EEXIST/);
+    await expect(writeAndClose(join(d, 'link'), Buffer.from('x'), 'wx')).rejects.toThrow(/EEXIST/);
+    expect(await readdir(d)).toEqual(['link', 'run.sh']);
+
+    await writeAndClose(join(d, 'log'), Buffer.from('one\n'), 'a');
+    await writeAndClose(join(d, 'log'), Buffer.from('two\n'), 'a');
+    expect(await readFile(join(d, 'log'), 'utf8')).toBe('one\ntwo\n');
+    await expect(writeAndClose(join(d, 'no/such/dir'), Buffer.from('x'), 'a')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('writeAndClose closes what it opened, on success and on failure', async () => {
+    const d = await tmp();
+    const before = (await readdir('/proc/self/fd')).length;
+    for (let i = 0; i < 40; i++) {
+      await writeAndClose(join(d, `f${i}`), Buffer.from('x'), 'wx');
+      await expect(writeAndClose(join(d, `f${i}`), Buffer.from('x'), 'wx')).rejects.toThrow(/EEXIST/);
+    }
+    expect((await readdir('/proc/self/fd')).length).toBeLessThanOrEqual(before + 2);
   });
 });

@@ -3,10 +3,10 @@
  * begins at `facts.localLogBase`) and the job log, masked of the recipe's secrets. The offset read
  * so far is saved every few seconds and at the end; a resume reads again from the saved one.
  */
-import { appendFile, truncate } from 'node:fs/promises';
+import { truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { LogMask } from '../../../../remote/logMask.js';
-import { ensureDir, statInPlace } from '../../../../util/inPlaceFs.js';
+import { ensureDir, statInPlace, writeAndClose } from '../../../../util/inPlaceFs.js';
 import type { TrainFacts } from '../../../types.js';
 import type { AttemptContext } from '../../context.js';
 
@@ -71,7 +71,10 @@ export class LogSink {
     // appended meanwhile.
     const { job } = this.ctx;
     const send = () => Promise.all(lines.map((line) => job.log(line.slice(0, 2000))));
-    await Promise.all([appendFile(this.ctx.trainingLog, kept), job.together ? job.together(send) : send()]);
+    await Promise.all([
+      writeAndClose(this.ctx.trainingLog, kept, 'a'),
+      job.together ? job.together(send) : send(),
+    ]);
     this.offset = offset;
     if (Date.now() - this.lastSave > SAVE_EVERY_MS) {
       this.lastSave = Date.now();
@@ -87,7 +90,7 @@ export class LogSink {
   async close(logOffset: number): Promise<void> {
     const rest = this.mask.flush();
     if (rest.length) {
-      await appendFile(this.ctx.trainingLog, rest);
+      await writeAndClose(this.ctx.trainingLog, rest, 'a');
       const line = rest.toString('utf8');
       if (line.trim()) await this.ctx.job.log(line.slice(0, 2000));
     }
