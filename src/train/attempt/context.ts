@@ -19,7 +19,7 @@ import { RecipeHooks } from '../recipeHooks.js';
 import type { RunSpend } from '../spend.js';
 import type { TrainState } from '../states.js';
 import type { JobHandle, TrainFacts, TrainResult } from '../types.js';
-import { attemptResumed, attemptStarted, stateEntered, stateWrites } from './record.js';
+import { attemptResumed, attemptStarted, stateEntered, stateWrites, together } from './record.js';
 
 export interface TrainDeps {
   config: Config;
@@ -116,12 +116,12 @@ export class AttemptContext {
     // Independent writes, sent together (one write to Redis and one round trip's wait, not four);
     // a crash between them leaves the job data, which a resume goes by, and the displays in any
     // mix, as before.
-    const writes = () =>
+    await together(this.job, () =>
       Promise.all([
         this.job.save({ state: next, attempt: this.job.attempt, facts: this.facts }),
         ...stateWrites(this, next),
-      ]);
-    await (this.job.together ? this.job.together(writes) : writes());
+      ]),
+    );
     stateEntered(this, next);
     failpoint(`enter:${next}`);
   }

@@ -48,6 +48,11 @@ export function attemptResumed(a: AttemptRecordTarget): void {
   a.log.info({ event: EVENTS.trainingResumed, state: a.state }, `${a.spec.symbol} resuming at ${a.state}`);
 }
 
+/** Runs `issue`, which starts writes, and has them sent to Redis in one write where the job handle can. */
+export function together<T>(job: JobHandle, issue: () => T): T {
+  return job.together ? job.together(issue) : issue();
+}
+
 /** The display writes of a transition (the ledger's state, the job's progress and its log line). */
 export function stateWrites(a: AttemptRecordTarget, next: TrainState): Promise<unknown>[] {
   return [

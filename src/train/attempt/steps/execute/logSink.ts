@@ -9,6 +9,7 @@ import { LogMask } from '../../../../remote/logMask.js';
 import { ensureDir, statInPlace, writeAndClose } from '../../../../util/inPlaceFs.js';
 import type { TrainFacts } from '../../../types.js';
 import type { AttemptContext } from '../../context.js';
+import { together } from '../../record.js';
 
 /** How often the read offset is saved while the log grows. */
 const SAVE_EVERY_MS = 5000;
@@ -69,11 +70,10 @@ export class LogSink {
     // The job's lines are sent together, in one write where the handle can (one connection keeps
     // their order): a chunk waits for one Redis round trip, not one per line. The local copy is
     // appended meanwhile.
-    const { job } = this.ctx;
-    const send = () => Promise.all(lines.map((line) => job.log(line.slice(0, 2000))));
+    const { ctx } = this;
     await Promise.all([
-      writeAndClose(this.ctx.trainingLog, kept, 'a'),
-      job.together ? job.together(send) : send(),
+      writeAndClose(ctx.trainingLog, kept, 'a'),
+      together(ctx.job, () => Promise.all(lines.map((line) => ctx.job.log(line.slice(0, 2000))))),
     ]);
     this.offset = offset;
     if (Date.now() - this.lastSave > SAVE_EVERY_MS) {
