@@ -3,7 +3,8 @@
  * and one hash for many files, whatever the round-trip time); a file of DIRECT_FROM_BYTES or more
  * travels as itself, so its bytes are read once here, written once on the host (resumable by
  * putFile's `.part`) and read once there to verify: packing it would add a local copy, a remote
- * copy and an extraction, three times its size in disk writes.
+ * copy and an extraction, three times its size in disk writes. Where a file costs no round trip
+ * (the local driver), nothing is packed: every input travels as itself.
  */
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -47,9 +48,20 @@ export interface PlannedInputs {
  */
 export async function planInputs(
   inputs: InputFile[],
-  opts: { tarPath: string; into: string; tarRel: string; directFromBytes?: number },
+  opts: {
+    tarPath: string;
+    into: string;
+    tarRel: string;
+    directFromBytes?: number;
+    /**
+     * Pack the small inputs (default true). A tar saves round trips; without any (this machine),
+     * it only costs: packing and hashing it here, a `tar` process and a second hashing there.
+     */
+    pack?: boolean;
+  },
 ): Promise<PlannedInputs> {
   const directFrom = opts.directFromBytes ?? DIRECT_FROM_BYTES;
+  const pack = opts.pack ?? true;
   const files: StageFile[] = [];
   const small: (InputFile & { sha256: string })[] = [];
   const entries: Record<string, string> = {};
@@ -59,8 +71,9 @@ export async function planInputs(
     const sha256 = f.sha256 ?? (f.data ? sha256Hex(f.data) : (await sha256File(f.path!)).sha256);
     entries[f.name] = sha256;
     bytes += size;
-    if (size >= directFrom && !f.data)
-      files.push({ localPath: f.path!, remoteRel: posix.join(opts.into, f.name), sha256 });
+    const remoteRel = posix.join(opts.into, f.name);
+    if (!pack && f.data) files.push({ data: f.data, remoteRel, sha256 });
+    else if (!pack || (size >= directFrom && !f.data)) files.push({ localPath: f.path!, remoteRel, sha256 });
     else small.push({ ...f, sha256 });
   }
   if (small.length === 0) return { files, bytes, entries };

@@ -73,6 +73,35 @@ describe('planInputs', () => {
     expect(planned.archive).toBeUndefined();
   });
 
+  it('packs nothing without pack: every input travels as itself, bytes in memory sent from there', async () => {
+    const dir = await makeTmp();
+    const [features, costs] = await files(join(dir, 'in'));
+    const job = Buffer.from('{"symbol":"ETHUSDT"}\n');
+    const planned = await planInputs([features!, costs!, { name: 'job.json', data: job }], {
+      tarPath: join(dir, 'inputs.tar'),
+      tarRel: 'inputs.tar',
+      into: 'inputs',
+      pack: false,
+    });
+    expect(planned.archive).toBeUndefined();
+    expect(existsSync(join(dir, 'inputs.tar'))).toBe(false);
+    expect(planned.files).toEqual([
+      {
+        localPath: features!.path,
+        remoteRel: 'inputs/features.csv',
+        sha256: (await sha256File(features!.path)).sha256,
+      },
+      {
+        localPath: costs!.path,
+        remoteRel: 'inputs/costs.json',
+        sha256: (await sha256File(costs!.path)).sha256,
+      },
+      { data: job, remoteRel: 'inputs/job.json', sha256: sha256Hex(job) },
+    ]);
+    expect(planned.bytes).toBe(5000 + 10 + job.length);
+    expect(planned.entries['job.json']).toBe(sha256Hex(job));
+  });
+
   it('names a missing input', async () => {
     const dir = await makeTmp();
     const err = await planInputs([{ name: 'features.csv', path: join(dir, 'gone.csv') }], {

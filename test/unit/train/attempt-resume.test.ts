@@ -5,7 +5,7 @@
  * local compute provider (priced, to see the booking), the local store, the ledger on Redis.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -244,6 +244,26 @@ describe('attempt runner: a resume from each state', () => {
       expect(entry?.costUsd).toBeLessThan(2);
     },
   );
+
+  it('the local driver stages each input as itself, no tar: the work dir holds the dataset as stored', async () => {
+    const w = await world();
+    const job = new FakeJob({ spec: w.spec, runId: 'run-staged' }, 'EXECUTING');
+    void trainSymbol(job, w.deps);
+    await job.reachedStop;
+    const workdir = job.stopped!.facts!.workdir!;
+    expect((await readdir(workdir)).sort()).toEqual(['inputs', 'out', 'recipe', 'run.sh']);
+    expect((await readdir(join(workdir, 'inputs'))).sort()).toEqual([
+      'costs.json',
+      'features.csv',
+      'job.json',
+    ]);
+    expect((await sha256File(join(workdir, 'inputs', 'features.csv'))).sha256).toBe(w.spec.dataset.sha256);
+    expect(JSON.parse(await readFile(join(workdir, 'inputs', 'job.json'), 'utf8'))).toMatchObject({
+      jobId: w.spec.jobId,
+      symbol: SYMBOL,
+    });
+    expect(await w.trainings()).toBe(0);
+  });
 
   it('a dataset changed in the store since the plan fails the attempt naming it: nothing trains, the host is given back', async () => {
     const w = await world();

@@ -39,13 +39,19 @@ export const transfer: Step = {
     // Small inputs travel as one deterministic tar (same inputs, same bytes, same SHA-256), a
     // large dataset as itself; a host that already has them (a retry on the same host, a
     // reattach) is sent nothing. Small ones are packed from memory, never staged here first.
+    // Locally a file costs no round trip, so each input goes as itself (no tar to make or open).
     const planned = await planInputs(
       [
         await datasetInput(ctx),
         { name: 'costs.json', data: Buffer.from(JSON.stringify(spec.costs, null, 2) + '\n') },
         { name: 'job.json', data: Buffer.from(stableStringify(spec, 2) + '\n') },
       ],
-      { tarPath: join(stagingDir, 'inputs.tar'), tarRel: 'inputs.tar', into: 'inputs' },
+      {
+        tarPath: join(stagingDir, 'inputs.tar'),
+        tarRel: 'inputs.tar',
+        into: 'inputs',
+        pack: t.kind !== 'local',
+      },
     );
     const files: StageFile[] = [
       ...planned.files,
