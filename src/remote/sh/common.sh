@@ -9,17 +9,18 @@
 # retrain_proc FILE: reads a /proc/PID/stat file into RETRAIN_ST (the state letter) and RETRAIN_SID
 # (the session id); false when it cannot be read. Only the first 80 characters are parsed: the
 # fields wanted (pid, a comm of at most 15 characters, state, ppid, pgrp, session) end within 60,
-# and bash's `##*) ` costs by the length of the line. The fields are split by assignment, not by
-# `read <<<` (a here-string is a temp file per call): a scan of 85 processes took 15 ms, now 6.
+# and bash's `##*) ` costs by the length of the line. The fields are cut out by pattern, not split
+# into an array nor by `read <<<` (a here-string is a temp file per call): a scan of 85 processes
+# took 15 ms, then 6 split by assignment; cutting saves another sixth.
 retrain_proc() {
-  local line IFS=$' \t\n'
-  local -a a
+  local line
   IFS= read -r line 2>/dev/null <"$1" || return 1
   line=${line:0:80}
+  # After the comm's last ") ": "STATE PPID PGRP SESSION ...", single spaces.
   line=${line##*) }
-  # After the comm's last ") " come only numbers and one state letter: nothing to glob.
-  a=($line)
-  RETRAIN_ST=${a[0]:-} RETRAIN_SID=${a[3]:-}
+  RETRAIN_ST=${line%% *}
+  line=${line#* * * }
+  RETRAIN_SID=${line%% *}
 }
 
 # retrain_kthreads: sets the array RETRAIN_SKIP to 1 at init's, kthreadd's and kthreadd's children's
@@ -46,13 +47,12 @@ retrain_scan() {
   retrain_kthreads
   RETRAIN_PIDS=()
   # /proc/[0-9]* and not /proc/[0-9]*/stat: that glob reads every process's directory.
+  # [[ ]], a keyword, not [ ], a builtin: the loop runs once per process of the host.
   for f in /proc/[0-9]*; do
     p=${f#/proc/}
-    [ -n "${RETRAIN_SKIP[p]-}" ] && continue
+    [[ -n ${RETRAIN_SKIP[p]-} ]] && continue
     retrain_proc "$f/stat" || continue
-    [ "$RETRAIN_SID" = "$sid" ] || continue
-    [ "$RETRAIN_ST" = Z ] && continue
-    [ "$p" = "$BASHPID" ] && continue
+    [[ $RETRAIN_SID == "$sid" && $RETRAIN_ST != Z && $p != "$BASHPID" ]] || continue
     RETRAIN_PIDS+=("$p")
   done
 }

@@ -2,14 +2,21 @@
 # RETRAIN_HB_SEC, RETRAIN_KILL_AFTER_SEC, retrain_env and retrain_scan to be defined.
 
 # Writes epoch seconds to `heartbeat` every RETRAIN_HB_SEC s while run.sh lives; exits on TERM.
+# It waits with a nap (retrain_nap_open), which TERM interrupts at once, where the host can: no
+# `sleep` process per beat, and none left for retrain_reap to find when the run ends.
 retrain_heartbeat() {
-  local s=''
+  local s='' nap=0
   trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  retrain_nap_open && nap=1
   while kill -0 "$RETRAIN_PID" 2>/dev/null; do
     printf '%(%s)T\n' -1 >heartbeat.tmp && mv -f -- heartbeat.tmp heartbeat
-    sleep "$RETRAIN_HB_SEC" &
-    s=$!
-    wait "$s"
+    if [ "$nap" = 1 ]; then
+      read -r -t "$RETRAIN_HB_SEC" -u 7
+    else
+      sleep "$RETRAIN_HB_SEC" &
+      s=$!
+      wait "$s"
+    fi
   done
 }
 

@@ -259,6 +259,32 @@ describe('runner: detached life', () => {
     expect(await readFile(join(r.workdir, 'starts'), 'utf8')).toBe('started\n');
   }, 30_000);
 
+  it('beats the heartbeat every interval without a sleep process, and a killed run leaves none', async () => {
+    const nap = uniqueSleep();
+    const r = await prepareRun(recipeYaml({ train: `sleep ${nap}` }));
+    // A one-second interval, so that beats are seen within the test (the script says 5).
+    const script = join(r.workdir, 'run.sh');
+    const text = await readFile(script, 'utf8');
+    expect(text).toContain('RETRAIN_HB_SEC=5\n');
+    await writeFile(script, text.replace('RETRAIN_HB_SEC=5\n', 'RETRAIN_HB_SEC=1\n'));
+
+    const pid = await startDetached(r.t, r.workdir);
+    const beat = async () =>
+      Number((await readFile(join(r.workdir, 'heartbeat'), 'utf8').catch(() => '0')).trim());
+    await waitFor(async () => (await beat()) > 0);
+    const first = await beat();
+    await waitFor(async () => (await beat()) >= first + 2, 10_000);
+    // The run's session: run.sh, its heartbeat (a copy of run.sh's shell) and the step; no `sleep 1`.
+    const session = runProcesses(pid).map((p) => p.args);
+    expect(session.filter((a) => a === 'bash run.sh')).toHaveLength(2);
+    expect(session.some((a) => a.includes(`sleep ${nap}`))).toBe(true);
+    expect(session.filter((a) => /^sleep\b/.test(a) && !a.includes(nap))).toEqual([]);
+
+    await killRun(r.t, r.workdir, pid, 2000);
+    expect(runProcesses(pid)).toEqual([]);
+    expect((await inspectRun(r.t, r.workdir)).alive).toBe(false);
+  }, 30_000);
+
   it('survives the Node process that started it being SIGKILLed', async () => {
     const r = await prepareRun(recipeYaml({ train: 'sleep 2; echo done > {{outdir}}/model.bin' }));
     const helper = fileURLToPath(new URL('./startInChild.ts', import.meta.url));
