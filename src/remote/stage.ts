@@ -52,7 +52,8 @@ export async function recipeStageFiles(recipe: LoadedRecipe): Promise<StageFile[
  * verifies every upload's SHA-256 on the host (ChecksumError naming the file on a mismatch; a big
  * one while the next is sent, the rest in one call), extracts each archive whose entries are not
  * already in place and verifies the entries, then installs run.sh with mode 0700 (by rename, so a
- * shell already reading an older run.sh is not disturbed). Idempotent: a second call with the same inputs sends nothing.
+ * shell already reading an older run.sh is not disturbed; a fresh work dir, which has no older one,
+ * gets it in place, verified with the rest). Idempotent: a second call with the same inputs sends nothing.
  */
 export async function stageRun(
   t: Transport,
@@ -117,11 +118,15 @@ export async function stageRun(
       }),
     );
   }
-  const scriptRel = before['run.sh'] === scriptSha ? 'run.sh' : 'run.sh.tmp';
-  if (scriptRel === 'run.sh.tmp') {
+  // A fresh work dir has no run.sh that a shell may be reading: the script is sent to its place
+  // (no `mv` process there). Nothing starts it before staging has succeeded, and a failed staging
+  // is staged again (not fresh then) before anything starts.
+  const sendScript = before['run.sh'] !== scriptSha;
+  const scriptRel = sendScript && !opts.fresh ? 'run.sh.tmp' : 'run.sh';
+  if (sendScript) {
     const script = Buffer.from(opts.script, 'utf8');
     // Sent with run.sh's final mode: installing it is then a rename alone (no chmod process).
-    sends.push(limit(() => t.putData(script, posix.join(workdir, 'run.sh.tmp'), 0o700)));
+    sends.push(limit(() => t.putData(script, posix.join(workdir, scriptRel), 0o700)));
   }
   await settleAll(sends);
   await early.settled();
@@ -157,9 +162,11 @@ export async function stageRun(
         'fi',
       ];
     }),
-    scriptRel === 'run.sh.tmp'
-      ? `mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`
-      : `chmod 700 run.sh || { echo "stage install $?"; exit 0; }`,
+    ...(scriptRel === 'run.sh.tmp'
+      ? [`mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`]
+      : sendScript
+        ? []
+        : [`chmod 700 run.sh || { echo "stage install $?"; exit 0; }`]),
     "echo 'stage ok'",
   ];
   const r = await mustExec(t, lines.join('\n'), 'stage the work dir');

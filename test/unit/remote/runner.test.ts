@@ -15,6 +15,7 @@ import {
 import { collectRun } from '../../../src/remote/collect.js';
 import type { Progress } from '../../../src/remote/logScan.js';
 import {
+  claimWorkdir,
   collectOutputs,
   followRun,
   inspectRun,
@@ -24,10 +25,12 @@ import {
   startDetached,
   workdirName,
 } from '../../../src/remote/runner.js';
+import { buildRunScript, standardRunContext } from '../../../src/remote/runScript.js';
 import type { ExecOptions, Transport } from '../../../src/remote/transport.js';
 import { sha256Hex } from '../../../src/util/hash.js';
 import {
   cleanupTmp,
+  followToEnd,
   makeTmp,
   prepareRun,
   processes,
@@ -38,6 +41,14 @@ import {
 } from './fixtures.js';
 
 afterAll(cleanupTmp);
+
+const JOB = {
+  datasetName: 'features.csv',
+  symbol: 'BTCUSDT',
+  date: '20240501',
+  featureset: 'v1',
+  jobId: 'train__BTCUSDT__20240501',
+};
 
 const rand = () => randomBytes(4).toString('hex');
 /** A `sleep` duration unique to one test, so its processes can be found by args. */
@@ -548,6 +559,35 @@ describe('stageRun', () => {
     await expect(
       stageRun(t, { workdir: r.workdir, files: [{ ...file, remoteRel: '../escape.csv' }], script: r.script }),
     ).rejects.toThrow(/not a plain relative path/);
+  }, 30_000);
+
+  it('a fresh work dir gets run.sh in its place, mode 0700, verified with the rest in one exec; a damaged upload is named', async () => {
+    const r = await prepareRun(recipeYaml({ train: 'echo m > {{outdir}}/model.bin' }));
+    const local = await makeTmp();
+    await writeFile(join(local, 'features.csv'), 'a,b\n1,2\n');
+    const file = await stageFile(join(local, 'features.csv'), 'inputs/features.csv');
+    const fresh = async () => {
+      const workdir = await claimWorkdir(r.t, await makeTmp('retrain-work-'), 'BTCUSDT', new Date());
+      const script = buildRunScript(r.recipe, standardRunContext(workdir, JOB));
+      return { workdir, script, t: new RecordingTransport(r.t) };
+    };
+
+    const a = await fresh();
+    await stageRun(a.t, { workdir: a.workdir, files: [file], script: a.script, fresh: true });
+    expect(a.t.puts.sort()).toEqual([join(a.workdir, 'inputs/features.csv'), join(a.workdir, 'run.sh')]);
+    expect(a.t.commands).toHaveLength(1);
+    expect((await stat(join(a.workdir, 'run.sh'))).mode & 0o777).toBe(0o700);
+    expect(await readFile(join(a.workdir, 'run.sh'), 'utf8')).toBe(a.script);
+    expect(existsSync(join(a.workdir, 'run.sh.tmp'))).toBe(false);
+    const { res } = await followToEnd(r.t, a.workdir);
+    expect(res.exitCode).toBe(0);
+
+    // An upload that does not arrive whole fails the staging, naming it.
+    const b = await fresh();
+    const bad = { ...file, sha256: 'e'.repeat(64) };
+    await expect(
+      stageRun(b.t, { workdir: b.workdir, files: [bad], script: b.script, fresh: true }),
+    ).rejects.toThrow(/staged file inputs\/features.csv has sha256 .* expected e{64}/);
   }, 30_000);
 });
 
