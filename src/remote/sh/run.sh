@@ -11,7 +11,9 @@ retrain_heartbeat() {
   while kill -0 "$RETRAIN_PID" 2>/dev/null; do
     printf '%(%s)T\n' -1 >heartbeat.tmp && mv -f -- heartbeat.tmp heartbeat
     if [ "$nap" = 1 ]; then
+      # Anything but the timeout (the pipe gone) would make this loop spin: sleep from then on.
       read -r -t "$RETRAIN_HB_SEC" -u 7
+      [ "$?" -gt 128 ] || nap=0
     else
       sleep "$RETRAIN_HB_SEC" &
       s=$!
