@@ -71,10 +71,12 @@ export async function planInputs(
     const sha256 = f.sha256 ?? (f.data ? sha256Hex(f.data) : (await sha256File(f.path!)).sha256);
     entries[f.name] = sha256;
     bytes += size;
+    if (pack && (f.data || size < directFrom)) {
+      small.push({ ...f, sha256 });
+      continue;
+    }
     const remoteRel = posix.join(opts.into, f.name);
-    if (!pack && f.data) files.push({ data: f.data, remoteRel, sha256 });
-    else if (!pack || (size >= directFrom && !f.data)) files.push({ localPath: f.path!, remoteRel, sha256 });
-    else small.push({ ...f, sha256 });
+    files.push(f.data ? { data: f.data, remoteRel, sha256 } : { localPath: f.path!, remoteRel, sha256 });
   }
   if (small.length === 0) return { files, bytes, entries };
   // A tar packed in memory is sent from there: `tarPath` is written only for one streamed to disk.

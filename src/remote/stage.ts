@@ -142,6 +142,9 @@ export async function stageRun(
     for (const [name, sha] of Object.entries(a.entries)) want[posix.join(a.into, name)] = sha;
     return want;
   });
+  // run.sh.tmp is renamed into place; a run.sh sent to its place needs nothing; one kept gets its mode.
+  const install =
+    scriptRel === 'run.sh.tmp' ? 'mv -f -- run.sh.tmp run.sh' : sendScript ? '' : 'chmod 700 run.sh';
   const lines = [
     SHA_FN,
     `cd -- ${q(workdir)} || exit 1`,
@@ -162,11 +165,7 @@ export async function stageRun(
         'fi',
       ];
     }),
-    ...(scriptRel === 'run.sh.tmp'
-      ? [`mv -f -- run.sh.tmp run.sh || { echo "stage install $?"; exit 0; }`]
-      : sendScript
-        ? []
-        : [`chmod 700 run.sh || { echo "stage install $?"; exit 0; }`]),
+    ...(install ? [`${install} || { echo "stage install $?"; exit 0; }`] : []),
     "echo 'stage ok'",
   ];
   const r = await mustExec(t, lines.join('\n'), 'stage the work dir');
