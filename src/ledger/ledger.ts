@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { RetrainError } from '../errors.js';
 import type { ArtifactStore } from '../storage/store.js';
-import { LedgerMirror, type LedgerSnapshot } from './mirror.js';
+import { LedgerMirror, type LedgerSnapshot, type RawLedgerSnapshot } from './mirror.js';
 import { INIT_LUA, UPDATE_LUA } from './scripts.js';
 import {
   checkDate,
@@ -86,7 +86,7 @@ export class Ledger {
       this.redis.defineCommand(INIT_CMD, { numberOfKeys: 3, lua: INIT_LUA });
     this.mirror = new LedgerMirror({
       store: opts.store,
-      snapshot: (date) => this.snapshot(date),
+      snapshot: (date) => this.rawSnapshot(date),
       version: (date) => this.version(date),
       now: this.now,
       ...(opts.onMirrorError ? { onError: opts.onMirrorError } : {}),
@@ -210,6 +210,14 @@ export class Ledger {
 
   /** The entries and their version, read atomically (MULTI). */
   async snapshot(date: string): Promise<LedgerSnapshot> {
+    const { version, raw } = await this.rawSnapshot(date);
+    const entries: Record<string, LedgerEntry> = {};
+    for (const sym of Object.keys(raw).sort()) entries[sym] = parseEntry(raw[sym]!, sym);
+    return { version, entries };
+  }
+
+  /** The entries as Redis holds them (unparsed) and their version, read atomically (MULTI). */
+  private async rawSnapshot(date: string): Promise<RawLedgerSnapshot> {
     checkDate(date);
     const res = await this.redis.multi().hgetall(this.hashKey(date)).get(this.versionKey(date)).exec();
     if (!res)
@@ -220,9 +228,7 @@ export class Ledger {
     ];
     if (hErr) throw hErr;
     if (vErr) throw vErr;
-    const entries: Record<string, LedgerEntry> = {};
-    for (const sym of Object.keys(hash).sort()) entries[sym] = parseEntry(hash[sym]!, sym);
-    return { version: Number(v ?? 0), entries };
+    return { version: Number(v ?? 0), raw: hash };
   }
 
   /** The date's version counter (0 when nothing was ever written). */

@@ -270,9 +270,9 @@ describe('Ledger (real Redis)', () => {
   it('the mirror equals Redis after a burst from two ledgers', async () => {
     const writes: number[] = [];
     const recording: ArtifactStore = Object.assign(Object.create(store) as LocalStore, {
-      putJson: async (key: string, value: unknown) => {
-        writes.push((value as LedgerMirrorDoc).version);
-        return store.putJson(key, value);
+      putBytes: async (key: string, data: Buffer) => {
+        writes.push((JSON.parse(data.toString()) as LedgerMirrorDoc).version);
+        return store.putBytes(key, data);
       },
     });
     const a = make({ store: recording });
@@ -318,9 +318,9 @@ describe('Ledger (real Redis)', () => {
     const errors: unknown[] = [];
     let fail = true;
     const flaky: ArtifactStore = Object.assign(Object.create(store) as LocalStore, {
-      putJson: async (key: string, value: unknown) => {
+      putBytes: async (key: string, data: Buffer) => {
         if (fail) throw new Error('disk full');
-        return store.putJson(key, value);
+        return store.putBytes(key, data);
       },
     });
     const ledger = make({ store: flaky, onMirrorError: (e) => errors.push(e) });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LedgerMirror, type LedgerMirrorDoc } from '../../../src/ledger/mirror.js';
+import { parseEntry, type LedgerEntry } from '../../../src/ledger/types.js';
 import { keys } from '../../../src/storage/layout.js';
 import { LocalStore } from '../../../src/storage/local.js';
 
@@ -26,9 +27,12 @@ describe('LedgerMirror', () => {
     version = 0;
     writes = [];
     recording = Object.assign(Object.create(store) as LocalStore, {
-      putJson: async (key: string, value: unknown) => {
-        writes.push({ version: (value as LedgerMirrorDoc).version, at: performance.now() });
-        return store.putJson(key, value);
+      putBytes: async (key: string, data: Buffer) => {
+        writes.push({
+          version: (JSON.parse(data.toString()) as LedgerMirrorDoc).version,
+          at: performance.now(),
+        });
+        return store.putBytes(key, data);
       },
     });
   });
@@ -39,7 +43,7 @@ describe('LedgerMirror', () => {
   const mirror = (minIntervalMs: number) =>
     new LedgerMirror({
       store: recording,
-      snapshot: async () => ({ version, entries: {} }),
+      snapshot: async () => ({ version, raw: {} }),
       version: async () => version,
       now: () => new Date(0),
       minIntervalMs,
@@ -82,5 +86,81 @@ describe('LedgerMirror', () => {
     await m.flush(DATE);
     expect(performance.now() - f).toBeLessThan(1000);
     expect(writes.map((w) => w.version)).toEqual([1, 2, 3]);
+  });
+
+  it('writes what printing the whole ledger would, byte for byte, as entries change, come and go', async () => {
+    // What Redis holds (Lua's cjson: an empty history is {}), changed between writes.
+    const raw: Record<string, string> = {};
+    const entry = (sym: string, over: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        symbol: sym,
+        status: 'pending',
+        attempts: 0,
+        costUsd: 0,
+        history: {},
+        updatedAt: '2026-01-15T00:00:01.000Z',
+        ...over,
+      });
+    const errors: unknown[] = [];
+    const m = new LedgerMirror({
+      store: recording,
+      snapshot: async () => ({ version, raw: { ...raw } }),
+      version: async () => version,
+      now: () => new Date(0),
+      minIntervalMs: 0,
+      onError: (err) => errors.push(err),
+    });
+    const expected = () => {
+      const symbols: Record<string, LedgerEntry> = {};
+      let updatedAt = '';
+      for (const sym of Object.keys(raw).sort()) {
+        symbols[sym] = parseEntry(raw[sym]!, sym);
+        if (symbols[sym].updatedAt > updatedAt) updatedAt = symbols[sym].updatedAt;
+      }
+      const doc = { date: DATE, updatedAt: updatedAt || new Date(0).toISOString(), version, symbols };
+      return JSON.stringify(doc, null, 2) + '\n';
+    };
+    const written = async () => (await store.getBytes(keys.runStatus(DATE))).toString();
+    const step = async () => {
+      version++;
+      await m.flush(DATE);
+      expect(await written()).toBe(expected());
+    };
+
+    await step(); // no symbols yet
+    raw.ETHUSDT = entry('ETHUSDT');
+    raw.BTCUSDT = entry('BTCUSDT', {
+      status: 'running',
+      attempts: 1,
+      history: [{ attempt: 1, startedAt: 'x' }],
+    });
+    await step();
+    raw.BTCUSDT = entry('BTCUSDT', {
+      status: 'failed',
+      attempts: 1,
+      error: {
+        type: 'TrainError',
+        message: 'bad "quote"\nsecond line \u00e9 \u{1F4A5}',
+        stack: 'at a\nat b',
+      },
+      history: [{ attempt: 1, startedAt: 'x', endedAt: 'y', outcome: 'failed' }],
+      updatedAt: '2026-01-15T00:00:09.000Z',
+    });
+    raw.AAVEUSDT = entry('AAVEUSDT', { costUsd: 0.125, net_bps_after_costs: -3.5 });
+    await step(); // one changed, one new, one as it was
+    delete raw.ETHUSDT;
+    await step(); // one gone
+    raw.ETHUSDT = entry('ETHUSDT', { updatedAt: '2026-01-15T00:00:10.000Z' });
+    await step(); // back, changed
+
+    // A damaged entry fails the write (reported), and the document stays the last good one.
+    const before = await written();
+    raw.SOLUSDT = '{not json';
+    version++;
+    await expect(m.flush(DATE)).rejects.toThrow();
+    expect(await written()).toBe(before);
+    delete raw.SOLUSDT;
+    await step();
+    expect(errors).toEqual([]);
   });
 });

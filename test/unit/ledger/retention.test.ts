@@ -131,9 +131,10 @@ describe('ledger retention (real Redis)', () => {
     const realNow = performance.now.bind(performance);
     const m = new LedgerMirror({
       store: {
-        putJson: async (_k: string, v: unknown) => void writes.push((v as LedgerMirrorDoc).version),
+        putBytes: async (_k: string, b: Buffer) =>
+          void writes.push((JSON.parse(b.toString()) as LedgerMirrorDoc).version),
       } as never,
-      snapshot: async () => ({ version, entries: {} }),
+      snapshot: async () => ({ version, raw: {} }),
       version: async () => version,
       now: () => new Date(),
       minIntervalMs: 0,
