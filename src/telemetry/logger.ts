@@ -1,26 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { censorChildBindings, censorSecrets } from './redact.js';
 
 export type { Logger } from 'pino';
-
-/** Keys whose values are never logged, wherever they appear. */
-const REDACT_PATHS = [
-  'apiKey',
-  'token',
-  'password',
-  'secret',
-  'secrets',
-  'authorization',
-  '*.apiKey',
-  '*.token',
-  '*.password',
-  '*.secret',
-  '*.secrets',
-  '*.authorization',
-  'headers.authorization',
-  '*.headers.authorization',
-];
 
 /**
  * Replaces registered secret values wherever they occur in a log line (messages, error texts,
@@ -92,16 +75,18 @@ export class LogHub {
     this.stdoutDest = opts.stdout
       ? new ScrubbedStream(pino.destination({ dest: 1, sync: true }), this.scrubber)
       : undefined;
-    this.root = pino(this.baseOptions(), this.stdoutDest ?? new ScrubbedStream(devNull(), this.scrubber));
+    this.root = censorChildBindings(
+      pino(this.baseOptions(), this.stdoutDest ?? new ScrubbedStream(devNull(), this.scrubber)),
+    );
   }
 
   private baseOptions(): pino.LoggerOptions {
     return {
       level: this.opts.level,
       base: { pid: process.pid },
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      // Keys that name secrets are censored in a line's fields (and in children's bindings, below).
+      formatters: { level: (label) => ({ level: label }), log: censorSecrets },
     };
   }
 
@@ -116,7 +101,7 @@ export class LogHub {
         { stream: new ScrubbedStream(file, this.scrubber), level: 'trace' },
       ];
       if (this.stdoutDest) streams.push({ stream: this.stdoutDest, level: 'trace' });
-      const logger = pino(this.baseOptions(), pino.multistream(streams));
+      const logger = censorChildBindings(pino(this.baseOptions(), pino.multistream(streams)));
       entry = { logger, file };
       this.byDate.set(date, entry);
     }
