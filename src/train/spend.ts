@@ -34,6 +34,8 @@ export class RunSpend {
 
   /** Books a lease's final cost and stops counting it as held. */
   async book(runId: string, info: LeaseInfo, usd: number): Promise<void> {
+    // A free host (local, ssh) was never held here and costs nothing: no round trip per symbol.
+    if (!info.hourlyCostUsd && !(usd > 0)) return;
     const field = `lease:${info.driver}:${info.id}`;
     const m = this.redis.multi().hdel(this.key(runId), field);
     if (usd > 0) m.hincrbyfloat(this.key(runId), 'booked', usd);
