@@ -150,13 +150,17 @@ export class LedgerMirror {
   private async write(date: string, st: DateState, force: boolean): Promise<void> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       st.readAt = performance.now();
-      const snap = await this.opts.snapshot(date);
+      let snap: RawLedgerSnapshot | undefined = await this.opts.snapshot(date);
+      const version = snap.version;
       // Versions only go down when the date expired and started over: what was written is moot.
-      if (snap.version < st.written) st.written = 0;
-      if (!force && snap.version <= st.written) return;
-      await this.opts.store.putBytes(keys.runStatus(date), this.doc(date, snap));
+      if (version < st.written) st.written = 0;
+      if (!force && version <= st.written) return;
+      const doc = this.doc(date, snap);
+      // The snapshot (every entry's text) is garbage now, not kept through the store's write.
+      snap = undefined;
+      await this.opts.store.putBytes(keys.runStatus(date), doc);
       st.lastWriteAt = performance.now();
-      st.written = Math.max(st.written, snap.version);
+      st.written = Math.max(st.written, version);
       // A paced write is done: a change made meanwhile has its own notify queued behind this one,
       // which waits out the interval. Only flush() must return with the latest written.
       if (!force) return;

@@ -15,5 +15,10 @@ export type { TrainDeps };
  * (a deploy hands the job back without touching the remote training).
  */
 export async function trainSymbol(job: JobHandle, deps: TrainDeps): Promise<TrainResult> {
-  return runAttempt(await openAttempt(job, deps));
+  const ctx = await openAttempt(job, deps);
+  try {
+    return await runAttempt(ctx);
+  } finally {
+    ctx.close();
+  }
 }

@@ -14,6 +14,7 @@ import { loadRecipe, shippedRecipesDir, type LoadedRecipe } from '../../recipes/
 import { maskedSecretNames } from '../../recipes/secrets.js';
 import type { ArtifactStore } from '../../storage/store.js';
 import { failpoint } from '../../util/failpoint.js';
+import { linkSignals, type LinkedSignal } from '../../util/linkSignals.js';
 import type { CheckpointSync } from '../checkpoints.js';
 import { RecipeHooks } from '../recipeHooks.js';
 import type { RunSpend } from '../spend.js';
@@ -50,6 +51,8 @@ export class AttemptContext {
   readonly log: Logger;
   /** Shutdown or the run's cancellation: stops our waiting. */
   readonly signal: AbortSignal;
+  /** What ties `signal` to the worker's shutdown signal, let go of by close(). */
+  private readonly link: LinkedSignal | undefined;
   readonly now: () => Date;
   /** This attempt's local copies (inputs, outputs, partials), removed on success. */
   readonly stagingDir: string;
@@ -84,7 +87,8 @@ export class AttemptContext {
     this.ledger = deps.ledger;
     this.provider = deps.provider;
     this.spec = job.data.spec;
-    this.signal = deps.cancel ? AbortSignal.any([deps.signal, deps.cancel]) : deps.signal;
+    this.link = deps.cancel ? linkSignals([deps.signal, deps.cancel]) : undefined;
+    this.signal = this.link?.signal ?? deps.signal;
     this.now = deps.now ?? (() => new Date());
     this.log = deps.logger.child({
       runId: job.data.runId,
@@ -98,6 +102,11 @@ export class AttemptContext {
     this.fresh = job.data.attempt !== job.attempt;
     this.state = this.fresh ? 'PENDING' : (job.data.state ?? 'PENDING');
     this.facts = this.fresh ? {} : { ...(job.data.facts ?? {}) };
+  }
+
+  /** The attempt's work is over: its signal no longer follows the worker's (idempotent). */
+  close(): void {
+    this.link?.dispose();
   }
 
   get runId(): string {
@@ -193,6 +202,15 @@ export class AttemptContext {
  */
 export async function openAttempt(job: JobHandle, deps: TrainDeps): Promise<AttemptContext> {
   const ctx = new AttemptContext(job, deps);
+  try {
+    return await prepare(ctx);
+  } catch (err) {
+    ctx.close();
+    throw err;
+  }
+}
+
+async function prepare(ctx: AttemptContext): Promise<AttemptContext> {
   const { spec } = ctx;
   if (ctx.fresh) {
     const startedAt = ctx.now().toISOString();

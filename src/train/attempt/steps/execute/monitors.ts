@@ -7,6 +7,7 @@
 import { asRetrainError } from '../../../../errors.js';
 import { RECIPE_HEARTBEAT } from '../../../../remote/runScript.js';
 import { EVENTS } from '../../../../telemetry/events.js';
+import { linkSignals } from '../../../../util/linkSignals.js';
 import { sleepUnlessAborted } from '../../../../util/sleep.js';
 import { CheckpointSync, readResumePoint } from '../../../checkpoints.js';
 import type { AttemptContext } from '../../context.js';
@@ -25,7 +26,8 @@ export interface Monitors {
 export async function startMonitors(ctx: AttemptContext): Promise<Monitors> {
   const hostLost = watchHost(ctx);
   const hung = watchHeartbeat(ctx);
-  const signal = AbortSignal.any([ctx.signal, hostLost.ac.signal, hung.ac.signal]);
+  const link = linkSignals([ctx.signal, hostLost.ac.signal, hung.ac.signal]);
+  const signal = link.signal;
   const ckpt = await syncCheckpoints(ctx, signal);
   // The recipe's sync folders, pushed to the store while the training runs.
   const stopSync = ctx.hooks.startSync(ctx.lease!.transport, ctx.workdir);
@@ -37,6 +39,7 @@ export async function startMonitors(ctx: AttemptContext): Promise<Monitors> {
     async stop() {
       hostLost.stop();
       hung.stop();
+      link.dispose();
       ckpt.stop.abort();
       // A sync under way on a host that is gone would only fail late: let it, in the background.
       if (!signal.aborted) await Promise.all([ckpt.loop, stopSync()]);
