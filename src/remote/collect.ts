@@ -7,8 +7,8 @@ import { ChecksumError, OutputContractError, RetrainError, TransportError } from
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { parseSha256Txt, readIfSmall, sha256File, sha256Hex, WHOLE_FILE_BYTES } from '../util/hash.js';
 import { shellQuote as q } from '../recipes/template.js';
-import pLimit from 'p-limit';
 import { readAtInPlace, statInPlace, withFileInPlace, yieldToLoop } from '../util/inPlaceFs.js';
+import { Limiter } from '../util/limiter.js';
 import { settleAll } from '../util/settle.js';
 import { checkName, SAFE_SEGMENT_RE } from './execUtil.js';
 import type { Transport } from './transport.js';
@@ -102,7 +102,7 @@ export async function collectRun(
     .sort();
   wanted.forEach(checkName);
 
-  const limit = pLimit(FETCH_CONCURRENCY);
+  const limit = new Limiter(FETCH_CONCURRENCY);
   const contents = new Map<string, Buffer>();
   const extras = new Map<string, Buffer>();
   let kept = 0;
@@ -141,11 +141,13 @@ export async function collectRun(
     return whole;
   };
   const extraFetches = look.regular.map((rel) =>
-    limit(() => fetchOne(posix.join(workdir, rel), join(localDir, posix.basename(rel)), extras, rel, false)),
+    limit.run(() =>
+      fetchOne(posix.join(workdir, rel), join(localDir, posix.basename(rel)), extras, rel, false),
+    ),
   );
   const outputs = settleAll(
     wanted.map((name) =>
-      limit(async (): Promise<CollectedOutput> => {
+      limit.run(async (): Promise<CollectedOutput> => {
         const local = join(localDir, name);
         const whole = await fetchOne(posix.join(outDir, name), local, contents, name, true);
         const { sha256, bytes } = whole

@@ -3,11 +3,11 @@
  */
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import pLimit from 'p-limit';
 import { ChecksumError, TransportError } from '../errors.js';
 import type { LoadedRecipe } from '../recipes/loader.js';
 import { shellQuote as q } from '../recipes/template.js';
 import { parseSha256Txt, sha256Hex } from '../util/hash.js';
+import { Limiter } from '../util/limiter.js';
 import { settleAll } from '../util/settle.js';
 import { mustExec, SAFE_SEGMENT_RE } from './execUtil.js';
 import { untarCommand } from './pack.js';
@@ -103,7 +103,7 @@ export async function stageRun(
   const early = new EarlyChecks(t, workdir);
   // A few uploads at once: a small file costs several round trips to the host (open, write,
   // close, stat, rename), which is what a symbol's staging waits on over a long link.
-  const limit = pLimit(UPLOAD_CONCURRENCY);
+  const limit = new Limiter(UPLOAD_CONCURRENCY);
   const sends: Promise<void>[] = [];
   for (const [i, f] of uploads.entries()) {
     if (before[f.remoteRel] === f.sha256) {
@@ -111,7 +111,7 @@ export async function stageRun(
       continue;
     }
     sends.push(
-      limit(async () => {
+      limit.run(async () => {
         const to = posix.join(workdir, f.remoteRel);
         await (f.data ? t.putData(f.data, to) : t.putFile(f.localPath, to));
         if (sizes[i]! >= OPENSSL_FROM_BYTES) early.check(f.remoteRel, f.sha256);
@@ -126,7 +126,7 @@ export async function stageRun(
   if (sendScript) {
     const script = Buffer.from(opts.script, 'utf8');
     // Sent with run.sh's final mode: installing it is then a rename alone (no chmod process).
-    sends.push(limit(() => t.putData(script, posix.join(workdir, scriptRel), 0o700)));
+    sends.push(limit.run(() => t.putData(script, posix.join(workdir, scriptRel), 0o700)));
   }
   await settleAll(sends);
   await early.settled();

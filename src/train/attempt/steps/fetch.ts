@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pLimit from 'p-limit';
 import { asRetrainError, OutputContractError } from '../../../errors.js';
 import { artifactsId } from '../../../jobspec/build.js';
 import { parseMetricsText } from '../../../promotion/metrics.js';
@@ -17,6 +16,7 @@ import { EVENTS } from '../../../telemetry/events.js';
 import { failpoint } from '../../../util/failpoint.js';
 import { formatSha256Txt, readIfSmall, sha256File, sha256Hex } from '../../../util/hash.js';
 import { removeIfPresent } from '../../../util/inPlaceFs.js';
+import { Limiter } from '../../../util/limiter.js';
 import { stableStringify } from '../../../util/stableJson.js';
 import { reached } from '../../states.js';
 import type { AttemptContext, AttemptOutcome } from '../context.js';
@@ -181,9 +181,9 @@ async function upload(
   try {
     // A few at a time: each put is a verified copy (fsynced locally, a request to S3/R2) whose
     // wait is mostly I/O. The manifest follows the artifacts, the candidate follows both.
-    const limit = pLimit(UPLOAD_CONCURRENCY);
+    const limit = new Limiter(UPLOAD_CONCURRENCY);
     await Promise.all(
-      artifacts.map((a) => limit(() => put(keys.artifact(artifactsId(spec), a.name), a.name, a.sha256))),
+      artifacts.map((a) => limit.run(() => put(keys.artifact(artifactsId(spec), a.name), a.name, a.sha256))),
     );
     await put(keys.artifact(artifactsId(spec), 'sha256.txt'), 'sha256.txt');
     await Promise.all(
