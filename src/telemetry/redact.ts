@@ -16,8 +16,23 @@ const SECRET_KEYS = new Set(['apiKey', 'token', 'password', 'secret', 'secrets',
 
 type Fields = Record<string, unknown>;
 
-function isPlainObject(v: unknown): v is Fields {
+function isObject(v: unknown): v is Fields {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A copy to censor: a plain object spread; any other (an Error, a class instance) keeps its
+ * prototype and every own property, so an error still serialises with its message and stack.
+ */
+function copyOf(o: Fields): Fields {
+  const proto = Object.getPrototypeOf(o) as object | null;
+  if (proto === Object.prototype || proto === null) return { ...o };
+  return Object.create(proto, Object.getOwnPropertyDescriptors(o)) as Fields;
+}
+
+/** Sets `key` on a copy as a plain own property (even where the original had a getter there). */
+function censorOn(copy: Fields, key: string, value: unknown): void {
+  Object.defineProperty(copy, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** `fields`, or a copy with the secret keys of the depths above censored (the input is not changed). */
@@ -26,10 +41,10 @@ export function censorSecrets(fields: Fields): Fields {
   for (const key in fields) {
     if (!Object.prototype.hasOwnProperty.call(fields, key)) continue;
     const value = fields[key];
-    if (SECRET_KEYS.has(key)) (out ??= { ...fields })[key] = CENSOR;
-    else if (isPlainObject(value)) {
+    if (SECRET_KEYS.has(key)) censorOn((out ??= copyOf(fields)), key, CENSOR);
+    else if (isObject(value)) {
       const inner = censorLevel(value, true);
-      if (inner !== value) (out ??= { ...fields })[key] = inner;
+      if (inner !== value) censorOn((out ??= copyOf(fields)), key, inner);
     }
   }
   return out ?? fields;
@@ -41,9 +56,11 @@ function censorLevel(obj: Fields, deeper: boolean): Fields {
   for (const key in obj) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
     const value = obj[key];
-    if (SECRET_KEYS.has(key)) (out ??= { ...obj })[key] = CENSOR;
-    else if (deeper && key === 'headers' && isPlainObject(value) && Object.hasOwn(value, 'authorization')) {
-      (out ??= { ...obj })[key] = { ...value, authorization: CENSOR };
+    if (SECRET_KEYS.has(key)) censorOn((out ??= copyOf(obj)), key, CENSOR);
+    else if (deeper && key === 'headers' && isObject(value) && Object.hasOwn(value, 'authorization')) {
+      const headers = copyOf(value);
+      censorOn(headers, 'authorization', CENSOR);
+      censorOn((out ??= copyOf(obj)), key, headers);
     }
   }
   return out ?? obj;

@@ -71,6 +71,16 @@ describe('log lines and secret keys', () => {
     expect(second).toMatchObject({ event: 'plain', nested: { a: 1, b: [1, 2] }, msg: 'no secrets here' });
   });
 
+  it('an error carrying a secret field keeps its message and stack', async () => {
+    const err = Object.assign(new Error('upload refused'), { token: 't-err-11', status: 403 });
+    hub.forDate(DATE).error({ err }, 'failed');
+    const [line] = await lines();
+    expect(JSON.stringify(line)).not.toContain('t-err-11');
+    expect(line!.err).toMatchObject({ message: 'upload refused', status: 403, token: '[REDACTED]' });
+    expect(String((line!.err as { stack?: string }).stack)).toContain('upload refused');
+    expect(err.token).toBe('t-err-11');
+  });
+
   it("censors a child logger's bindings, and its children's", async () => {
     const child = hub
       .forDate(DATE)
