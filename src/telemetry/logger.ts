@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { censorChildBindings, censorSecrets } from './redact.js';
+import { CENSOR, censorChildBindings, censorSecrets } from './redact.js';
 
 export type { Logger } from 'pino';
 
@@ -21,7 +21,7 @@ export class SecretScrubber {
 
   scrub(text: string): string {
     let out = text;
-    for (const v of this.values) if (out.includes(v)) out = out.split(v).join('[REDACTED]');
+    for (const v of this.values) if (out.includes(v)) out = out.split(v).join(CENSOR);
     return out;
   }
 }

@@ -43,21 +43,21 @@ export function censorSecrets(fields: Fields): Fields {
     const value = fields[key];
     if (SECRET_KEYS.has(key)) censorOn((out ??= copyOf(fields)), key, CENSOR);
     else if (isObject(value)) {
-      const inner = censorLevel(value, true);
+      const inner = censorLevel(value);
       if (inner !== value) censorOn((out ??= copyOf(fields)), key, inner);
     }
   }
   return out ?? fields;
 }
 
-/** One level down: its secret keys, and (when `deeper`) the authorization of its headers. */
-function censorLevel(obj: Fields, deeper: boolean): Fields {
+/** One level down: its secret keys, and the authorization of its headers. */
+function censorLevel(obj: Fields): Fields {
   let out: Fields | undefined;
   for (const key in obj) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
     const value = obj[key];
     if (SECRET_KEYS.has(key)) censorOn((out ??= copyOf(obj)), key, CENSOR);
-    else if (deeper && key === 'headers' && isObject(value) && Object.hasOwn(value, 'authorization')) {
+    else if (key === 'headers' && isObject(value) && Object.hasOwn(value, 'authorization')) {
       const headers = copyOf(value);
       censorOn(headers, 'authorization', CENSOR);
       censorOn((out ??= copyOf(obj)), key, headers);
