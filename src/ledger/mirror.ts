@@ -30,7 +30,10 @@ export interface LedgerMirrorOptions {
   version: (date: string) => Promise<number>;
   now: () => Date;
   onError?: (err: unknown, date: string) => void;
-  /** Least time between two writes of one date (default MIRROR_MIN_INTERVAL_MS). */
+  /**
+   * Least time between two writes of a date of up to PACED_FROM_ENTRIES entries (default
+   * MIRROR_MIN_INTERVAL_MS); a larger date waits longer, in proportion (see `pace`).
+   */
   minIntervalMs?: number;
 }
 
@@ -49,6 +52,8 @@ interface DateState {
   lastWriteAt: number;
   /** performance.now() when the last snapshot was read (0: none yet). */
   readAt: number;
+  /** Entries in the last document written (paces the next write). */
+  entries: number;
 }
 
 /**
@@ -57,6 +62,22 @@ interface DateState {
  * change after a quiet spell is written at once; the last change of a burst always is.
  */
 export const MIRROR_MIN_INTERVAL_MS = 1000;
+
+/**
+ * A date of more entries than this is written less often, in proportion: every write reads the
+ * whole date from Redis and writes the whole document, so the mirror's cost per second stays that
+ * of a date this size (a 1,000-symbol run: a write every 5 s, not every second; ~1 ms of CPU per
+ * symbol, measured).
+ */
+export const PACED_FROM_ENTRIES = 200;
+
+/** The pacing stops growing here: a date of 6,000 entries or more waits 30 intervals. */
+const MAX_PACE_FACTOR = 30;
+
+/** Least time between two writes of a date whose last document held `entries` entries. */
+export function pace(minIntervalMs: number, entries: number): number {
+  return minIntervalMs * Math.min(MAX_PACE_FACTOR, Math.max(1, entries / PACED_FROM_ENTRIES));
+}
 
 /**
  * A notify that a write seems to cover, this long after the last snapshot read, first checks that
@@ -81,7 +102,8 @@ const DATES_WITH_PIECES = 2;
  * - within a process, writes for a date are serialised (one promise chain per date) and a write only
  *   happens when the snapshot read is newer than the last one this process wrote, so the mirror
  *   never goes back to an older version because of this process;
- * - a burst of changes is written at most once per `minIntervalMs`, always ending with the latest;
+ * - a burst of changes is written at most once per `minIntervalMs` (longer for a large date: `pace`),
+ *   always ending with the latest;
  * - after each write the version is read again, and if the ledger moved on meanwhile the write is
  *   redone from a fresh snapshot, so when updaters in several processes race, the last write to
  *   land reflects the latest version (eventual convergence);
@@ -112,7 +134,7 @@ export class LedgerMirror {
         // Version 1 is a date's first change: new, or started over after its keys expired.
         if (version === 1 || (version <= st.written && (await this.restarted(date, st)))) st.written = 0;
         if (version <= st.written) return;
-        const wait = st.lastWriteAt + this.minIntervalMs - performance.now();
+        const wait = st.lastWriteAt + pace(this.minIntervalMs, st.entries) - performance.now();
         // Changes made meanwhile queue behind this write, and it reads them all.
         if (st.lastWriteAt > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
         if (version > st.written) await this.write(date, st, false);
@@ -141,7 +163,7 @@ export class LedgerMirror {
   private state(date: string): DateState {
     let st = this.states.get(date);
     if (!st) {
-      st = { tail: Promise.resolve(), written: 0, lastWriteAt: 0, readAt: 0 };
+      st = { tail: Promise.resolve(), written: 0, lastWriteAt: 0, readAt: 0, entries: 0 };
       this.states.set(date, st);
     }
     return st;
@@ -156,6 +178,7 @@ export class LedgerMirror {
       if (version < st.written) st.written = 0;
       if (!force && version <= st.written) return;
       const doc = this.doc(date, snap);
+      st.entries = this.pieces.get(date)?.size ?? 0;
       // The snapshot (every entry's text) is garbage now, not kept through the store's write.
       snap = undefined;
       await this.opts.store.putBytes(keys.runStatus(date), doc);

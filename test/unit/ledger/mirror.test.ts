@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LedgerMirror, type LedgerMirrorDoc } from '../../../src/ledger/mirror.js';
+import { LedgerMirror, pace, PACED_FROM_ENTRIES, type LedgerMirrorDoc } from '../../../src/ledger/mirror.js';
 import { parseEntry, type LedgerEntry } from '../../../src/ledger/types.js';
 import { keys } from '../../../src/storage/layout.js';
 import { LocalStore } from '../../../src/storage/local.js';
@@ -86,6 +86,52 @@ describe('LedgerMirror', () => {
     await m.flush(DATE);
     expect(performance.now() - f).toBeLessThan(1000);
     expect(writes.map((w) => w.version)).toEqual([1, 2, 3]);
+  });
+
+  it('writes a large date less often, in proportion to its entries, still ending with the latest', async () => {
+    // 1,000 entries at an interval of 40 ms: a write every 200 ms at most (5 intervals).
+    const raw: Record<string, string> = {};
+    for (let i = 0; i < 1000; i++) {
+      const sym = `S${String(i).padStart(4, '0')}`;
+      raw[sym] = JSON.stringify({
+        symbol: sym,
+        status: 'pending',
+        attempts: 0,
+        costUsd: 0,
+        history: {},
+        updatedAt: '2026-01-15T00:00:01.000Z',
+      });
+    }
+    const m = new LedgerMirror({
+      store: recording,
+      snapshot: async () => ({ version, raw }),
+      version: async () => version,
+      now: () => new Date(0),
+      minIntervalMs: 40,
+    });
+    const start = performance.now();
+    while (performance.now() - start < 900) {
+      version++;
+      m.notify(DATE, version);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await m.idle(DATE);
+    const doc = await store.getJson<LedgerMirrorDoc>(keys.runStatus(DATE));
+    expect(doc.version).toBe(version);
+    expect(Object.keys(doc.symbols)).toHaveLength(1000);
+    expect(writes.at(-1)!.version).toBe(version);
+    expect(writes.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < writes.length; i++) {
+      expect(writes[i]!.at - writes[i - 1]!.at).toBeGreaterThanOrEqual(195);
+    }
+  });
+
+  it('paces by the interval up to PACED_FROM_ENTRIES entries, then in proportion, up to 30 intervals', () => {
+    expect(pace(1000, 0)).toBe(1000);
+    expect(pace(1000, PACED_FROM_ENTRIES)).toBe(1000);
+    expect(pace(1000, 1000)).toBe(5000);
+    expect(pace(1000, 100_000)).toBe(30_000);
+    expect(pace(0, 10_000)).toBe(0);
   });
 
   it('writes what printing the whole ledger would, byte for byte, as entries change, come and go', async () => {
