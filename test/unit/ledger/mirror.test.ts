@@ -14,6 +14,18 @@ import { LocalStore } from '../../../src/storage/local.js';
 
 const DATE = '20260115';
 
+/** An entry's text as Redis holds it (Lua's cjson: an empty history is {}). */
+const entry = (sym: string, over: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    symbol: sym,
+    status: 'pending',
+    attempts: 0,
+    costUsd: 0,
+    history: {},
+    updatedAt: '2026-01-15T00:00:01.000Z',
+    ...over,
+  });
+
 describe('LedgerMirror', () => {
   let root: string;
   let store: LocalStore;
@@ -93,14 +105,7 @@ describe('LedgerMirror', () => {
     const raw: Record<string, string> = {};
     for (let i = 0; i < 1000; i++) {
       const sym = `S${String(i).padStart(4, '0')}`;
-      raw[sym] = JSON.stringify({
-        symbol: sym,
-        status: 'pending',
-        attempts: 0,
-        costUsd: 0,
-        history: {},
-        updatedAt: '2026-01-15T00:00:01.000Z',
-      });
+      raw[sym] = entry(sym);
     }
     const m = new LedgerMirror({
       store: recording,
@@ -137,16 +142,6 @@ describe('LedgerMirror', () => {
   it('writes what printing the whole ledger would, byte for byte, as entries change, come and go', async () => {
     // What Redis holds (Lua's cjson: an empty history is {}), changed between writes.
     const raw: Record<string, string> = {};
-    const entry = (sym: string, over: Record<string, unknown> = {}) =>
-      JSON.stringify({
-        symbol: sym,
-        status: 'pending',
-        attempts: 0,
-        costUsd: 0,
-        history: {},
-        updatedAt: '2026-01-15T00:00:01.000Z',
-        ...over,
-      });
     const errors: unknown[] = [];
     const m = new LedgerMirror({
       store: recording,
