@@ -4,8 +4,8 @@
  * After each full collection V8 sets the next trigger at the live size times a factor it picks
  * from how fast its main thread collects against how fast the program allocates. A worker's heap
  * is small (~35-40 MB alive) and most of its marking runs on V8's helper threads, so the main
- * thread looks cheap to collect and, after an idle spell, V8 picks a factor near 1.1: a full
- * collection every ~0.5 s. Measured over the overhead bench's 3,000 symbols (bench/RESULTS.md,
+ * thread looks cheap to collect: in the bench, from its first idle spell on, V8 picked a factor
+ * near 1.1, a full collection every ~0.5 s. Measured over the overhead bench's 3,000 symbols (bench/RESULTS.md,
  * 1k): 190-360 Mark-Compacts and 12-26 s of concurrent marking, up to a third of a symbol's CPU
  * over ssh; with the factor fixed at 3, 9 and 0.3 s (the heap peaked at ~110 MB, 37 MB alive).
  */
@@ -22,7 +22,9 @@ const FLAG = '--heap-growing-percent';
  * at run time takes effect from the next one.
  */
 export function fixHeapGrowth(execArgv: readonly string[] = process.execArgv): boolean {
-  if (execArgv.some((a) => a === FLAG || a.startsWith(`${FLAG}=`))) return false;
+  // V8 takes its flags with dashes or underscores.
+  const given = execArgv.map((a) => a.replaceAll('_', '-'));
+  if (given.some((a) => a === FLAG || a.startsWith(`${FLAG}=`))) return false;
   setFlagsFromString(`${FLAG}=${HEAP_GROWING_PERCENT}`);
   return true;
 }

@@ -46,6 +46,7 @@ describe('fixHeapGrowth', () => {
   it('leaves a --heap-growing-percent given to node alone', () => {
     expect(fixHeapGrowth(['--heap-growing-percent=50'])).toBe(false);
     expect(fixHeapGrowth(['--inspect', '--heap-growing-percent'])).toBe(false);
+    expect(fixHeapGrowth(['--heap_growing_percent=50'])).toBe(false);
   });
 
   it('set at run time, collects a churning heap in full far less often than V8 left to itself', async () => {
