@@ -5,9 +5,10 @@
  * from how fast its main thread collects against how fast the program allocates. A worker's heap
  * is small (~35-40 MB alive) and most of its marking runs on V8's helper threads, so the main
  * thread looks cheap to collect: in the bench, from its first idle spell on, V8 picked a factor
- * near 1.1, a full collection every ~0.5 s. Measured over the overhead bench's 3,000 symbols (bench/RESULTS.md,
- * 1k): 190-360 Mark-Compacts and 12-26 s of concurrent marking, up to a third of a symbol's CPU
- * over ssh; with the factor fixed at 3, 9 and 0.3 s (the heap peaked at ~110 MB, 37 MB alive).
+ * near 1.1, a full collection every ~0.5 s. Measured over the overhead bench's 3,000 symbols
+ * (bench/RESULTS.md, 1k): 190-360 Mark-Compacts and 12-26 s of concurrent marking, up to a third
+ * of a symbol's CPU over ssh; with the factor fixed at 3, 9 and 0.3 s (the heap peaked at ~110 MB,
+ * 37 MB alive).
  */
 import { setFlagsFromString } from 'node:v8';
 

@@ -1,8 +1,8 @@
 /**
  * fixHeapGrowth: set at run time, V8 uses the fixed factor from the next full collection. Shown in
  * a child node process under `--optimize-for-size`, where V8 itself grows the heap by at most 1.3x
- * (as it does for a worker after an idle spell): the same churn of short-lived objects over a
- * ~30 MB live set is collected in full far less often once the factor is fixed.
+ * (the bench's workers were grown by ~1.1x): the same churn of short-lived objects over a ~30 MB
+ * live set is collected in full far less often once the factor is fixed.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
